@@ -1,0 +1,154 @@
+"""The tf.data reader of pretraining shards (`input_pipeline.reader`).
+
+The shards are synthetic: four files of 20 to 30 examples in the original format, each example
+carrying its own serial number k (input_ids[1] = masked_lm_ids[0] = 1000 + k), so which examples
+a reader returned, and in what order, can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # noqa: E402
+
+from input_pipeline.features import serialize_example  # noqa: E402
+from input_pipeline.reader import ReaderConfig, numpy_batches  # noqa: E402
+
+MAX_SEQ_LENGTH, MAX_PREDICTIONS = 16, 4
+FILE_SIZES = [25, 30, 20, 27]
+TOTAL = sum(FILE_SIZES)  # 102
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory):
+    """`part-{i}.tfrecord` for i in 0..3; example k is in the file that FILE_SIZES puts it in."""
+    directory = tmp_path_factory.mktemp("shards")
+    k = 0
+    for i, size in enumerate(FILE_SIZES):
+        with tf.io.TFRecordWriter(str(directory / f"part-{i}.tfrecord")) as writer:
+            for _ in range(size):
+                writer.write(serialize_example(
+                    [101, 1000 + k, 102, 7, 8, 102], [0, 0, 0, 1, 1, 1], [1], [1000 + k],
+                    k % 2, MAX_SEQ_LENGTH, MAX_PREDICTIONS))
+                k += 1
+    (directory / "notes.txt").write_text("not a shard")
+    return directory
+
+
+def file_of(k: int) -> int:
+    return int(np.searchsorted(np.cumsum(FILE_SIZES), k, side="right"))
+
+
+def config(shard_dir, **kwargs) -> ReaderConfig:
+    defaults = dict(file_patterns=(str(shard_dir),), batch_size=BATCH, max_seq_length=MAX_SEQ_LENGTH,
+                    max_predictions_per_seq=MAX_PREDICTIONS, seed=0, shuffle_buffer=50, repeat=True)
+    return ReaderConfig(**{**defaults, **kwargs})
+
+
+def take(iterator, n: int) -> list[dict]:
+    return [next(iterator) for _ in range(n)]
+
+
+def serials(batches) -> list[int]:
+    return [int(k) - 1000 for b in batches for k in b["input_ids"][:, 1]]
+
+
+def test_batch_shapes_dtypes_and_values(shard_dir):
+    batches = take(numpy_batches(config(shard_dir)), 30)  # more than two epochs
+    for b in batches:
+        assert set(b) == {"input_ids", "input_mask", "segment_ids", "masked_lm_positions",
+                          "masked_lm_ids", "masked_lm_weights", "next_sentence_labels"}
+        for name in ("input_ids", "input_mask", "segment_ids"):
+            assert b[name].shape == (BATCH, MAX_SEQ_LENGTH) and b[name].dtype == np.int32
+        for name in ("masked_lm_positions", "masked_lm_ids"):
+            assert b[name].shape == (BATCH, MAX_PREDICTIONS) and b[name].dtype == np.int32
+        assert b["masked_lm_weights"].shape == (BATCH, MAX_PREDICTIONS)
+        assert b["masked_lm_weights"].dtype == np.float32
+        assert b["next_sentence_labels"].shape == (BATCH,)
+        assert b["next_sentence_labels"].dtype == np.int32
+        k = b["input_ids"][:, 1] - 1000
+        np.testing.assert_array_equal(b["masked_lm_ids"][:, 0], b["input_ids"][:, 1])
+        np.testing.assert_array_equal(b["next_sentence_labels"], k % 2)
+        np.testing.assert_array_equal(b["input_mask"].sum(1), 6)
+        np.testing.assert_array_equal(b["masked_lm_weights"], [[1, 0, 0, 0]] * BATCH)
+    # Repeated and shuffled: every example comes back, in no fixed order.
+    ks = serials(batches)
+    assert set(ks) == set(range(TOTAL))
+    # Examples are shuffled, not only files: within a file they come out of order.
+    for f in range(len(FILE_SIZES)):
+        from_file = [k for k in ks[:TOTAL] if file_of(k) == f]
+        assert from_file != sorted(from_file)
+
+
+def test_one_epoch_reads_every_example_once(shard_dir):
+    batches = list(numpy_batches(config(shard_dir, repeat=False)))
+    assert sorted(serials(batches)) == list(range(TOTAL))
+    assert [len(b["input_ids"]) for b in batches] == [BATCH] * (TOTAL // BATCH) + [TOTAL % BATCH]
+
+
+@pytest.mark.parametrize("process_count", [2, 4])
+def test_processes_read_disjoint_files_covering_everything(shard_dir, process_count):
+    seen = []
+    for index in range(process_count):
+        ks = serials(numpy_batches(config(shard_dir, repeat=False), index, process_count))
+        assert len(ks) == len(set(ks))
+        # Whole files: those at index, index + process_count, ... of the sorted file list.
+        assert {file_of(k) for k in ks} == set(range(index, len(FILE_SIZES), process_count))
+        assert len(ks) == sum(FILE_SIZES[index::process_count])
+        seen.append(set(ks))
+    assert set().union(*seen) == set(range(TOTAL))
+    assert sum(map(len, seen)) == TOTAL  # pairwise disjoint
+
+
+def test_repeating_processes_stay_on_their_files(shard_dir):
+    for index in range(2):
+        ks = serials(take(numpy_batches(config(shard_dir, seed=index), index, 2), 25))
+        assert {file_of(k) for k in ks} == {index, index + 2}
+
+
+def test_same_seed_same_batches_other_seed_other_order(shard_dir):
+    first = take(numpy_batches(config(shard_dir, seed=3)), 30)
+    again = take(numpy_batches(config(shard_dir, seed=3)), 30)
+    for a, b in zip(first, again):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    other = serials(take(numpy_batches(config(shard_dir, seed=4)), 30))
+    assert other != serials(first)
+    assert other[:BATCH * 4] != serials(first)[:BATCH * 4]
+
+
+@pytest.mark.parametrize("skip", [1, 10, 13])
+def test_skip_batches_resumes_exactly(shard_dir, skip):
+    """A reader that skips n batches continues where one that produced n batches stands (here
+    across epoch boundaries: 13 batches are 104 of 102 examples)."""
+    reference = serials(take(numpy_batches(config(shard_dir, seed=5)), skip + 15))
+    resumed = serials(take(numpy_batches(config(shard_dir, seed=5), skip_batches=skip), 15))
+    assert resumed == reference[skip * BATCH:]
+
+
+def test_skip_batches_per_process(shard_dir):
+    reference = serials(take(numpy_batches(config(shard_dir, seed=6), 1, 2), 12))
+    resumed = serials(take(numpy_batches(config(shard_dir, seed=6), 1, 2, skip_batches=5), 7))
+    assert resumed == reference[5 * BATCH:]
+
+
+def test_file_patterns(shard_dir):
+    one = config(shard_dir, file_patterns=(str(shard_dir / "part-[02].tfrecord"),
+                                           str(shard_dir / "part-3.tfrecord")), repeat=False)
+    assert {file_of(k) for k in serials(numpy_batches(one))} == {0, 2, 3}
+
+
+def test_errors(shard_dir, tmp_path):
+    with pytest.raises(ValueError, match="4 shard files for 5 processes"):
+        numpy_batches(config(shard_dir), 0, 5)
+    pattern = str(tmp_path / "nothing-*.tfrecord")
+    with pytest.raises(FileNotFoundError, match=re.escape(repr(pattern))):
+        numpy_batches(config(shard_dir, file_patterns=(str(shard_dir), pattern)))
+    with pytest.raises(FileNotFoundError, match="no shard files"):
+        numpy_batches(config(tmp_path))  # a directory without shards
