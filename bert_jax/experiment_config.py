@@ -1,0 +1,197 @@
+"""The run configuration: defaults, model sizes, loading config files, overrides and validation.
+
+A config is a plain Python file under `configs/` with a `get_config()` that returns an
+`ml_collections.ConfigDict` (start from `default_config()` here). It is validated once, at start-up,
+before anything is compiled, and every error names the field, its value and the rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from bert_jax.model import BertConfig
+
+# Model sizes of the BERT paper and of Turc et al. (2019), "Well-Read Students Learn Better".
+MODEL_SIZES = {
+    "tiny": dict(num_layers=2, hidden_size=128, num_heads=2),
+    "mini": dict(num_layers=4, hidden_size=256, num_heads=4),
+    "small": dict(num_layers=4, hidden_size=512, num_heads=8),
+    "medium": dict(num_layers=8, hidden_size=512, num_heads=8),
+    "base": dict(num_layers=12, hidden_size=768, num_heads=12),
+    "large": dict(num_layers=24, hidden_size=1024, num_heads=16),
+}
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def model_size(name: str) -> dict[str, int]:
+    """Layers, hidden size, heads and the 4x feed-forward width of a named BERT size."""
+    if name not in MODEL_SIZES:
+        raise ValueError(f"unknown model size {name!r}; choose one of {sorted(MODEL_SIZES)}.")
+    size = dict(MODEL_SIZES[name])
+    size["intermediate_size"] = 4 * size["hidden_size"]
+    return size
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """BERT-Base, phase 1 (sequence length 128), with the paper's optimizer settings."""
+    config = ml_collections.ConfigDict()
+    config.model = dataclasses.asdict(BertConfig())
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train_files = ""      # Shard files: a directory, file or glob; several with ",".
+    config.data.eval_files = ""       # Optional held-out shards evaluated every `eval_every` steps.
+    config.data.vocab_file = ""       # The vocab.txt the shards were made with.
+    config.data.do_lower_case = True
+    config.data.max_seq_length = 128
+    config.data.max_predictions_per_seq = 20
+    config.data.shuffle_buffer = 10_000
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adamw"
+    config.optimizer.learning_rate = 1e-4
+    config.optimizer.warmup_steps = 10_000
+    config.optimizer.b1 = 0.9
+    config.optimizer.b2 = 0.999
+    config.optimizer.eps = 1e-6
+    config.optimizer.weight_decay = 0.01
+    config.optimizer.clip_norm = 1.0
+
+    config.train = ml_collections.ConfigDict()
+    config.train.global_batch_size = 256
+    config.train.num_steps = 1_000_000
+    config.train.seed = 0
+    config.train.log_every = 100
+    config.train.checkpoint_every = 10_000
+    config.train.keep_checkpoints = 3
+    config.train.eval_every = 0       # 0: evaluate only at the end (if eval_files is set).
+    config.train.eval_steps = 100     # Batches per evaluation; 0 means the whole eval set.
+    # Peak FLOP/s of one device for the MFU column; 0 means look the device up in a known table.
+    config.train.peak_flops_per_device = 0.0
+
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    return config
+
+
+def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    """Loads `configs/<name>.py` (or any path to a config file) and applies `key=value` overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.py"
+    if not path.is_file():
+        available = sorted(p.stem for p in CONFIG_DIR.glob("*.py")) if CONFIG_DIR.is_dir() else []
+        raise FileNotFoundError(f"config {name_or_path!r} not found (looked for {path}); "
+                                f"available in {CONFIG_DIR}: {available}.")
+    spec = importlib.util.spec_from_file_location(f"bert_jax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{path} must define get_config() returning an ml_collections.ConfigDict.")
+    config = module.get_config()
+    apply_overrides(config, overrides)
+    return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str] | tuple[str, ...]) -> None:
+    """Applies `section.field=value` strings; values are Python literals, or strings otherwise."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} must look like section.field=value.")
+        *parents, leaf = key.strip().split(".")
+        node = config
+        for part in parents:
+            if part not in node:
+                raise ValueError(f"override {item!r}: the config has no section {part!r}.")
+            node = node[part]
+        if leaf not in node:
+            raise ValueError(f"override {item!r}: the config has no field {key!r}; fields of this "
+                           f"section: {sorted(node.keys())}.")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        old = node[leaf]
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if old is not None and isinstance(old, (bool, int, float, str)) and type(value) is not type(old):
+            raise ValueError(f"override {item!r}: {key} is a {type(old).__name__}, got {value!r}.")
+        node[leaf] = value
+
+
+def bert_config(config: ml_collections.ConfigDict) -> BertConfig:
+    known = {f.name for f in dataclasses.fields(BertConfig)}
+    unknown = set(config.model.keys()) - known
+    if unknown:
+        raise ValueError(f"model has unknown fields {sorted(unknown)}; known: {sorted(known)}.")
+    return BertConfig(**config.model.to_dict())
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
+    """Raises a ValueError naming every field that breaks a rule, before anything is compiled."""
+    from bert_jax.sharding import data_parallel_axes_size, mesh_shape
+
+    errors: list[str] = []
+    try:
+        model = bert_config(config)
+    except (ValueError, TypeError) as e:
+        errors.append(str(e))
+        model = None
+    data, train, opt = config.data, config.train, config.optimizer
+    if model is not None and data.max_seq_length > model.max_position_embeddings:
+        errors.append(f"data.max_seq_length={data.max_seq_length} exceeds "
+                      f"model.max_position_embeddings={model.max_position_embeddings}.")
+    if not 1 <= data.max_predictions_per_seq <= data.max_seq_length:
+        errors.append(f"data.max_predictions_per_seq={data.max_predictions_per_seq} must be in "
+                      f"[1, data.max_seq_length={data.max_seq_length}].")
+    if train.num_steps < 1:
+        errors.append(f"train.num_steps={train.num_steps} must be at least 1.")
+    if not 0 <= opt.warmup_steps <= train.num_steps:
+        errors.append(f"optimizer.warmup_steps={opt.warmup_steps} must be in [0, "
+                      f"train.num_steps={train.num_steps}].")
+    if opt.learning_rate <= 0:
+        errors.append(f"optimizer.learning_rate={opt.learning_rate} must be positive.")
+    for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
+        if train[field] < 1:
+            errors.append(f"train.{field}={train[field]} must be at least 1.")
+    try:
+        shape = mesh_shape(config.mesh.shape, num_devices)
+        dp = data_parallel_axes_size(shape)
+        if train.global_batch_size % dp:
+            errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible "
+                          f"by the data-parallel size {dp} (mesh data x fsdp).")
+    except ValueError as e:
+        errors.append(str(e))
+    if train.global_batch_size % num_processes:
+        errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible by "
+                      f"the number of processes {num_processes}.")
+    if not data.train_files:
+        errors.append("data.train_files is empty: point it at the shards made by "
+                      "`bert-jax create-data`.")
+    if errors:
+        raise ValueError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(values)
+
+
+def save_config(config: ml_collections.ConfigDict, path: str | os.PathLike) -> None:
+    """Writes the config as JSON, atomically."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(to_json(config) + "\n")
+    os.replace(tmp, path)

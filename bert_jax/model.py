@@ -1,0 +1,216 @@
+"""The BERT encoder and its pretraining heads in Flax (Devlin et al., 2019).
+
+Word + position + segment embeddings, post-LayerNorm Transformer encoder layers with GELU
+feed-forward blocks, a tanh pooler on `[CLS]`, a masked-LM head whose decoder is tied to the word
+embeddings, and a next-sentence head. Parameter and module names follow the original BERT (and
+so Hugging Face's) layout, which keeps the checkpoint converters one-to-one.
+
+Every parameter carries logical axis names ("vocab", "embed", "heads", "kv", "mlp"); the
+mesh rules in `bert_jax.sharding` map them onto device axes, so parallelism is configured, not
+coded. Task heads for fine-tuning sit beside the pretraining heads and share `BertModel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """The model's shape and numerics. Field names follow BERT's `bert_config.json` in spirit."""
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_rate: float = 0.1
+    attention_dropout_rate: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    # "gelu" is the exact erf form (Hugging Face's "gelu"); "gelu_tanh" is the approximation
+    # Google's original TensorFlow code used.
+    hidden_act: str = "gelu"
+    # Compute dtype of activations and matmuls; parameters are always kept in float32.
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"model.hidden_size={self.hidden_size} must be divisible by "
+                             f"model.num_heads={self.num_heads}.")
+        if self.hidden_act not in ("gelu", "gelu_tanh"):
+            raise ValueError(f"model.hidden_act={self.hidden_act!r} must be 'gelu' or 'gelu_tanh'.")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"model.dtype={self.dtype!r} must be float32, bfloat16 or float16.")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def compute_dtype(self) -> Any:
+        return jnp.dtype(self.dtype)
+
+
+def _init(config: BertConfig, axes: tuple[str, ...]):
+    return nn.with_logical_partitioning(nn.initializers.truncated_normal(config.initializer_range), axes)
+
+
+def _zeros(axes: tuple[str, ...]):
+    return nn.with_logical_partitioning(nn.initializers.zeros_init(), axes)
+
+
+def _ones(axes: tuple[str, ...]):
+    return nn.with_logical_partitioning(nn.initializers.ones_init(), axes)
+
+
+def _activation(config: BertConfig, x: Array) -> Array:
+    return jax.nn.gelu(x, approximate=config.hidden_act == "gelu_tanh")
+
+
+def _layer_norm(config: BertConfig, name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=config.layer_norm_eps, dtype=config.compute_dtype, name=name,
+                        scale_init=_ones(("embed",)), bias_init=_zeros(("embed",)))
+
+
+def _dense(config: BertConfig, features: int, axes: tuple[str, str], name: str) -> nn.Dense:
+    return nn.Dense(features, dtype=config.compute_dtype, name=name,
+                    kernel_init=_init(config, axes), bias_init=_zeros(axes[-1:]))
+
+
+class Embeddings(nn.Module):
+    config: BertConfig
+
+    def setup(self):
+        c = self.config
+        self.word_embeddings = nn.Embed(c.vocab_size, c.hidden_size, embedding_init=_init(c, ("vocab", "embed")))
+        self.position_embeddings = nn.Embed(c.max_position_embeddings, c.hidden_size,
+                                            embedding_init=_init(c, (None, "embed")))
+        self.token_type_embeddings = nn.Embed(c.type_vocab_size, c.hidden_size,
+                                              embedding_init=_init(c, (None, "embed")))
+        self.layer_norm = _layer_norm(c, "layer_norm")
+        self.dropout = nn.Dropout(c.hidden_dropout_rate)
+
+    def __call__(self, input_ids: Array, segment_ids: Array, deterministic: bool) -> Array:
+        positions = jnp.arange(input_ids.shape[-1])[None, :]
+        x = (self.word_embeddings(input_ids) + self.position_embeddings(positions)
+             + self.token_type_embeddings(segment_ids))
+        x = self.layer_norm(x.astype(self.config.compute_dtype))
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        return self.dropout(x, deterministic=deterministic)
+
+
+class SelfAttention(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x: Array, attention_bias: Array, deterministic: bool) -> Array:
+        c = self.config
+
+        def projection(name):
+            return nn.DenseGeneral((c.num_heads, c.head_dim), dtype=c.compute_dtype, name=name,
+                                   kernel_init=_init(c, ("embed", "heads", "kv")),
+                                   bias_init=_zeros(("heads", "kv")))
+
+        q, k, v = (projection(n)(x) for n in ("query", "key", "value"))
+        q = q / jnp.sqrt(c.head_dim).astype(q.dtype)
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) + attention_bias
+        probs = jax.nn.softmax(scores, axis=-1).astype(c.compute_dtype)
+        probs = nn.Dropout(c.attention_dropout_rate)(probs, deterministic=deterministic)
+        context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+        context = nn.with_logical_constraint(context, ("batch", "length", "heads", "kv"))
+        return nn.DenseGeneral(c.hidden_size, axis=(-2, -1), dtype=c.compute_dtype, name="output",
+                               kernel_init=_init(c, ("heads", "kv", "embed")),
+                               bias_init=_zeros(("embed",)))(context)
+
+
+class EncoderLayer(nn.Module):
+    """One post-LayerNorm Transformer layer: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x: Array, attention_bias: Array, deterministic: bool) -> Array:
+        c = self.config
+        dropout = nn.Dropout(c.hidden_dropout_rate)
+        attention = SelfAttention(c, name="attention")(x, attention_bias, deterministic)
+        x = _layer_norm(c, "attention_layer_norm")(x + dropout(attention, deterministic=deterministic))
+        h = _activation(c, _dense(c, c.intermediate_size, ("embed", "mlp"), "intermediate")(x))
+        h = nn.with_logical_constraint(h, ("batch", "length", "mlp"))
+        h = _dense(c, c.hidden_size, ("mlp", "embed"), "output")(h)
+        x = _layer_norm(c, "output_layer_norm")(x + dropout(h, deterministic=deterministic))
+        return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+def attention_bias_from_mask(input_mask: Array) -> Array:
+    """[batch, length] 1/0 mask to an additive [batch, 1, 1, length] bias: padded keys get a large
+    negative score, so they receive no attention weight."""
+    return jnp.where(input_mask[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
+
+
+class BertModel(nn.Module):
+    """Embeddings, encoder and pooler: the part every BERT task shares."""
+    config: BertConfig
+
+    def setup(self):
+        c = self.config
+        self.embeddings = Embeddings(c)
+        self.layers = [EncoderLayer(c, name=f"layer_{i}") for i in range(c.num_layers)]
+        self.pooler = _dense(c, c.hidden_size, ("embed", "embed_out"), "pooler")
+
+    def __call__(self, input_ids: Array, input_mask: Array, segment_ids: Array,
+                 deterministic: bool = True) -> tuple[Array, Array]:
+        """Returns the sequence output [batch, length, hidden] and the pooled `[CLS]` output
+        [batch, hidden]."""
+        x = self.embeddings(input_ids, segment_ids, deterministic)
+        bias = attention_bias_from_mask(input_mask)
+        for layer in self.layers:
+            x = layer(x, bias, deterministic)
+        pooled = jnp.tanh(self.pooler(x[:, 0]))
+        return x, pooled
+
+
+class MaskedLMHead(nn.Module):
+    """Dense + GELU + LayerNorm, then the tied vocabulary projection plus an output bias."""
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x: Array, word_embeddings: Array) -> Array:
+        c = self.config
+        x = _activation(c, _dense(c, c.hidden_size, ("embed", "embed_out"), "transform")(x))
+        x = _layer_norm(c, "transform_layer_norm")(x)
+        bias = self.param("output_bias", _zeros(("vocab",)), (c.vocab_size,), jnp.float32)
+        # Logits in float32: the softmax over 30k entries is where low precision hurts.
+        logits = jnp.einsum("...d,vd->...v", x, word_embeddings.astype(x.dtype))
+        return logits.astype(jnp.float32) + bias
+
+
+class BertForPreTraining(nn.Module):
+    """BERT with the masked-LM and next-sentence heads."""
+    config: BertConfig
+
+    def setup(self):
+        self.bert = BertModel(self.config)
+        self.masked_lm = MaskedLMHead(self.config)
+        self.next_sentence = _dense(self.config, 2, ("embed", None), "next_sentence")
+
+    def __call__(self, input_ids: Array, input_mask: Array, segment_ids: Array,
+                 masked_lm_positions: Array | None = None, deterministic: bool = True) -> dict[str, Array]:
+        """Returns `mlm_logits` [batch, predictions, vocab] at `masked_lm_positions` (at every
+        position when None) and `nsp_logits` [batch, 2] (index 1 is "random next")."""
+        sequence, pooled = self.bert(input_ids, input_mask, segment_ids, deterministic)
+        if masked_lm_positions is not None:
+            # Projecting only the ~15% masked positions onto the vocabulary, not all of them,
+            # saves most of the head's FLOPs and memory.
+            sequence = jnp.take_along_axis(sequence, masked_lm_positions[..., None], axis=1)
+        return {
+            "mlm_logits": self.masked_lm(sequence, self.bert.embeddings.word_embeddings.embedding),
+            "nsp_logits": self.next_sentence(pooled).astype(jnp.float32),
+        }

@@ -1,0 +1,91 @@
+"""The pure training and evaluation steps: `(state, batch) -> (state, metrics)`.
+
+Nothing here touches files, clocks or logs; the loop in `bert_jax.train` does. Dropout keys are
+derived from the step number, so a run resumed from a checkpoint draws the same keys as one that
+never stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from bert_jax.model import BertForPreTraining
+
+Batch = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+
+
+def masked_lm_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> dict[str, jax.Array]:
+    """Sums of the weighted cross-entropy and correct predictions at the masked positions
+    (padding predictions carry weight 0), and the sum of weights, so that means over any number of
+    batches can be formed exactly."""
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    return {"mlm_nll_sum": jnp.sum(nll * weights), "mlm_correct_sum": jnp.sum(correct * weights),
+            "mlm_weight_sum": jnp.sum(weights)}
+
+
+def next_sentence_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> dict[str, jax.Array]:
+    """Sums of the cross-entropy and correct predictions of the next-sentence head; `weights` is
+    0 for the padding examples of a partial evaluation batch."""
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    return {"nsp_nll_sum": jnp.sum(nll * weights), "nsp_correct_sum": jnp.sum(correct * weights),
+            "nsp_count": jnp.sum(weights)}
+
+
+def pretraining_sums(model: BertForPreTraining, params: Any, batch: Batch,
+                     dropout_key: jax.Array | None) -> dict[str, jax.Array]:
+    outputs = model.apply(
+        {"params": params}, batch["input_ids"], batch["input_mask"], batch["segment_ids"],
+        batch["masked_lm_positions"], deterministic=dropout_key is None,
+        rngs=None if dropout_key is None else {"dropout": dropout_key})
+    labels = batch["next_sentence_labels"]
+    example_weights = batch.get("example_weights", jnp.ones(labels.shape, jnp.float32))
+    return (masked_lm_loss(outputs["mlm_logits"], batch["masked_lm_ids"], batch["masked_lm_weights"])
+            | next_sentence_loss(outputs["nsp_logits"], labels, example_weights))
+
+
+def summarize(sums: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Means from sums. The MLM loss is normalized by the number of real predictions (+1e-5 as in
+    the original, so a batch without any is not a division by zero)."""
+    mlm_loss = sums["mlm_nll_sum"] / (sums["mlm_weight_sum"] + 1e-5)
+    nsp_loss = sums["nsp_nll_sum"] / sums["nsp_count"]
+    return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
+            "mlm_accuracy": sums["mlm_correct_sum"] / (sums["mlm_weight_sum"] + 1e-5),
+            "nsp_accuracy": sums["nsp_correct_sum"] / sums["nsp_count"]}
+
+
+def train_step(state: TrainState, batch: Batch, *, model: BertForPreTraining,
+               optimizer: optax.GradientTransformation, schedule: optax.Schedule,
+               seed: int) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on the MLM + NSP loss."""
+    dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+
+    def loss_fn(params):
+        metrics = summarize(pretraining_sums(model, params, batch, dropout_key))
+        return metrics["loss"], metrics
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = metrics | {"grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def eval_step(params: Any, batch: Batch, *, model: BertForPreTraining) -> dict[str, jax.Array]:
+    """Loss and accuracy sums on one batch, without dropout; add them up over batches and pass
+    the totals to `summarize`."""
+    return pretraining_sums(model, params, batch, dropout_key=None)
