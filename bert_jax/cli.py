@@ -1,0 +1,177 @@
+"""The `bert-jax` command: one subcommand per stage, each a thin wrapper over a Python function.
+
+  bert-jax demo          corpus -> vocab -> shards -> pretraining -> export -> fill-mask, on a CPU
+  bert-jax vocab         train a WordPiece vocab.txt          (input_pipeline.vocabulary)
+  bert-jax create-data   text -> masked, NSP-paired shards    (input_pipeline.create_pretraining_data)
+  bert-jax pretrain      train from a config in a work dir     (bert_jax.train)
+  bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.hf_export)
+  bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.fill_mask)
+
+Heavy libraries are imported inside the subcommands, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def _configure_logging() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # Orbax and JAX log every checkpoint detail and backend probe at INFO through absl.
+    for name in ("absl", "jax._src.xla_bridge", "orbax"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from bert_jax.demo import DemoOptions, run_demo
+
+    overrides = list(args.set)
+    if args.steps is not None:
+        overrides.append(f"train.num_steps={args.steps}")
+    run_demo(DemoOptions(workdir=args.workdir, vocab_file=args.vocab, vocab_size=args.vocab_size,
+                         dupe_factor=args.dupe_factor, config=args.config, overrides=tuple(overrides)))
+
+
+def _vocab(args: argparse.Namespace) -> None:
+    from input_pipeline.tokenization import BertTokenizer
+    from input_pipeline.vocabulary import held_out_statistics, train_vocab_from_files
+
+    tokens = train_vocab_from_files(args.input, args.output, args.vocab_size,
+                                    do_lower_case=not args.cased, min_frequency=args.min_frequency)
+    print(f"wrote {len(tokens)} tokens to {args.output}")
+    if args.held_out:
+        tokenizer = BertTokenizer.from_vocab_file(args.output, do_lower_case=not args.cased)
+        with open(args.held_out, encoding="utf-8") as f:
+            print(json.dumps(held_out_statistics(tokenizer, f), indent=2))
+
+
+def _create_data(args: argparse.Namespace) -> None:
+    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+
+    config = CreationConfig(
+        max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
+        masked_lm_prob=args.masked_lm_prob, short_seq_prob=args.short_seq_prob,
+        dupe_factor=args.dupe_factor, whole_word_masking=args.whole_word_masking,
+        do_lower_case=not args.cased, seed=args.seed, num_shards=args.num_shards)
+    manifest = create_pretraining_data(args.input, args.vocab, args.output_dir, config)
+    print(f"wrote {manifest['num_instances']} instances from {manifest['num_documents']} documents "
+          f"into {len(manifest['shards'])} shards in {args.output_dir}")
+    print(json.dumps(manifest["statistics"], indent=2))
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from bert_jax.experiment_config import load_config
+    from bert_jax.train import train_and_evaluate
+
+    results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
+    print(json.dumps(results, indent=2))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from bert_jax.experiment_config import bert_config
+    from bert_jax.hf_export import export_to_huggingface
+    from bert_jax.train import load_trained_params
+
+    params, config, step = load_trained_params(args.workdir, args.step)
+    out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
+                                config.data.do_lower_case, args.output)
+    print(f"exported step {step} of {args.workdir} to {out}")
+
+
+def _fill_mask(args: argparse.Namespace) -> None:
+    from bert_jax.fill_mask import FillMask, format_predictions
+
+    fill_mask = FillMask.from_workdir(args.workdir, args.step)
+    for text, per_mask in zip(args.text, fill_mask(args.text, top_k=args.top_k)):
+        print(format_predictions(text, per_mask))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bert-jax", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run every stage end to end on this machine's CPU",
+                       description="Builds a corpus from the Python standard library's docstrings, "
+                       "trains a vocab, makes shards, pretrains a tiny BERT, exports it to the "
+                       "Hugging Face format and shows fill-mask predictions. Run it again to resume.")
+    p.add_argument("--workdir", default="workdir/demo", help="where everything is written")
+    p.add_argument("--vocab", help="use this vocab.txt instead of training one")
+    p.add_argument("--vocab-size", type=int, default=8000, help="size of the trained vocab")
+    p.add_argument("--dupe-factor", type=int, default=5, help="masking passes over the corpus")
+    p.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    p.add_argument("--config", default="cpu_demo", help="config name in configs/ or path")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set train.global_batch_size=16")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("vocab", help="train a WordPiece vocab.txt from text files")
+    p.add_argument("--input", nargs="+", required=True, help="UTF-8 text files")
+    p.add_argument("--output", required=True, help="vocab.txt to write")
+    p.add_argument("--vocab-size", type=int, default=30522)
+    p.add_argument("--min-frequency", type=int, default=2, help="minimum count of a merged pair")
+    p.add_argument("--cased", action="store_true", help="keep case and accents")
+    p.add_argument("--held-out", help="text file to report [UNK] rate and tokens per word on")
+    p.set_defaults(run=_vocab)
+
+    p = sub.add_parser("create-data", help="make masked, NSP-paired TFRecord shards from text",
+                       description="Input: one sentence per line, a blank line between documents "
+                       "(the original BERT format).")
+    p.add_argument("--input", nargs="+", required=True, help="text files in BERT's format")
+    p.add_argument("--vocab", required=True, help="vocab.txt")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--max-predictions-per-seq", type=int, default=20)
+    p.add_argument("--masked-lm-prob", type=float, default=0.15)
+    p.add_argument("--short-seq-prob", type=float, default=0.1)
+    p.add_argument("--dupe-factor", type=int, default=10, help="passes with different masks")
+    p.add_argument("--whole-word-masking", action="store_true")
+    p.add_argument("--cased", action="store_true", help="the vocab is cased")
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--num-shards", type=int, default=4)
+    p.set_defaults(run=_create_data)
+
+    p = sub.add_parser("pretrain", help="pretrain from a config, resuming from the work dir")
+    p.add_argument("--config", required=True, help="config name in configs/ (e.g. bert_base) or path")
+    p.add_argument("--workdir", required=True, help="checkpoints, config.json and TensorBoard logs")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set data.train_files=shards/")
+    p.set_defaults(run=_pretrain)
+
+    p = sub.add_parser("export", help="export a checkpoint to the Hugging Face BERT format")
+    p.add_argument("--workdir", required=True, help="work directory of a pretraining run")
+    p.add_argument("--output", required=True, help="directory to write")
+    p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    p.add_argument("--vocab", help="vocab.txt (default: the run's data.vocab_file)")
+    p.set_defaults(run=_export)
+
+    p = sub.add_parser("fill-mask", help="predict the tokens behind [MASK]")
+    p.add_argument("text", nargs="+", help="texts containing [MASK]")
+    p.add_argument("--workdir", required=True, help="work directory of a pretraining run")
+    p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(run=_fill_mask)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as e:
+        # Configuration and input errors are the user's to fix: a message, not a stack trace.
+        if os.environ.get("BERT_JAX_TRACEBACK"):
+            raise
+        print(f"bert-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The `bert-jax` command: every subcommand answers `--help`, user errors are one clear line, and
+the demo runs end to end (then resumes without redoing anything)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import TINY_MODEL_OVERRIDES
+
+SUBCOMMANDS = ["demo", "vocab", "create-data", "pretrain", "export", "fill-mask"]
+
+
+def _bert_jax() -> str:
+    path = shutil.which("bert-jax")
+    assert path, "the bert-jax console script is not installed (pip install -e .)"
+    return path
+
+
+@pytest.mark.parametrize("subcommand", SUBCOMMANDS)
+def test_every_subcommand_has_help(subcommand):
+    result = subprocess.run([_bert_jax(), subcommand, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"usage: bert-jax {subcommand}" in result.stdout
+
+
+def test_top_level_help_lists_the_stages():
+    result = subprocess.run([_bert_jax(), "--help"], capture_output=True, text=True)
+    for subcommand in SUBCOMMANDS:
+        assert subcommand in result.stdout
+
+
+def test_user_errors_are_one_clear_line(tmp_path):
+    result = subprocess.run([_bert_jax(), "create-data", "--input", str(tmp_path / "missing.txt"),
+                             "--vocab", str(tmp_path / "vocab.txt"), "--output-dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "vocab.txt" in result.stderr.strip().splitlines()[-1]
+
+
+def test_demo_runs_end_to_end_and_resumes(tmp_path):
+    workdir = tmp_path / "demo"
+    command = [_bert_jax(), "demo", "--workdir", str(workdir), "--steps", "30", "--dupe-factor", "1",
+               "--vocab-size", "2000"]
+    for item in TINY_MODEL_OVERRIDES:
+        command += ["--set", item]
+    first = subprocess.run(command, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = first.stdout
+    assert "Exported step 30" in out
+    assert out.count("'score': ") >= 25  # Five held-out sentences, top-5 each.
+    assert "Held-out masked-LM accuracy" in out and "always the most frequent token" in out
+    for path in ["corpus/train.txt", "corpus/held_out.txt", "vocab.txt", "data/train/manifest.json",
+                 "checkpoints/30", "export/model.safetensors", "export/vocab.txt", "config.json"]:
+        assert (workdir / path).exists(), path
+
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "corpus exists" in again.stderr and "vocab exists" in again.stderr
+    assert "shards exist" in again.stderr and "training is complete" in again.stderr
