@@ -80,22 +80,12 @@ def read_documents(paths: Sequence[str | os.PathLike], tokenizer: BertTokenizer)
                 if not line:
                     documents.append([])
                     continue
-                ids = _encode_text(tokenizer, line)
+                # A "[SEP]" or "[MASK]" quoted in the corpus is text, not a special token.
+                ids = tokenizer.encode(line, split_special_tokens=True)
                 if ids:
                     documents[-1].append(ids)
         documents.append([])  # A file boundary is a document boundary.
     return [d for d in documents if d]
-
-
-def _encode_text(tokenizer: BertTokenizer, line: str) -> list[int]:
-    """The ids of a line of corpus text. A "[SEP]", "[MASK]", ... written in the text is plain
-    text ("[", "sep", "]"), as with the original's tokenizer, never the special token itself: a
-    separator or a [PAD] coming from the text would break the `[CLS] A [SEP] B [SEP]` structure."""
-    if "[" not in line:
-        return tokenizer.encode(line)
-    words = tokenizer.basic.tokenize(line)
-    return tokenizer.convert_tokens_to_ids(
-        piece for word in words for piece in tokenizer.wordpiece.tokenize_word(word))
 
 
 def create_instances(documents: Sequence[Sequence[Sequence[int]]], masking: MaskingConfig,

@@ -330,10 +330,15 @@ class BertTokenizer:
     def special_ids(self) -> frozenset[int]:
         return frozenset(self.vocab[t] for t in SPECIAL_TOKENS)
 
-    def encode(self, text: str) -> list[int]:
-        """Returns the ids of `text`, without `[CLS]`/`[SEP]`; literal special tokens are kept."""
+    def encode(self, text: str, split_special_tokens: bool = False) -> list[int]:
+        """Returns the ids of `text`, without `[CLS]`/`[SEP]`.
+
+        A special token written in the text ("[MASK]") is that token, as in `transformers`, so
+        prompts can be typed; with `split_special_tokens` it is plain text ("[", "mask", "]"), as
+        corpus text must be: a "[SEP]" quoted in a document must not split a training pair.
+        """
         ids: list[int] = []
-        parts = self._special_re.split(text) if "[" in text else (text,)
+        parts = self._special_re.split(text) if "[" in text and not split_special_tokens else (text,)
         cache = self._word_ids_cache
         for index, part in enumerate(parts):
             if index % 2:
@@ -348,9 +353,9 @@ class BertTokenizer:
                 ids.extend(word_ids)
         return ids
 
-    def tokenize(self, text: str) -> list[str]:
-        """Returns the WordPiece tokens of `text`; literal special tokens are kept whole."""
-        return self.convert_ids_to_tokens(self.encode(text))
+    def tokenize(self, text: str, split_special_tokens: bool = False) -> list[str]:
+        """Returns the WordPiece tokens of `text` (see `encode` for `split_special_tokens`)."""
+        return self.convert_ids_to_tokens(self.encode(text, split_special_tokens))
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         """Ids of `tokens`; a token not in the vocab becomes `[UNK]`'s id."""

@@ -207,6 +207,23 @@ def test_edge_case_matches_transformers(text, do_lower_case, hf_tokenizer, our_t
     assert_same_ids(our_tokenizer(do_lower_case), hf_tokenizer(do_lower_case), [text])
 
 
+SPECIAL_TOKEN_TEXTS = ["the [MASK] sat.", "a [SEP] b [CLS]c[PAD]d [UNK]", "[mask] [Mask] [MASK]]",
+                       "[[SEP]]", "x[MASK]y[MASK]z"]
+
+
+@pytest.mark.parametrize("split_special_tokens", [False, True], ids=["kept", "split"])
+def test_special_tokens_in_text_match_transformers(split_special_tokens, hf_tokenizer, our_tokenizer):
+    """Typed special tokens are the tokens themselves (prompts), or plain text with
+    `split_special_tokens` (corpus text), exactly as `transformers` treats them."""
+    hf, ours = hf_tokenizer(UNCASED), our_tokenizer(UNCASED)
+    expected = hf(SPECIAL_TOKEN_TEXTS, add_special_tokens=False,
+                  split_special_tokens=split_special_tokens)["input_ids"]
+    got = [ours.encode(text, split_special_tokens=split_special_tokens) for text in SPECIAL_TOKEN_TEXTS]
+    assert got == expected
+    mask_id = ours.mask_id
+    assert (mask_id in got[0]) is not split_special_tokens
+
+
 def _random_unicode_texts(count: int, seed: int) -> list[str]:
     """Strings mixing random code points from all planes (surrogates excluded) with ASCII letters,
     digits and spaces, so that words form around the unusual characters."""
