@@ -69,9 +69,9 @@ def test_killed_run_resumes_to_the_same_parameters(tiny_run_overrides, tmp_path)
 def test_completed_run_does_not_train_again(tiny_run_config, tmp_path):
     from bert_jax.train import train_and_evaluate
 
-    config = tiny_run_config(num_steps=10, log_every=5)
+    config = tiny_run_config(num_steps=40, log_every=20)
     train_and_evaluate(config, tmp_path)
     reports = []
     train_and_evaluate(config, tmp_path, on_report=reports.append)
     assert reports == []
-    assert load_trained_params(tmp_path)[2] == 10
+    assert load_trained_params(tmp_path)[2] == 40
