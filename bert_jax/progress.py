@@ -87,7 +87,7 @@ class ProgressReporter:
 
 def _log_line(prefix: str, step: int, num_steps: int, values: dict[str, float], eta: float | None) -> str:
     parts = [f"{prefix} step {step}/{num_steps}"]
-    for name in ("loss", "mlm_loss", "mlm_accuracy", "nsp_accuracy", "grad_norm"):
+    for name in ("loss", "mlm_loss", "mlm_accuracy", "mlm_replaced_accuracy", "nsp_accuracy", "grad_norm"):
         if name in values:
             parts.append(f"{name} {values[name]:.4f}")
     if "learning_rate" in values:

@@ -26,15 +26,23 @@ class TrainState:
     opt_state: Any
 
 
-def masked_lm_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> dict[str, jax.Array]:
+def masked_lm_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array,
+                   input_tokens: jax.Array) -> dict[str, jax.Array]:
     """Sums of the weighted cross-entropy and correct predictions at the masked positions
     (padding predictions carry weight 0), and the sum of weights, so that means over any number of
-    batches can be formed exactly."""
+    batches can be formed exactly.
+
+    `input_tokens` are the model's inputs at those positions. The 10% of predictions left
+    unchanged can be copied from the input, so accuracy is also counted over the replaced ones
+    ([MASK] or a random token) alone: only context can predict those.
+    """
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    replaced = weights * (input_tokens != labels)
     return {"mlm_nll_sum": jnp.sum(nll * weights), "mlm_correct_sum": jnp.sum(correct * weights),
-            "mlm_weight_sum": jnp.sum(weights)}
+            "mlm_weight_sum": jnp.sum(weights), "mlm_replaced_correct_sum": jnp.sum(correct * replaced),
+            "mlm_replaced_sum": jnp.sum(replaced)}
 
 
 def next_sentence_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> dict[str, jax.Array]:
@@ -54,7 +62,9 @@ def pretraining_sums(model: BertForPreTraining, params: Any, batch: Batch,
         rngs=None if dropout_key is None else {"dropout": dropout_key})
     labels = batch["next_sentence_labels"]
     example_weights = batch.get("example_weights", jnp.ones(labels.shape, jnp.float32))
-    return (masked_lm_loss(outputs["mlm_logits"], batch["masked_lm_ids"], batch["masked_lm_weights"])
+    input_tokens = jnp.take_along_axis(batch["input_ids"], batch["masked_lm_positions"], axis=1)
+    return (masked_lm_loss(outputs["mlm_logits"], batch["masked_lm_ids"], batch["masked_lm_weights"],
+                           input_tokens)
             | next_sentence_loss(outputs["nsp_logits"], labels, example_weights))
 
 
@@ -65,6 +75,7 @@ def summarize(sums: dict[str, jax.Array]) -> dict[str, jax.Array]:
     nsp_loss = sums["nsp_nll_sum"] / sums["nsp_count"]
     return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
             "mlm_accuracy": sums["mlm_correct_sum"] / (sums["mlm_weight_sum"] + 1e-5),
+            "mlm_replaced_accuracy": sums["mlm_replaced_correct_sum"] / (sums["mlm_replaced_sum"] + 1e-5),
             "nsp_accuracy": sums["nsp_correct_sum"] / sums["nsp_count"]}
 
 
