@@ -52,7 +52,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     out = first.stdout
     assert "Exported step 30" in out
     assert out.count("'score': ") >= 25  # Five held-out sentences, top-5 each.
-    assert "Held-out masked-LM accuracy" in out and "always the most frequent token" in out
+    assert "Held-out masked-LM accuracy" in out and "always the most frequent" in out
+    assert "replaced tokens" in out
     for path in ["corpus/train.txt", "corpus/held_out.txt", "vocab.txt", "data/train/manifest.json",
                  "checkpoints/30", "export/model.safetensors", "export/vocab.txt", "config.json"]:
         assert (workdir / path).exists(), path

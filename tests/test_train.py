@@ -56,14 +56,21 @@ def test_losses_match_numpy():
     nsp_log_probs = nsp_logits - np.log(np.exp(nsp_logits).sum(-1, keepdims=True))
     expected_nsp = -nsp_log_probs[np.arange(4), nsp_labels].mean()
     expected_accuracy = ((logits.argmax(-1) == labels) * weights).sum() / (weights.sum() + 1e-5)
+    # The model's input at each prediction: the label itself (kept) for about a third of them.
+    input_tokens = np.where(rng.random((4, 5)) < 0.3, labels, (labels + 1) % 11)
+    replaced = weights * (input_tokens != labels)
+    expected_replaced_accuracy = ((logits.argmax(-1) == labels) * replaced).sum() / (replaced.sum() + 1e-5)
 
-    sums = masked_lm_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(weights)) \
+    sums = masked_lm_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(weights),
+                          jnp.asarray(input_tokens)) \
         | next_sentence_loss(jnp.asarray(nsp_logits), jnp.asarray(nsp_labels), jnp.ones(4))
     metrics = summarize(sums)
     np.testing.assert_allclose(metrics["mlm_loss"], expected_mlm, rtol=1e-5)
     np.testing.assert_allclose(metrics["nsp_loss"], expected_nsp, rtol=1e-5)
     np.testing.assert_allclose(metrics["loss"], expected_mlm + expected_nsp, rtol=1e-5)
     np.testing.assert_allclose(metrics["mlm_accuracy"], expected_accuracy, rtol=1e-5)
+    np.testing.assert_allclose(metrics["mlm_replaced_accuracy"], expected_replaced_accuracy, rtol=1e-5)
+    assert 0 < replaced.sum() < weights.sum()
 
 
 def test_padding_examples_do_not_count_in_evaluation_sums():
@@ -118,9 +125,11 @@ def _masked_label_counts(shard_dir, config) -> np.ndarray:
 
 def test_a_few_hundred_steps_drive_the_masked_lm_loss_down(tiny_run_config, tiny_corpus, tmp_path):
     """The masked-LM loss falls from ln(vocab) (a uniform guess) to below the entropy of the
-    masked tokens' own frequencies, which no model that ignores the context can beat, and the
-    held-out accuracy beats always guessing the most frequent token."""
-    config = tiny_run_config(num_steps=500, log_every=100)
+    masked tokens' own frequencies, and tokens replaced by [MASK] or a random token (which only
+    the context can predict) are predicted better than by always guessing the most frequent one.
+    On a corpus this small, much of what the model learns in 800 steps is the training text
+    itself, so the context test uses the training batches; the held-out test uses all predictions."""
+    config = tiny_run_config(num_steps=800, log_every=100)
     config.model.hidden_dropout_rate = config.model.attention_dropout_rate = 0.0
     config.optimizer.learning_rate = 3e-3
     logged = []
@@ -129,10 +138,12 @@ def test_a_few_hundred_steps_drive_the_masked_lm_loss_down(tiny_run_config, tiny
     train_counts = _masked_label_counts(tiny_corpus["train"], config)
     p = train_counts[train_counts > 0] / train_counts.sum()
     unigram_entropy = float(-(p * np.log(p)).sum())
+    most_frequent_rate = train_counts.max() / train_counts.sum()
     held_out_counts = _masked_label_counts(tiny_corpus["held_out"], config)
-    most_frequent_accuracy = held_out_counts[train_counts.argmax()] / held_out_counts.sum()
+    held_out_most_frequent = held_out_counts[train_counts.argmax()] / held_out_counts.sum()
 
     assert logged[0]["mlm_loss"] > unigram_entropy  # The first 100 steps start near ln(2000) = 7.6.
-    assert logged[-1]["mlm_loss"] < unigram_entropy - 0.2, (logged[-1], unigram_entropy)
-    assert results["eval_mlm_accuracy"] > most_frequent_accuracy + 0.02, (results, most_frequent_accuracy)
+    assert logged[-1]["mlm_loss"] < unigram_entropy - 0.3, (logged[-1], unigram_entropy)
+    assert logged[-1]["mlm_replaced_accuracy"] > most_frequent_rate + 0.015, (logged[-1], most_frequent_rate)
+    assert results["eval_mlm_accuracy"] > held_out_most_frequent + 0.02, (results, held_out_most_frequent)
     assert np.isfinite(results["eval_loss"])
