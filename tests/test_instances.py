@@ -14,20 +14,11 @@ import math
 import random
 
 import pytest
+from conftest import SIGMAS, assert_rate
 
 from input_pipeline.instances import PairingConfig, create_sentence_pairs, truncate_pair
 from input_pipeline.stdlib_corpus import module_files, module_sentences
 from input_pipeline.tokenization import BertTokenizer
-
-SIGMAS = 4.0
-
-
-def assert_rate(count: int, total: int, p: float, what: str) -> None:
-    observed = count / total
-    sigma = math.sqrt(p * (1 - p) / total)
-    assert abs(observed - p) <= SIGMAS * sigma, (
-        f"{what}: {observed:.4f} over {total}, expected {p:.4f} +- {SIGMAS * sigma:.4f}")
-
 
 @dataclasses.dataclass
 class Corpus:

@@ -9,28 +9,16 @@ enough to catch a rate off by a couple of percentage points.
 
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
 import pytest
-from conftest import stdlib_docstring_lines
+from conftest import assert_rate, stdlib_docstring_lines
 
 from input_pipeline.masking import MaskingConfig, mask_tokens
 from input_pipeline.tokenization import SPECIAL_TOKENS, BertTokenizer
 
 MAX_SEQ_LENGTH = 128
-SIGMAS = 4.0
-
-
-def assert_rate(count: int, total: int, p: float, what: str) -> None:
-    """`count` successes in `total` trials agree with probability `p` within SIGMAS sigma."""
-    observed = count / total
-    sigma = math.sqrt(p * (1 - p) / total)
-    assert abs(observed - p) <= SIGMAS * sigma, (
-        f"{what}: {observed:.4f} over {total} trials, expected {p:.4f} +- {SIGMAS * sigma:.4f}")
-
-
 @pytest.fixture(scope="module")
 def tokenizer(uncased_vocab_path) -> BertTokenizer:
     return BertTokenizer.from_vocab_file(uncased_vocab_path)
