@@ -57,7 +57,8 @@ def _create_data(args: argparse.Namespace) -> None:
         max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
         masked_lm_prob=args.masked_lm_prob, short_seq_prob=args.short_seq_prob,
         dupe_factor=args.dupe_factor, whole_word_masking=args.whole_word_masking,
-        do_lower_case=not args.cased, seed=args.seed, num_shards=args.num_shards)
+        do_lower_case=not args.cased, max_input_chars_per_word=args.max_input_chars_per_word,
+        seed=args.seed, num_shards=args.num_shards)
     manifest = create_pretraining_data(args.input, args.vocab, args.output_dir, config)
     print(f"wrote {manifest['num_instances']} instances from {manifest['num_documents']} documents "
           f"into {len(manifest['shards'])} shards in {args.output_dir}")
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dupe-factor", type=int, default=10, help="passes with different masks")
     p.add_argument("--whole-word-masking", action="store_true")
     p.add_argument("--cased", action="store_true", help="the vocab is cased")
+    p.add_argument("--max-input-chars-per-word", type=int, default=100,
+                   help="longer words become [UNK] (100 as transformers, 200 as Google's original)")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--num-shards", type=int, default=4)
     p.set_defaults(run=_create_data)

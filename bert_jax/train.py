@@ -138,7 +138,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     Returns the metrics of the last logged step and of the final evaluation (if `eval_files`).
     `on_report` is called with the metrics of every logged training interval.
     """
+    from input_pipeline.reader import check_shards_match
+
     experiment_config.validate(config, jax.device_count(), jax.process_count())
+    for files in (config.data.train_files, config.data.eval_files):
+        check_shards_match([p for p in files.split(",") if p],
+                           max_seq_length=config.data.max_seq_length,
+                           max_predictions_per_seq=config.data.max_predictions_per_seq,
+                           vocab_size=config.model.vocab_size, vocab_file=config.data.vocab_file)
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:
         experiment_config.save_config(config, os.path.join(workdir, "config.json"))

@@ -34,6 +34,8 @@ class CreationConfig:
     dupe_factor: int = 10
     whole_word_masking: bool = False
     do_lower_case: bool = True
+    # Longer words become [UNK]: 100 as in `transformers`, 200 in Google's original.
+    max_input_chars_per_word: int = 100
     seed: int = 12345
     num_shards: int = 4
 
@@ -147,7 +149,8 @@ def create_pretraining_data(input_paths: Sequence[str | os.PathLike], vocab_path
     """Tokenizes the input files, builds NSP pairs and masks over `dupe_factor` passes, shuffles,
     and writes TFRecord shards plus `manifest.json` (counts, lengths, config, vocab hash) into
     `output_dir`. Returns the manifest."""
-    tokenizer = BertTokenizer.from_vocab_file(vocab_path, do_lower_case=config.do_lower_case)
+    tokenizer = BertTokenizer.from_vocab_file(vocab_path, do_lower_case=config.do_lower_case,
+                                              max_input_chars_per_word=config.max_input_chars_per_word)
     masking = MaskingConfig.from_vocab(
         tokenizer.vocab, SPECIAL_TOKENS, masked_lm_prob=config.masked_lm_prob,
         max_predictions_per_seq=config.max_predictions_per_seq,

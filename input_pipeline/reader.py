@@ -63,6 +63,37 @@ def read_manifest(shard_dir: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def check_shards_match(file_patterns: Sequence[str], *, max_seq_length: int,
+                       max_predictions_per_seq: int, vocab_size: int,
+                       vocab_file: str | None = None) -> None:
+    """Refuses shards whose manifest disagrees with the trainer's config, before anything is
+    compiled: a wrong length would fail deep inside TensorFlow, and token ids beyond the
+    embedding table would be silently clamped by the gather."""
+    from input_pipeline.create_pretraining_data import file_sha256
+
+    directories = {p if os.path.isdir(p) else os.path.dirname(p) for p in file_patterns}
+    vocab_hash = file_sha256(vocab_file) if vocab_file and os.path.isfile(vocab_file) else None
+    for directory in sorted(directories):
+        manifest = read_manifest(directory)
+        if manifest is None:
+            continue
+        where = os.path.join(directory, MANIFEST_NAME)
+        errors = []
+        for field, expected in (("max_seq_length", max_seq_length),
+                                ("max_predictions_per_seq", max_predictions_per_seq)):
+            if manifest[field] != expected:
+                errors.append(f"{field} is {manifest[field]} in {where} but {expected} in the config "
+                              f"(data.{field})")
+        if manifest["vocab_size"] > vocab_size:
+            errors.append(f"the shards' vocab has {manifest['vocab_size']} tokens but "
+                          f"model.vocab_size={vocab_size}")
+        if vocab_hash is not None and manifest["vocab_sha256"] != vocab_hash:
+            errors.append(f"the shards were made with another vocab than data.vocab_file={vocab_file} "
+                          "(SHA-256 differs)")
+        if errors:
+            raise ValueError("shards do not match the config: " + "; ".join(errors) + ".")
+
+
 def make_dataset(config: ReaderConfig, process_index: int = 0, process_count: int = 1) -> tf.data.Dataset:
     """Batches of parsed examples for this process, in a deterministic order for a given seed.
 

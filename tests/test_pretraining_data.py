@@ -331,6 +331,25 @@ def test_special_tokens_written_in_the_text_are_plain_text(tmp_path, uncased_voc
         assert set(np.flatnonzero(ids == MASK).tolist()) <= set(r["masked_lm_positions"][:k].tolist())
 
 
+@pytest.mark.parametrize("limit, expect_unk", [(100, True), (200, False)])
+def test_long_words_follow_max_input_chars_per_word(limit, expect_unk, tmp_path, uncased_vocab_path, tokenizer):
+    """A 150-letter word is [UNK] at the `transformers` limit (100), spelled out in pieces at
+    Google's (200)."""
+    long_word = "ab" * 75
+    path = tmp_path / "long.txt"
+    path.write_text(f"A sentence with {long_word} inside.\nA second sentence.\n\nOther document.\nMore.\n")
+    # Long enough that the 75 pieces of the word are never truncated away.
+    config = CreationConfig(max_seq_length=256, max_predictions_per_seq=40, dupe_factor=1,
+                            num_shards=1, max_input_chars_per_word=limit)
+    manifest = create_pretraining_data([path], uncased_vocab_path, tmp_path / "out", config)
+    assert manifest["config"]["max_input_chars_per_word"] == limit
+    records = parse_records(tmp_path / "out" / "train-00000-of-00001.tfrecord", 256, 40)
+    tokens = np.concatenate([original_tokens(r) for r in records])
+    pieces = BertTokenizer.from_vocab_file(uncased_vocab_path, max_input_chars_per_word=200).encode(long_word)
+    assert (tokenizer.vocab["[UNK]"] in tokens) is expect_unk
+    assert (set(pieces) <= set(tokens.tolist())) is not expect_unk
+
+
 # ---------------------------------------------------------------------------------------------
 # Interchangeability with Google's original files.
 

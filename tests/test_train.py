@@ -146,3 +146,22 @@ def test_a_few_hundred_steps_drive_the_masked_lm_loss_down(tiny_run_config, tiny
     assert logged[-1]["mlm_replaced_accuracy"] > most_frequent_rate + 0.015, (logged[-1], most_frequent_rate)
     assert results["eval_mlm_accuracy"] > held_out_most_frequent + 0.02, (results, held_out_most_frequent)
     assert np.isfinite(results["eval_loss"])
+
+
+def test_shards_that_do_not_match_the_config_are_refused(tiny_run_config, tiny_corpus, tmp_path):
+    config = tiny_run_config()
+    config.data.max_seq_length = 128
+    config.model.vocab_size = 1000
+    with pytest.raises(ValueError) as error:
+        train_and_evaluate(config, tmp_path)
+    message = str(error.value)
+    assert "max_seq_length is 64 in" in message and "but 128 in the config" in message
+    assert "vocab has 2000 tokens but model.vocab_size=1000" in message
+    assert not (tmp_path / "checkpoints").exists()
+
+    config = tiny_run_config()
+    other_vocab = tmp_path / "other_vocab.txt"
+    other_vocab.write_text(tiny_corpus["vocab"].read_text(encoding="utf-8") + "extra\n", encoding="utf-8")
+    config.data.vocab_file = str(other_vocab)
+    with pytest.raises(ValueError, match="made with another vocab"):
+        train_and_evaluate(config, tmp_path)
