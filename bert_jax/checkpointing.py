@@ -28,9 +28,6 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def all_steps(self) -> list[int]:
-        return list(self.manager.all_steps())
-
     def save(self, step: int, state: Any, config: dict) -> None:
         """Starts saving `state` at `step`; returns before the arrays are on disk (async)."""
         self.manager.save(step, args=ocp.args.Composite(

@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import ml_collections
 
@@ -183,10 +182,6 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
 
 def to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True)
-
-
-def from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(values)
 
 
 def save_config(config: ml_collections.ConfigDict, path: str | os.PathLike) -> None:

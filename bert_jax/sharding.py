@@ -75,10 +75,6 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def data_parallel_size(mesh: Mesh) -> int:
-    return mesh.shape["data"] * mesh.shape["fsdp"]
-
-
 def data_parallel_axes_size(shape: Sequence[int]) -> int:
     """The data-parallel size ("data" x "fsdp") of a mesh shape in `MESH_AXES` order."""
     return shape[MESH_AXES.index("data")] * shape[MESH_AXES.index("fsdp")]

@@ -10,7 +10,6 @@ import os
 from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
@@ -67,10 +66,3 @@ def parse_examples(serialized: tf.Tensor, max_seq_length: int,
     batch = {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in parsed.items()}
     batch["next_sentence_labels"] = tf.squeeze(batch["next_sentence_labels"], -1)
     return batch
-
-
-def decode_example(serialized: bytes, max_seq_length: int,
-                   max_predictions_per_seq: int) -> dict[str, np.ndarray]:
-    """One serialized example as numpy arrays (for inspection and tests)."""
-    parsed = parse_examples(tf.constant([serialized]), max_seq_length, max_predictions_per_seq)
-    return {k: v.numpy()[0] for k, v in parsed.items()}
