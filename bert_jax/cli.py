@@ -20,7 +20,6 @@ import sys
 
 
 def _configure_logging() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     # Orbax and JAX log every checkpoint detail and backend probe at INFO through absl.
     for name in ("absl", "jax._src.xla_bridge", "orbax"):

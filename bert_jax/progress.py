@@ -37,6 +37,7 @@ class ProgressReporter:
         self._last_time = time.perf_counter()
         self._writer = None
         if workdir is not None and is_main_process:
+            import input_pipeline  # noqa: F401  (quiets TensorFlow's start-up before importing it)
             import tensorflow as tf
             self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 

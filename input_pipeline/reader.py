@@ -13,13 +13,11 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from input_pipeline.create_pretraining_data import MANIFEST_NAME  # noqa: E402
-from input_pipeline.features import parse_examples  # noqa: E402
-
+from input_pipeline.create_pretraining_data import MANIFEST_NAME
+from input_pipeline.features import parse_examples
 
 
 def _hide_accelerators_from_tensorflow() -> None:
