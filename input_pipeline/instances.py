@@ -83,8 +83,6 @@ _TOO_FEW_DOCUMENTS = ("next-sentence pairs need at least two documents (separate
 
 
 def _random_other_document(num_documents: int, document_index: int, rng: random.Random) -> int:
-    if num_documents < 2:
-        raise ValueError(_TOO_FEW_DOCUMENTS)
     # Uniform over the other documents (the original retried up to 10 times and could, rarely,
     # pick the same document).
     other = rng.randrange(num_documents - 1)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from input_pipeline.create_pretraining_data import MANIFEST_NAME
+from input_pipeline.create_pretraining_data import MANIFEST_NAME, file_sha256
 from input_pipeline.features import parse_examples
 
 
@@ -67,8 +67,6 @@ def check_shards_match(file_patterns: Sequence[str], *, max_seq_length: int,
     """Refuses shards whose manifest disagrees with the trainer's config, before anything is
     compiled: a wrong length would fail deep inside TensorFlow, and token ids beyond the
     embedding table would be silently clamped by the gather."""
-    from input_pipeline.create_pretraining_data import file_sha256
-
     directories = {p if os.path.isdir(p) else os.path.dirname(p) for p in file_patterns}
     vocab_hash = file_sha256(vocab_file) if vocab_file and os.path.isfile(vocab_file) else None
     for directory in sorted(directories):
