@@ -8,12 +8,21 @@ The vocab is laid out as BERT expects:
 
 * the special tokens first (`[PAD]` = 0, `[UNK]` = 1, `[CLS]` = 2, `[SEP]` = 3, `[MASK]` = 4), so
   the ids the model code hard-wires hold whatever the corpus;
-* then the alphabet: every kept character seen at the start of a word as itself, and as `##char`
-  for every kept character seen inside a word. These single characters guarantee that greedy
-  WordPiece can always fall back to spelling a word out, so a word whose characters are all in the
-  alphabet never becomes `[UNK]`;
+* then the alphabet: every kept character as itself and as `##char` (punctuation and Chinese
+  characters, always words of their own, only as themselves). These single characters guarantee
+  that greedy WordPiece can always fall back to spelling a word out, so a word whose characters
+  are all in the alphabet never becomes `[UNK]`, in training text or not;
 * then the merged subwords, in the order they were learned (most useful first), so truncating the
   file keeps the best pieces.
+
+An initial alphabet (e.g. the 2,350 Hangul syllables of KS X 1001, `ks_x_1001_hangul_syllables`)
+puts characters into the alphabet whether or not training saw them, so held-out words made of
+them never become `[UNK]`: a small Korean corpus does not use every common syllable.
+
+Korean must be trained cased, or at least without accent stripping: stripping decomposes (NFD)
+every Hangul syllable into two or three jamo, so a Korean vocab would be made of jamo pieces.
+`train_vocab_from_files` refuses accent stripping on a corpus whose words are a fifth or more
+Hangul (`HANGUL_WORD_SHARE_LIMIT`).
 
 Merging is incremental, so that a 30k vocab over megabytes of text takes minutes rather than hours
 in pure Python: pair counts are kept in a dict and updated only for the words a merge touches (an
@@ -26,15 +35,84 @@ from __future__ import annotations
 import collections
 import heapq
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from input_pipeline.tokenization import SPECIAL_TOKENS, UNK, BasicTokenizer, BertTokenizer, save_vocab
+from input_pipeline.sentences import HANGUL, LATIN
+from input_pipeline.text_sources import expand_inputs, iter_lines
+from input_pipeline.tokenization import (SPECIAL_TOKENS, UNK, BasicTokenizer, BertTokenizer,
+                                         is_chinese_char, is_control, is_punctuation,
+                                         is_whitespace, save_vocab)
 
 CONTINUATION_PREFIX = "##"
 
 # Greedy WordPiece (ours and `transformers`') turns any word longer than this into [UNK] without
 # looking at it, so such words are left out of training: their pieces would never be used.
 MAX_INPUT_CHARS_PER_WORD = 100
+
+# Accent stripping is refused when at least this share of the words (of those written in Hangul
+# or Latin letters) holds Hangul: past stray quotations, Korean is then a real part of the corpus,
+# and it would be learned as jamo. Checked after the first `_EARLY_CHECK_LINES` lines, so a
+# mistake fails in seconds, and again on the whole corpus.
+HANGUL_WORD_SHARE_LIMIT = 0.2
+_EARLY_CHECK_LINES = 10_000
+
+
+def _euc_kr_rows(first_lead: int, last_lead: int) -> list[str]:
+    """The characters of KS X 1001 rows `first_lead`..`last_lead` (EUC-KR lead bytes), decoded
+    with Python's `euc_kr` codec; empty cells (which the codec refuses) are skipped."""
+    chars = []
+    for lead in range(first_lead, last_lead + 1):
+        for trail in range(0xA1, 0xFF):
+            try:
+                chars.append(bytes((lead, trail)).decode("euc_kr"))
+            except UnicodeDecodeError:
+                continue
+    return chars
+
+
+def ks_x_1001_hangul_syllables() -> list[str]:
+    """The 2,350 Hangul syllables of KS X 1001 (the common ones, those of the Korean national
+    character set), in code point order: rows 0xB0..0xC8 of Python's `euc_kr` codec."""
+    return sorted(c for c in _euc_kr_rows(0xB0, 0xC8) if "\uac00" <= c <= "\ud7a3")
+
+
+def ks_x_1001_symbols() -> list[str]:
+    """The 985 printable characters of KS X 1001 rows 0xA1..0xAF, in code point order: the
+    punctuation Korean text uses (「」, ～, ·, ※, ①), full-width forms, compatibility jamo, Greek,
+    Cyrillic, kana, units and box drawing; less the ideographic space and the soft hyphen. Neither
+    Hangul syllables nor Hanja."""
+    return sorted(c for c in _euc_kr_rows(0xA1, 0xAF) if not is_whitespace(c) and not is_control(c))
+
+
+def ascii_printable() -> list[str]:
+    """The 94 printable ASCII characters, "!" to "~"."""
+    return [chr(code) for code in range(0x21, 0x7F)]
+
+
+# Initial alphabets by name, for command lines (`named_initial_alphabet`).
+INITIAL_ALPHABETS: dict[str, Callable[[], list[str]]] = {
+    "ksx1001-hangul": ks_x_1001_hangul_syllables,
+    "ksx1001-symbols": ks_x_1001_symbols,
+    "ascii": ascii_printable,
+}
+
+
+def named_initial_alphabet(names: str | Sequence[str]) -> list[str]:
+    """The union, in code point order, of the `INITIAL_ALPHABETS` named in `names` (a sequence,
+    or one comma-separated string such as "ksx1001-hangul,ascii"); "" gives none.
+
+    Raises:
+      ValueError: for an unknown name, listing the known ones.
+    """
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
+    chars: set[str] = set()
+    for name in names:
+        if name not in INITIAL_ALPHABETS:
+            raise ValueError(f"unknown initial alphabet {name!r}; use any of "
+                             f"{', '.join(INITIAL_ALPHABETS)}, separated by commas.")
+        chars.update(INITIAL_ALPHABETS[name]())
+    return sorted(chars)
 
 
 def count_words(texts: Iterable[str], basic_tokenizer: BasicTokenizer) -> collections.Counter:
@@ -62,6 +140,12 @@ def _select_alphabet(word_counts: Mapping[str, int], limit_alphabet: int | None)
     return {char for char, _ in ranked}
 
 
+def _can_continue_word(char: str) -> bool:
+    """Whether `char` can be inside a word: the basic tokenizer makes every punctuation mark and
+    Chinese character a word of its own, so their `##` forms could never be used."""
+    return not is_punctuation(char) and not is_chinese_char(ord(char))
+
+
 def _merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
     """Replaces each non-overlapping occurrence of the pair (a, b), left to right, by `new`."""
     out = []
@@ -79,7 +163,8 @@ def _merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
 
 def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_frequency: int = 2,
                     limit_alphabet: int | None = 1000,
-                    special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
+                    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+                    initial_alphabet: Iterable[str] = ()) -> list[str]:
     """Learns a WordPiece vocab of `vocab_size` tokens from `word_counts` (word -> occurrences).
 
     Returns the tokens in id order: `special_tokens`, the alphabet, then the learned subwords.
@@ -88,9 +173,16 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
     tail of rare symbols (other scripts, math, emoji) would otherwise fill the vocab with tokens
     that are almost never used; words containing a character beyond the limit become `[UNK]` when
     tokenized, so they are left out of the merges as well, as are words longer than
-    `MAX_INPUT_CHARS_PER_WORD`. Each kept character that starts some word is in the vocab as
-    itself, and each one that occurs inside some word as `##char` (bare characters first, then the
-    `##` ones, each group in code point order).
+    `MAX_INPUT_CHARS_PER_WORD`. Each kept character is in the vocab as itself and as `##char`,
+    wherever training saw it, so that any word spelled with them has a WordPiece split; only
+    characters the basic tokenizer always splits off into words of their own (punctuation,
+    Chinese characters) are not given a `##` form, unless some word holds them inside. Bare
+    characters come first, then the `##` ones, each group in code point order. (The `tokenizers`
+    trainer adds `##char` only for characters seen inside a word.)
+
+    `initial_alphabet` (single characters) joins the alphabet on top of `limit_alphabet`, whether
+    or not the words hold its characters, in the same two forms, so no word made of them is ever
+    `[UNK]`. (The `tokenizers` trainer counts its initial alphabet against `limit_alphabet`.)
 
     Merging then repeats, until the vocab holds `vocab_size` tokens: take the adjacent pair of
     pieces with the highest total count over all words (ties go to the pair whose pieces were
@@ -105,8 +197,9 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
 
     Raises:
       ValueError: if `vocab_size` cannot hold the special tokens and the alphabet (lower
-        `limit_alphabet` or raise `vocab_size`), or a word contains whitespace (a vocab.txt token
-        cannot, and the basic tokenizer never yields one).
+        `limit_alphabet` or raise `vocab_size`), a word contains whitespace (a vocab.txt token
+        cannot, and the basic tokenizer never yields one), or `initial_alphabet` holds anything
+        but single non-whitespace characters.
     """
     if len(set(special_tokens)) != len(special_tokens) or not all(special_tokens):
         raise ValueError(f"special_tokens must be distinct non-empty strings, got {special_tokens!r}.")
@@ -125,12 +218,19 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
         if count > 0 and 0 < len(word) <= MAX_INPUT_CHARS_PER_WORD:
             usable[word] = usable.get(word, 0) + int(count)
 
-    alphabet = _select_alphabet(usable, limit_alphabet)
-    initial_chars: set[str] = set()
-    inner_chars: set[str] = set()
+    extra = set()
+    for char in initial_alphabet:
+        if not isinstance(char, str) or len(char) != 1 or char.isspace():
+            raise ValueError(f"initial_alphabet must hold single non-whitespace characters, got "
+                             f"{char!r}.")
+        extra.add(char)
+    alphabet = _select_alphabet(usable, limit_alphabet) | extra
+    # Every character both ways, not only in the positions training saw it in: a held-out word may
+    # start with a character seen only inside words, or the reverse (common with Korean
+    # syllables, where it halves the held-out [UNK] rate of a small corpus).
+    initial_chars: set[str] = set(alphabet)
+    inner_chars: set[str] = {char for char in alphabet if _can_continue_word(char)}
     for word in usable:
-        if word[0] in alphabet:
-            initial_chars.add(word[0])
         inner_chars.update(char for char in word[1:] if char in alphabet)
 
     id_to_token: list[str] = []
@@ -154,7 +254,8 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
             f"vocab_size={vocab_size} is too small: the {len(special_tokens)} special tokens and the "
             f"alphabet ({len(initial_chars)} word-initial and {len(inner_chars)} word-internal "
             f"characters) already take {len(id_to_token)} entries. Raise vocab_size or lower "
-            f"limit_alphabet (now {limit_alphabet}).")
+            f"limit_alphabet (now {limit_alphabet}) or the initial alphabet "
+            f"({len(extra)} characters).")
 
     # Each distinct trainable word as a list of piece ids, with its count. Words holding a
     # character outside the alphabet are [UNK] at tokenization time whatever the vocab, so their
@@ -234,49 +335,75 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
     return id_to_token
 
 
-def _read_lines(path: str) -> Iterator[str]:
-    """Yields the lines of a UTF-8 file one at a time; a ValueError names file and line on bad
-    UTF-8 (silently replacing bytes would put U+FFFD pieces, or holes, into the vocab)."""
-    with open(path, "rb") as f:
-        for line_number, raw in enumerate(f, start=1):
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"{path}:{line_number}: invalid UTF-8 ({e.reason} at byte "
-                                 f"{e.start} of the line); training text must be UTF-8.") from e
+def hangul_word_share(word_counts: Mapping[str, int]) -> float:
+    """The share of the words (weighted by count) holding Hangul, among those holding Hangul or
+    Latin letters; 0.0 when there are none. Syllables and jamo both count, so it reads the same
+    before and after accent stripping decomposed the syllables."""
+    hangul = latin = 0
+    for word, count in word_counts.items():
+        if HANGUL.search(word):
+            hangul += count
+        elif LATIN.search(word):
+            latin += count
+    return hangul / (hangul + latin) if hangul + latin else 0.0
 
 
-def train_vocab_from_files(paths: Sequence[str], output_path: str, vocab_size: int, *,
-                           do_lower_case: bool = True, min_frequency: int = 2,
-                           limit_alphabet: int | None = 1000) -> list[str]:
-    """Trains a WordPiece vocab on UTF-8 text files and writes it to `output_path` (`vocab.txt`).
+def _check_not_stripping_hangul(word_counts: Mapping[str, int], where: str) -> None:
+    share = hangul_word_share(word_counts)
+    if share >= HANGUL_WORD_SHARE_LIMIT:
+        raise ValueError(
+            f"{where}: {share:.0%} of the words are Hangul, and accent stripping (on with "
+            "do_lower_case=True unless strip_accents=False) decomposes every Hangul syllable into "
+            "jamo, so the vocab would hold jamo instead of syllables. Train a cased vocab "
+            "(do_lower_case=False, --cased), or lower-case without stripping accents "
+            "(strip_accents=False), and tokenize with the same setting.")
 
-    Files are read line by line, so their size is not limited by memory. `do_lower_case` must
-    match the tokenizer the vocab will be used with (uncased: lower-cased, accents stripped).
-    Returns the tokens, in id order. See `train_wordpiece` for the other arguments.
+
+def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: int, *,
+                           do_lower_case: bool = True, strip_accents: bool | None = None,
+                           min_frequency: int = 2, limit_alphabet: int | None = 1000,
+                           initial_alphabet: Iterable[str] = (), text_field: str = "text",
+                           tfds_data_dir: str | None = None) -> list[str]:
+    """Trains a WordPiece vocab on text inputs and writes it to `output_path` (`vocab.txt`).
+
+    `inputs` are files, globs, directories and TFDS specs, as for `text_sources.expand_inputs`
+    (text, `.gz`, `.jsonl` with the text in `text_field`, `tfds:NAME[:SPLIT]`). Lines are
+    tokenized and counted one at a time, so memory is bounded by the number of distinct words, not
+    by the size of the corpus; document breaks and sentence splitting do not matter here.
+
+    `do_lower_case` and `strip_accents` (None: same as `do_lower_case`, as in `transformers`) must
+    match the tokenizer the vocab will be used with. `initial_alphabet` characters are normalized
+    the same way (an uncased vocab gets "e" for "É"). Returns the tokens, in id order. See
+    `train_wordpiece` for the other arguments.
 
     Raises:
-      FileNotFoundError: if an input file is missing (checked before any reading).
-      ValueError: on invalid UTF-8 (naming file and line) or an unusable `vocab_size`.
+      FileNotFoundError: if an input matches no file, or the output directory is missing
+        (checked before any reading).
+      ValueError: on invalid UTF-8 or JSONL (naming file and line), an unusable `vocab_size`, or
+        accent stripping on a corpus that is a fifth or more Hangul (`HANGUL_WORD_SHARE_LIMIT`).
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    if not paths:
-        raise ValueError("train_vocab_from_files needs at least one input file.")
-    # Fail before spending minutes counting words, not after.
-    for path in paths:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"training text file not found: {path}")
+    sources = expand_inputs(inputs)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output directory does not exist: {out_dir}")
 
-    basic = BasicTokenizer(do_lower_case=do_lower_case)
+    basic = BasicTokenizer(do_lower_case=do_lower_case, strip_accents=strip_accents)
     word_counts: collections.Counter = collections.Counter()
-    for path in paths:
-        word_counts.update(count_words(_read_lines(os.fspath(path)), basic))
+    num_lines = 0
+    for source in sources:
+        for line in iter_lines(source, text_field=text_field, tfds_data_dir=tfds_data_dir):
+            word_counts.update(basic.tokenize(line))
+            num_lines += 1
+            if num_lines == _EARLY_CHECK_LINES and basic.strip_accents:
+                _check_not_stripping_hangul(word_counts,
+                                            f"the first {num_lines} lines (up to {source})")
+    if basic.strip_accents:
+        _check_not_stripping_hangul(word_counts, f"the training text ({len(sources)} inputs)")
+
+    extra = sorted({char for text in initial_alphabet for word in basic.tokenize(text)
+                    for char in word})
     tokens = train_wordpiece(word_counts, vocab_size, min_frequency=min_frequency,
-                             limit_alphabet=limit_alphabet)
+                             limit_alphabet=limit_alphabet, initial_alphabet=extra)
     save_vocab(tokens, output_path)
     return tokens
 
@@ -292,6 +419,8 @@ def held_out_statistics(tokenizer: BertTokenizer, texts: Iterable[str]) -> dict:
     Words are the basic tokenizer's words and punctuation marks; literal special-token strings in
     the text are treated as ordinary text.
     """
+    if not isinstance(tokenizer, BertTokenizer):  # SentencePiece: words are whitespace-separated.
+        return _sentencepiece_statistics(tokenizer, texts)
     pieces_of: dict[str, list[str]] = {}
     num_texts = num_words = num_tokens = num_unk = 0
     for text in texts:
@@ -303,6 +432,21 @@ def held_out_statistics(tokenizer: BertTokenizer, texts: Iterable[str]) -> dict:
             num_words += 1
             num_tokens += len(pieces)
             num_unk += sum(1 for piece in pieces if piece == UNK)
+    return _statistics(num_texts, num_words, num_tokens, num_unk)
+
+
+def _sentencepiece_statistics(tokenizer, texts: Iterable[str]) -> dict:
+    num_texts = num_words = num_tokens = num_unk = 0
+    for text in texts:
+        ids = tokenizer.encode(text, split_special_tokens=True)
+        num_texts += 1
+        num_words += len(text.split())
+        num_tokens += len(ids)
+        num_unk += ids.count(tokenizer.unk_id)
+    return _statistics(num_texts, num_words, num_tokens, num_unk)
+
+
+def _statistics(num_texts: int, num_words: int, num_tokens: int, num_unk: int) -> dict:
     return {
         "unk_rate": num_unk / num_tokens if num_tokens else 0.0,
         "tokens_per_word": num_tokens / num_words if num_words else 0.0,

@@ -1,13 +1,18 @@
 """Tests for the WordPiece vocabulary trainer (`input_pipeline/vocabulary.py`).
 
-Real text comes from the Python standard library's docstrings, read with `ast` (never imported),
-with a few modules held out by name, so nothing is downloaded and the corpus is the same offline.
+Real English text comes from the Python standard library's docstrings, read with `ast` (never
+imported), with a few modules held out by name; real Korean text from the `konlpy` package (the
+constitution and ten National Assembly bills, read as files). Nothing is downloaded and the
+corpora are the same offline. References: the `tokenizers` library's WordPiece trainer,
+`transformers`' BertTokenizer, and the `euc_kr`/`cp949` codecs for KS X 1001.
 """
 
 from __future__ import annotations
 
 import ast
 import collections
+import gzip
+import importlib.util
 import json
 import os
 import random
@@ -21,7 +26,9 @@ import pytest
 
 from input_pipeline import vocabulary
 from input_pipeline.tokenization import SPECIAL_TOKENS, BasicTokenizer, BertTokenizer, load_vocab
-from input_pipeline.vocabulary import (count_words, held_out_statistics, train_vocab_from_files,
+from input_pipeline.vocabulary import (count_words, hangul_word_share, held_out_statistics,
+                                       ks_x_1001_hangul_syllables, ks_x_1001_symbols,
+                                       named_initial_alphabet, train_vocab_from_files,
                                        train_wordpiece)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -81,34 +88,44 @@ def _tokenizer(tokens, **kwargs) -> BertTokenizer:
 
 # The worked example (min_frequency=2):
 #   words: hug x10, pug x5, pun x12, bun x4, hugs x5.
-#   alphabet: word-initial b h p (ids 5 6 7), word-internal ##g ##n ##s ##u (ids 8 9 10 11).
+#   alphabet: every character both ways, b g h n p s u (ids 5-11), ##b ##g ##h ##n ##p ##s ##u
+#   (ids 12-18), though training sees e.g. "g" only inside words and "b" only at their start.
 #   pair counts: (##u,##g) 10+5+5=20, (p,##u) 5+12=17, (##u,##n) 12+4=16, (h,##u) 10+5=15,
 #                (##g,##s) 5, (b,##u) 4.
-#   1. (##u,##g)=20 -> "##ug" (12). Now hug=h ##ug, pug=p ##ug, hugs=h ##ug ##s; (h,##ug)=15,
+#   1. (##u,##g)=20 -> "##ug" (19). Now hug=h ##ug, pug=p ##ug, hugs=h ##ug ##s; (h,##ug)=15,
 #      (p,##ug)=5, (##ug,##s)=5, (p,##u)=12 (pun only), (##u,##n)=16, (b,##u)=4.
-#   2. (##u,##n)=16 -> "##un" (13). pun=p ##un, bun=b ##un; (p,##un)=12, (b,##un)=4.
-#   3. (h,##ug)=15 -> "hug" (14). hugs=hug ##s; (hug,##s)=5.
-#   4. (p,##un)=12 -> "pun" (15).
-#   5. tie at 5 between (p,##ug) = ids (7,12) and (hug,##s) = ids (14,10): lowest ids win -> "pug" (16).
-#   6. (hug,##s)=5 -> "hugs" (17).
-#   7. (b,##un)=4 -> "bun" (18). Every word is now one piece: nothing left to merge, 19 tokens.
+#   2. (##u,##n)=16 -> "##un" (20). pun=p ##un, bun=b ##un; (p,##un)=12, (b,##un)=4.
+#   3. (h,##ug)=15 -> "hug" (21). hugs=hug ##s; (hug,##s)=5.
+#   4. (p,##un)=12 -> "pun" (22).
+#   5. tie at 5 between (p,##ug) = ids (9,19) and (hug,##s) = ids (21,17): lowest ids win -> "pug" (23).
+#   6. (hug,##s)=5 -> "hugs" (24).
+#   7. (b,##un)=4 -> "bun" (25). Every word is now one piece: nothing left to merge, 26 tokens.
 HAND_COUNTS = {"hug": 10, "pug": 5, "pun": 12, "bun": 4, "hugs": 5}
-HAND_ALPHABET = ["b", "h", "p", "##g", "##n", "##s", "##u"]
+HAND_ALPHABET = ["b", "g", "h", "n", "p", "s", "u", "##b", "##g", "##h", "##n", "##p", "##s", "##u"]
 HAND_MERGES = ["##ug", "##un", "hug", "pun", "pug", "hugs", "bun"]
 
 
 def test_hand_worked_merges():
     expected = list(SPECIAL_TOKENS) + HAND_ALPHABET + HAND_MERGES
-    # More room than there is to merge: the vocab stops short, at 19.
+    # More room than there is to merge: the vocab stops short, at 26.
     assert train_wordpiece(HAND_COUNTS, 100) == expected
     # Exact size: cut after the 5th merge (the tie-break one).
-    assert train_wordpiece(HAND_COUNTS, 17) == expected[:17]
+    assert train_wordpiece(HAND_COUNTS, 24) == expected[:24]
     # min_frequency stops merging at the first pair below it: bun (4) is not learned at 5, and
     # only the merges with counts 20, 16, 15 and 12 are at 6.
     assert train_wordpiece(HAND_COUNTS, 100, min_frequency=5) == expected[:-1]
     assert train_wordpiece(HAND_COUNTS, 100, min_frequency=6) == expected[:-3]
     # Exactly the alphabet: no merges at all.
-    assert train_wordpiece(HAND_COUNTS, 12) == expected[:12]
+    assert train_wordpiece(HAND_COUNTS, 19) == expected[:19]
+
+
+def test_alphabet_spells_held_out_words_in_any_position():
+    # "gub" puts g first and b inside, positions training never saw them in; punctuation is a word
+    # of its own for the basic tokenizer, so it gets no "##" form.
+    tokens = train_wordpiece({**HAND_COUNTS, "!": 3}, 100)
+    assert "!" in tokens and "##!" not in tokens
+    tokenizer = _tokenizer(tokens)
+    assert tokenizer.tokenize("gub snub!") == ["g", "##u", "##b", "s", "##n", "##u", "##b", "!"]
 
 
 def test_limit_alphabet_drops_rare_characters_and_their_words():
@@ -122,7 +139,7 @@ def test_limit_alphabet_drops_rare_characters_and_their_words():
     # Without the limit, "y" is in the alphabet and "aby" counts: (a,##b) = 55 first, then
     # (ab,##y) = 50, then (b,##a) = 30.
     tokens = train_wordpiece(counts, 100, limit_alphabet=None)
-    assert tokens[5:] == ["a", "b", "##a", "##b", "##y", "ab", "aby", "ba"]
+    assert tokens[5:] == ["a", "b", "y", "##a", "##b", "##y", "ab", "aby", "ba"]
 
 
 def test_merges_with_overlaps_and_repeated_spellings():
@@ -141,8 +158,10 @@ def test_merges_with_overlaps_and_repeated_spellings():
 def _naive_reference(word_counts, vocab_size, min_frequency=2):
     """The same training rule, written the slow obvious way: a full recount of every pair before
     each merge, words as lists of token strings. Checks the incremental bookkeeping."""
-    initial = sorted({w[0] for w in word_counts})
-    inner = sorted({c for w in word_counts for c in w[1:]})
+    # Every character as itself; as "##c" if seen inside a word or if it is not ASCII punctuation
+    # (the words here use letters and "#", which BERT treats as punctuation).
+    initial = sorted({c for w in word_counts for c in w})
+    inner = sorted({c for w in word_counts for c in w[1:]} | {c for c in initial if c.isalnum()})
     tokens = list(SPECIAL_TOKENS) + initial + ["##" + c for c in inner]
     ids = {t: i for i, t in enumerate(tokens)}
     words = [[w[0]] + ["##" + c for c in w[1:]] for w in word_counts]
@@ -189,9 +208,47 @@ def test_incremental_training_matches_full_recount(seed, letters):
     assert train_wordpiece(counts, 60) == expected[:60]
 
 
+def test_initial_alphabet_joins_the_alphabet():
+    # Unseen characters enter both ways ("!" only as itself: it is always a word of its own); the
+    # merges are those of the worked example.
+    tokens = train_wordpiece(HAND_COUNTS, 100, initial_alphabet="zx!")
+    assert tokens == (list(SPECIAL_TOKENS) + ["!"] + HAND_ALPHABET[:7] + ["x", "z"]
+                      + HAND_ALPHABET[7:] + ["##x", "##z"] + HAND_MERGES)
+    # On top of limit_alphabet: with no other character kept, only "hug" x10 is spelled with the
+    # alphabet: (h,##u)=10 -> "hu", then (hu,##g)=10 -> "hug".
+    assert train_wordpiece(HAND_COUNTS, 100, limit_alphabet=0, initial_alphabet="hug") == (
+        list(SPECIAL_TOKENS) + ["g", "h", "u", "##g", "##h", "##u", "hu", "hug"])
+    for bad in (["ab"], [" "], [""]):
+        with pytest.raises(ValueError, match="initial_alphabet must hold single non-whitespace"):
+            train_wordpiece(HAND_COUNTS, 100, initial_alphabet=bad)
+
+
+def test_ks_x_1001_hangul_syllables():
+    syllables = ks_x_1001_hangul_syllables()
+    assert len(syllables) == len(set(syllables)) == 2350 and syllables == sorted(syllables)
+    # Checked against another codec: cp949 (Microsoft's extension of EUC-KR) gives all 11,172
+    # syllables two bytes, and the KS X 1001 ones are exactly those with both bytes >= 0xA1.
+    in_ks = {chr(c) for c in range(0xAC00, 0xD7A4) if min(chr(c).encode("cp949")) >= 0xA1}
+    assert set(syllables) == in_ks
+    assert syllables[:3] == ["가", "각", "간"] and "똠" not in in_ks and "힣" not in in_ks
+
+
+def test_ks_x_1001_symbols_and_named_alphabets():
+    symbols = ks_x_1001_symbols()
+    assert len(symbols) == 985
+    assert all(len(c.encode("euc_kr")) == 2 and 0xA1 <= c.encode("euc_kr")[0] <= 0xAF for c in symbols)
+    assert not [c for c in symbols if c.isspace() or "\uac00" <= c <= "\ud7a3" or "\u4e00" <= c <= "\u9fff"]
+    assert set("「」～①※·ㄱㅏＡα") <= set(symbols)
+    both = named_initial_alphabet("ksx1001-hangul, ascii")
+    assert both == sorted(set(ks_x_1001_hangul_syllables()) | {chr(c) for c in range(0x21, 0x7F)})
+    assert named_initial_alphabet("") == []
+    with pytest.raises(ValueError, match="unknown initial alphabet 'hangul'; use any of ksx1001-hangul"):
+        named_initial_alphabet(["hangul"])
+
+
 def test_vocab_size_too_small_for_alphabet_is_an_error():
-    with pytest.raises(ValueError, match="vocab_size=11 is too small"):
-        train_wordpiece(HAND_COUNTS, 11)
+    with pytest.raises(ValueError, match="vocab_size=18 is too small"):
+        train_wordpiece(HAND_COUNTS, 18)
 
 
 def test_words_with_whitespace_are_rejected():
@@ -337,6 +394,201 @@ def test_as_good_as_the_tokenizers_library(corpus, trained):
     assert ours_stats["tokens_per_word"] <= 1.05 * theirs_stats["tokens_per_word"]
     assert ours_stats["unk_rate"] <= theirs_stats["unk_rate"] + 0.001
     assert shared > 0.9 * len(theirs)
+
+
+def test_cased_held_out_unk_rate_and_the_tokenizers_library(corpus):
+    tokenizers = pytest.importorskip("tokenizers")
+    train, held_out = corpus
+    ours = train_wordpiece(count_words(train, BasicTokenizer(do_lower_case=False)), 8000)
+    reference = tokenizers.BertWordPieceTokenizer(lowercase=False, strip_accents=False)
+    reference.train_from_iterator(train, vocab_size=8000, min_frequency=2, limit_alphabet=1000,
+                                  show_progress=False)
+    theirs = [reference.id_to_token(i) for i in range(reference.get_vocab_size())]
+    ours_stats = held_out_statistics(_tokenizer(ours, do_lower_case=False), held_out)
+    theirs_stats = held_out_statistics(_tokenizer(theirs, do_lower_case=False), held_out)
+    print(f"\nheld-out, cased 8k vocab: ours tokens/word {ours_stats['tokens_per_word']:.4f} unk "
+          f"{ours_stats['unk_rate']:.5f}; tokenizers {theirs_stats['tokens_per_word']:.4f} unk "
+          f"{theirs_stats['unk_rate']:.5f}")
+    assert ours_stats["unk_rate"] < 0.005
+    assert ours_stats["unk_rate"] <= theirs_stats["unk_rate"] + 0.001
+    assert ours_stats["tokens_per_word"] <= 1.05 * theirs_stats["tokens_per_word"]
+
+
+# --- Korean. ---------------------------------------------------------------------------------------
+
+KOREAN_HELD_OUT = ("constitution.txt", "1809899.txt")
+
+
+@pytest.fixture(scope="module")
+def korean():
+    """(training files, held-out lines): nine bills for training; the constitution (another
+    genre: law, not bills) and the last bill held out."""
+    spec = importlib.util.find_spec("konlpy")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("konlpy (the Korean test text) is not installed")
+    root = Path(spec.submodule_search_locations[0]) / "data" / "corpus"
+    files = sorted((root / "kobill").glob("*.txt")) + [root / "kolaw" / "constitution.txt"]
+    train = [str(f) for f in files if f.name not in KOREAN_HELD_OUT]
+    held_out = [line.strip() for f in files if f.name in KOREAN_HELD_OUT
+                for line in f.read_text(encoding="utf-8").split("\n") if line.strip()]
+    assert len(train) == 9 and len(held_out) > 500
+    return train, held_out
+
+
+@pytest.fixture(scope="module")
+def korean_vocabs(korean, tmp_path_factory):
+    """Cased 8k vocabs on the training bills, with and without the KS X 1001 syllables."""
+    directory = tmp_path_factory.mktemp("korean")
+    paths = {"syllables": directory / "syllables.txt", "plain": directory / "plain.txt"}
+    start = time.perf_counter()
+    tokens = {"syllables": train_vocab_from_files(korean[0], str(paths["syllables"]), 8000,
+                                                  do_lower_case=False,
+                                                  initial_alphabet=ks_x_1001_hangul_syllables())}
+    seconds = time.perf_counter() - start
+    tokens["plain"] = train_vocab_from_files(korean[0], str(paths["plain"]), 8000,
+                                             do_lower_case=False)
+    return tokens, paths, seconds
+
+
+def _covered_tokens_per_word(ours, theirs, texts):
+    """Tokens per word of both tokenizers over the words neither turns into [UNK]: a word that
+    becomes one [UNK] would otherwise count as perfectly compressed."""
+    words = [w for text in texts for w in ours.basic.tokenize(text)]
+    splits = [(ours.wordpiece.tokenize_word(w), theirs.wordpiece.tokenize_word(w)) for w in words]
+    both = [(a, b) for a, b in splits if "[UNK]" not in a and "[UNK]" not in b]
+    assert len(both) > 0.9 * len(words)
+    return sum(len(a) for a, _ in both) / len(both), sum(len(b) for _, b in both) / len(both)
+
+
+def test_korean_held_out_unk_rate(korean, korean_vocabs):
+    transformers = pytest.importorskip("transformers")
+    tokens, paths, seconds = korean_vocabs
+    assert seconds < 10
+    vocab = tokens["syllables"]
+    assert vocab[:5] == list(SPECIAL_TOKENS) and len(vocab) == len(set(vocab)) <= 8000
+    syllables = ks_x_1001_hangul_syllables()
+    assert set(syllables) <= set(vocab) and {"##" + s for s in syllables} <= set(vocab)
+    held_out = korean[1]
+    stats = held_out_statistics(_tokenizer(vocab, do_lower_case=False), held_out)
+    plain = held_out_statistics(_tokenizer(tokens["plain"], do_lower_case=False), held_out)
+    print(f"\nKorean held-out: unk {stats['unk_rate']:.5f} with the KS X 1001 syllables, "
+          f"{plain['unk_rate']:.5f} without; tokens/word {stats['tokens_per_word']:.4f}, "
+          f"{plain['tokens_per_word']:.4f}; vocab sizes {len(vocab)}, {len(tokens['plain'])}")
+    assert stats["num_words"] > 7000
+    assert stats["unk_rate"] < 0.005 < 0.01 < plain["unk_rate"]
+    # transformers, reading the file, splits the held-out text into the same pieces.
+    hf = transformers.BertTokenizer(str(paths["syllables"]), do_lower_case=False)
+    ours = _tokenizer(vocab, do_lower_case=False)
+    assert [hf.tokenize(line) for line in held_out] == [ours.tokenize(line) for line in held_out]
+
+
+def test_korean_as_good_as_the_tokenizers_library(korean, korean_vocabs):
+    tokenizers = pytest.importorskip("tokenizers")
+    train_paths, held_out = korean
+    train_lines = [line.strip() for path in train_paths
+                   for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+    tokens, _, _ = korean_vocabs
+    syllables = ks_x_1001_hangul_syllables()
+    for name, initial in (("syllables", syllables), ("plain", [])):
+        reference = tokenizers.BertWordPieceTokenizer(lowercase=False, strip_accents=False)
+        # Their initial alphabet counts against limit_alphabet; ours comes on top of it.
+        reference.train_from_iterator(train_lines, vocab_size=8000, min_frequency=2,
+                                      limit_alphabet=1000 + len(initial), initial_alphabet=initial,
+                                      show_progress=False)
+        theirs = [reference.id_to_token(i) for i in range(reference.get_vocab_size())]
+        ours_tokenizer = _tokenizer(tokens[name], do_lower_case=False)
+        theirs_tokenizer = _tokenizer(theirs, do_lower_case=False)
+        ours_stats = held_out_statistics(ours_tokenizer, held_out)
+        theirs_stats = held_out_statistics(theirs_tokenizer, held_out)
+        ours_tpw, theirs_tpw = _covered_tokens_per_word(ours_tokenizer, theirs_tokenizer, held_out)
+        print(f"\nKorean held-out, {name}: ours unk {ours_stats['unk_rate']:.5f} tokens/word "
+              f"{ours_stats['tokens_per_word']:.4f} ({ours_tpw:.4f} on words both cover), "
+              f"{len(tokens[name])} tokens; tokenizers unk {theirs_stats['unk_rate']:.5f} "
+              f"tokens/word {theirs_stats['tokens_per_word']:.4f} ({theirs_tpw:.4f}), "
+              f"{len(theirs)} tokens")
+        assert ours_stats["unk_rate"] <= theirs_stats["unk_rate"] + 0.001
+        assert ours_tpw <= 1.05 * theirs_tpw
+
+
+def test_korean_refuses_accent_stripping(korean, tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    train_paths, _ = korean
+    output = tmp_path / "vocab.txt"
+    with pytest.raises(ValueError, match=r"9\d% of the words are Hangul.*jamo.*do_lower_case=False"):
+        train_vocab_from_files(train_paths, str(output), 8000)
+    assert not output.exists()
+    # Why: BERT's uncased normalization (here `tokenizers`') decomposes each syllable into jamo.
+    normalizer = tokenizers.normalizers.BertNormalizer(lowercase=True)
+    assert normalizer.normalize_str("대한민국") == (
+        "\u1103\u1162\u1112\u1161\u11ab\u1106\u1175\u11ab\u1100\u116e\u11a8")
+    # Lower-casing without stripping accents keeps the syllables.
+    tokens = train_vocab_from_files(train_paths, str(output), 8000, do_lower_case=True,
+                                    strip_accents=False)
+    assert len([t for t in tokens if any("\uac00" <= c <= "\ud7a3" for c in t)]) > 2000
+    assert not [t for t in tokens if any("\u1100" <= c <= "\u11ff" for c in t)]
+
+
+def test_accent_stripping_refused_early(korean, tmp_path):
+    # 10,000 Korean lines are enough to refuse: the invalid file after them is never read.
+    lines = [line + "\n" for line in Path(korean[0][0]).read_text(encoding="utf-8").split("\n")
+             if line.strip()]
+    big = tmp_path / "big.txt"
+    big.write_text("".join(lines * (10_000 // len(lines) + 1)), encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\n")
+    with pytest.raises(ValueError, match="the first 10000 lines .* are Hangul"):
+        train_vocab_from_files([str(big), str(bad)], str(tmp_path / "vocab.txt"), 8000)
+
+
+def test_hangul_word_share_exact():
+    # "대한민국" x3 and its decomposed jamo spelling x1 are Hangul, "abc" x1 Latin, "123" neither.
+    counts = {"대한민국": 3, "\u1103\u1162\u1112\u1161\u11ab": 1, "abc": 1, "123": 5}
+    assert hangul_word_share(counts) == 4 / 5
+    assert hangul_word_share({"123": 1}) == 0.0
+
+
+# --- Inputs: files, globs, gzip, JSON Lines, TFDS. --------------------------------------------------
+
+def test_trains_from_any_kind_of_input(corpus, tmp_path):
+    lines = corpus[0][:15_000]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = train_vocab_from_files([str(plain)], str(tmp_path / "expected.txt"), 2000)
+    # The same lines as a gzipped text file and two JSON Lines files (documents of 50 lines),
+    # read from a directory, and through a glob.
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    with gzip.open(mixed / "a.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("\n\n".join(lines[:5000]) + "\n")
+    for name, part in (("b.jsonl", lines[5000:10_000]), ("c.jsonl.gz", lines[10_000:])):
+        records = "".join(json.dumps({"text": "\n".join(part[i:i + 50])}) + "\n"
+                          for i in range(0, len(part), 50))
+        data = records.encode("utf-8")
+        (mixed / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert train_vocab_from_files([str(mixed)], str(tmp_path / "dir.txt"), 2000) == expected
+    assert train_vocab_from_files([str(mixed / "*.*")], str(tmp_path / "glob.txt"), 2000) == expected
+
+
+def test_trains_from_tfds(korean, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow as tf
+
+    # The training bills as wiki40b articles (markers, a title to drop, paragraphs).
+    texts = [Path(path).read_text(encoding="utf-8") for path in korean[0]]
+    articles = ["\n_START_ARTICLE_\n제목\n_START_PARAGRAPH_\n"
+                + "_NEWLINE_".join(line.strip() for line in text.split("\n") if line.strip())
+                for text in texts]
+
+    def as_dataset(self, split, **kwargs):
+        return tf.data.Dataset.from_tensor_slices({"text": articles})
+
+    initial = ks_x_1001_hangul_syllables()
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        from_tfds = train_vocab_from_files(["tfds:wiki40b/ko"], str(tmp_path / "tfds.txt"), 8000,
+                                           do_lower_case=False, initial_alphabet=initial)
+    from_files = train_vocab_from_files(korean[0], str(tmp_path / "files.txt"), 8000,
+                                        do_lower_case=False, initial_alphabet=initial)
+    assert from_tfds == from_files
 
 
 # --- File handling. --------------------------------------------------------------------------------
