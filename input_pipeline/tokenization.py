@@ -31,7 +31,12 @@ import re
 import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from input_pipeline.sentencepiece_tokenizer import SentencePieceTokenizer
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -330,6 +335,15 @@ class BertTokenizer:
     def special_ids(self) -> frozenset[int]:
         return frozenset(self.vocab[t] for t in SPECIAL_TOKENS)
 
+    @functools.cached_property
+    def is_continuation(self) -> np.ndarray:
+        """`is_continuation[id]` is True for a piece that continues the previous piece's word
+        ("##ing"); whole-word masking groups such pieces with the word they belong to."""
+        flags = np.zeros(max(self.vocab.values()) + 1, dtype=bool)
+        for token, index in self.vocab.items():
+            flags[index] = token.startswith("##")
+        return flags
+
     def encode(self, text: str, split_special_tokens: bool = False) -> list[int]:
         """Returns the ids of `text`, without `[CLS]`/`[SEP]`.
 
@@ -392,3 +406,63 @@ def _clean_up_piece(piece: str) -> str:
                           (" 've", "'ve"), (" 're", "'re")):
         piece = piece.replace(before, after)
     return piece
+
+
+# WordPiece's limit on word length; SentencePiece has none, so `load_tokenizer` drops it for a
+# SentencePiece model (callers pass it whatever the file).
+_WORDPIECE_ONLY_OPTIONS = ("max_input_chars_per_word",)
+
+
+def load_tokenizer(path: str | os.PathLike, **kwargs) -> BertTokenizer | SentencePieceTokenizer:
+    """The tokenizer for a vocab file: a `BertTokenizer` for a WordPiece `vocab.txt` (UTF-8, one
+    token per line), a `sentencepiece_tokenizer.SentencePieceTokenizer` for a SentencePiece model
+    (a `.model` file, or any file that is binary rather than text).
+
+    `kwargs` go to the tokenizer's constructor. A SentencePiece model takes `do_lower_case` (None,
+    or what the model does: lower-casing is fixed when it is trained, and a mismatch raises);
+    `max_input_chars_per_word`, a WordPiece limit, is ignored for it.
+
+    Raises:
+      FileNotFoundError / IsADirectoryError: if `path` is not a file.
+      ValueError: naming the file, if it is neither a usable vocab.txt nor a SentencePiece model.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory; pass its vocab.txt (WordPiece) or its "
+                                f".model file (SentencePiece).")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"tokenizer file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    try:
+        head.decode("utf-8")
+        is_text = True
+    except UnicodeDecodeError as e:
+        # A character cut in two by the read limit is still text.
+        is_text = e.reason == "unexpected end of data" and e.start >= len(head) - 3
+    # A SentencePiece model is a protobuf, full of zero bytes (its scores); text has none.
+    is_text = is_text and b"\0" not in head
+
+    if path.endswith(".model") or not is_text:
+        # Imported here: WordPiece users need not load the sentencepiece extension.
+        from input_pipeline.sentencepiece_tokenizer import SentencePieceTokenizer
+
+        options = {k: v for k, v in kwargs.items() if k not in _WORDPIECE_ONLY_OPTIONS}
+        try:
+            return SentencePieceTokenizer(path, **options)
+        except ValueError as e:
+            if path.endswith(".model"):
+                raise
+            # Its message names the file; say why it was not read as a vocab.txt either.
+            raise ValueError(f"{e} (It is not UTF-8 text, so not a WordPiece vocab.txt "
+                             f"either.)") from None
+    if path.endswith(".json"):
+        raise ValueError(f"{path}: a JSON file is not a vocab; pass a WordPiece vocab.txt (one "
+                         f"token per line; a Hugging Face export has one next to tokenizer.json) "
+                         f"or a SentencePiece .model file.")
+    vocab = load_vocab(path)
+    try:
+        return BertTokenizer(vocab, **kwargs)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e} Pass a WordPiece vocab.txt made by `bert-jax vocab` or a "
+                         f"SentencePiece .model file.") from None
