@@ -1,32 +1,48 @@
-"""Raw text in BERT's input format to masked, NSP-paired TFRecord shards.
+"""Raw text to masked, NSP-paired TFRecord shards, in parallel and in bounded memory.
 
-The input format is the original's: one sentence per line, a blank line between documents.
-Randomness is drawn per (seed, dupe pass, document), not from one stream over the whole corpus as
-in the original, so a document's instances do not depend on which other documents were read
-before it; this is what lets creation be split over workers without changing the output.
+The corpus is read once, in order, and cut into blocks of about `block_chars` characters of
+whole documents. Each block is processed on its own (by a worker process here, or by a Beam
+worker in `beam_pipeline.py`): its documents are tokenized and paired over `dupe_factor` passes
+with Google's algorithm (`instances.py`), the block's instances are shuffled, masked and
+serialized with numpy (`masking.mask_batch`, `features.serialize_examples`), and dealt into
+`num_shards` parts. Shard `s` is then the concatenation of every block's part `s`, in an order
+of blocks drawn from `(seed, s)`, so shards mix the whole corpus.
+
+Memory is bounded by the block, not the corpus: the random "next segment" of an NSP pair comes
+from another document of the same block (a few thousand documents; Google's script draws from
+the whole corpus in memory). All randomness derives from `(seed, block, pass, document)`, so the
+shards are byte-identical whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import hashlib
-import json
+import multiprocessing
 import os
 import random
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 
-from input_pipeline.features import serialize_example
+import numpy as np
+
+from input_pipeline.features import serialize_examples
 from input_pipeline.instances import PairingConfig, create_sentence_pairs
-from input_pipeline.masking import MaskingConfig, mask_tokens
-from input_pipeline.tokenization import SPECIAL_TOKENS, BertTokenizer
+from input_pipeline.manifest import build_manifest, shard_name, write_manifest
+from input_pipeline.masking import MaskingConfig, mask_batch_with_rng
+from input_pipeline.text_sources import TEXT_FORMATS, document_sentences, expand_inputs, iter_documents
+from input_pipeline.tfrecord import frame_records, write_atomically
+from input_pipeline.tokenization import load_tokenizer
 
-MANIFEST_NAME = "manifest.json"
+MASKING_MODES = ("static", "dynamic")
 
 
 @dataclasses.dataclass(frozen=True)
 class CreationConfig:
-    """The knobs of Google's `create_pretraining_data.py`, with its defaults."""
+    """The knobs of Google's `create_pretraining_data.py` (with its defaults), and ours."""
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
     masked_lm_prob: float = 0.15
@@ -38,6 +54,16 @@ class CreationConfig:
     max_input_chars_per_word: int = 100
     seed: int = 12345
     num_shards: int = 4
+    # "lines": one sentence per line (the original format); "paragraphs": one paragraph per line,
+    # split into sentences here. A blank line separates documents in both.
+    text_format: str = "lines"
+    text_field: str = "text"  # The text of a JSONL record or a TFDS example.
+    # About 4 MB of text per block: the memory of one worker, and the pool of documents the
+    # random next segments are drawn from (thousands of Wikipedia articles).
+    block_chars: int = 4_000_000
+    # "static": masked here, `dupe_factor` times (the original). "dynamic": stored unmasked, once
+    # per pass, and masked afresh every epoch by the reader (RoBERTa).
+    masking: str = "static"
 
     def __post_init__(self):
         if self.max_seq_length < 5:
@@ -51,139 +77,258 @@ class CreationConfig:
         if self.dupe_factor < 1 or self.num_shards < 1:
             raise ValueError(f"dupe_factor={self.dupe_factor} and num_shards={self.num_shards} "
                              "must be at least 1.")
+        if self.text_format not in TEXT_FORMATS:
+            raise ValueError(f"text_format={self.text_format!r} must be one of {TEXT_FORMATS}.")
+        if self.masking not in MASKING_MODES:
+            raise ValueError(f"masking={self.masking!r} must be one of {MASKING_MODES}.")
+        if self.block_chars < 1:
+            raise ValueError(f"block_chars={self.block_chars} must be positive.")
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingInstance:
-    input_ids: list[int]
-    segment_ids: list[int]
-    masked_lm_positions: list[int]
-    masked_lm_ids: list[int]
-    is_random_next: bool
+def iter_blocks(sources: Sequence[str], config: CreationConfig) -> Iterator[list[list[str]]]:
+    """The documents of `sources`, in order, in blocks of about `config.block_chars` characters.
 
-
-def read_documents(paths: Sequence[str | os.PathLike], tokenizer: BertTokenizer) -> list[list[list[int]]]:
-    """Documents of tokenized sentences from files in BERT's input format.
-
-    Lines that tokenize to nothing are skipped and empty documents dropped, as in the original.
+    A short last block (under half the size) joins the one before it, so that no block is left
+    with too few documents to draw random next segments from.
     """
-    documents: list[list[list[int]]] = [[]]
-    for path in paths:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"input file {path} does not exist; pass text files in BERT's "
-                                    "format (one sentence per line, blank line between documents).")
-        with open(path, "rb") as f:
-            for line_number, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8").strip()
-                except UnicodeDecodeError as e:
-                    raise ValueError(f"{path}:{line_number}: invalid UTF-8 ({e.reason} at byte "
-                                     f"{e.start}); convert the file to UTF-8.") from None
-                if not line:
-                    documents.append([])
-                    continue
-                # A "[SEP]" or "[MASK]" quoted in the corpus is text, not a special token.
-                ids = tokenizer.encode(line, split_special_tokens=True)
-                if ids:
-                    documents[-1].append(ids)
-        documents.append([])  # A file boundary is a document boundary.
-    return [d for d in documents if d]
+    previous: list[list[str]] | None = None
+    block: list[list[str]] = []
+    size = 0
+    for source in sources:
+        for document in iter_documents(source, text_format=config.text_format,
+                                       text_field=config.text_field):
+            block.append(document)
+            size += sum(map(len, document))
+            if size >= config.block_chars:
+                if previous is not None:
+                    yield previous
+                previous, block, size = block, [], 0
+    if previous is not None and block and size < config.block_chars // 2:
+        previous.extend(block)
+        block = []
+    if previous is not None:
+        yield previous
+    if block:
+        yield block
 
 
-def create_instances(documents: Sequence[Sequence[Sequence[int]]], masking: MaskingConfig,
-                     config: CreationConfig, cls_id: int, sep_id: int) -> Iterator[TrainingInstance]:
-    """Every instance of every dupe pass, document by document (not shuffled)."""
-    pairing = PairingConfig(config.max_seq_length, config.short_seq_prob)
-    for dupe in range(config.dupe_factor):
-        for index in range(len(documents)):
-            # A string seed is hashed with SHA-512 by `random`, so it is stable across runs,
-            # platforms and PYTHONHASHSEED.
-            rng = random.Random(f"{config.seed}:{dupe}:{index}")
-            for pair in create_sentence_pairs(documents, index, pairing, rng):
-                tokens = [cls_id, *pair.tokens_a, sep_id, *pair.tokens_b, sep_id]
-                segment_ids = [0] * (len(pair.tokens_a) + 2) + [1] * (len(pair.tokens_b) + 1)
-                masked = mask_tokens(tokens, masking, rng)
-                yield TrainingInstance(masked.input_ids, segment_ids, masked.masked_lm_positions,
-                                       masked.masked_lm_ids, pair.is_random_next)
+@dataclasses.dataclass
+class BlockOutput:
+    """What a block contributes: one part (framed records) per shard, and its counts."""
+    index: int
+    parts: list[bytes]
+    part_counts: list[int]
+    stats: collections.Counter
 
 
-def shard_paths(output_dir: str | os.PathLike, num_shards: int, prefix: str = "train") -> list[Path]:
-    return [Path(output_dir) / f"{prefix}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
+_TOO_FEW_DOCUMENTS = ("the input holds {n} non-empty document(s); next-sentence pairs need at least "
+                      "two (separate documents with a blank line).")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+class BlockProcessor:
+    """Turns a block of raw documents into shard parts; built once per worker process."""
+
+    def __init__(self, vocab_path: str, config: CreationConfig):
+        self.config = config
+        self.tokenizer = load_tokenizer(vocab_path, do_lower_case=config.do_lower_case,
+                                        max_input_chars_per_word=config.max_input_chars_per_word)
+        self.masking = MaskingConfig.from_tokenizer(
+            self.tokenizer, masked_lm_prob=config.masked_lm_prob,
+            max_predictions_per_seq=config.max_predictions_per_seq,
+            whole_word_masking=config.whole_word_masking)
+
+    def tokenize(self, documents: Iterable[Sequence[str]]) -> tuple[list[list[list[int]]], int]:
+        """Documents of token-id sentences (empty ones dropped, as in the original) and the
+        number of sentences."""
+        out, num_sentences = [], 0
+        for lines in documents:
+            # A "[SEP]" or "[MASK]" quoted in the corpus is text, not a special token.
+            sentences = [ids for s in document_sentences(lines, self.config.text_format)
+                         if (ids := self.tokenizer.encode(s, split_special_tokens=True))]
+            if sentences:
+                out.append(sentences)
+                num_sentences += len(sentences)
+        return out, num_sentences
+
+    def instances(self, documents: Sequence[Sequence[Sequence[int]]], block_index: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every pass's NSP pairs of the block as unmasked rows `[CLS] A [SEP] B [SEP]`:
+        (input_ids [N, L], input_mask [N, L], segment_ids [N, L], is_random_next [N])."""
+        config = self.config
+        pairing = PairingConfig(config.max_seq_length, config.short_seq_prob)
+        cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
+        rows, segment_lengths, random_next = [], [], []
+        for dupe in range(config.dupe_factor):
+            for index in range(len(documents)):
+                # A string seed is hashed with SHA-512 by `random`: stable across runs, platforms
+                # and PYTHONHASHSEED.
+                rng = random.Random(f"{config.seed}:{block_index}:{dupe}:{index}")
+                for pair in create_sentence_pairs(documents, index, pairing, rng):
+                    rows.append([cls_id, *pair.tokens_a, sep_id, *pair.tokens_b, sep_id])
+                    segment_lengths.append(len(pair.tokens_a) + 2)
+                    random_next.append(pair.is_random_next)
+        input_ids = np.zeros((len(rows), config.max_seq_length), np.int32)
+        input_mask = np.zeros_like(input_ids)
+        segment_ids = np.zeros_like(input_ids)
+        for i, (row, a_length) in enumerate(zip(rows, segment_lengths)):
+            input_ids[i, :len(row)] = row
+            input_mask[i, :len(row)] = 1
+            segment_ids[i, a_length:len(row)] = 1
+        return input_ids, input_mask, segment_ids, np.array(random_next, dtype=bool)
+
+    def __call__(self, block_index: int, documents: Sequence[Sequence[str]]) -> BlockOutput:
+        config = self.config
+        tokenized, num_sentences = self.tokenize(documents)
+        if len(tokenized) < 2:
+            raise ValueError(_TOO_FEW_DOCUMENTS.format(n=len(tokenized)))
+        rows = self.instances(tokenized, block_index)
+        num = len(rows[0])
+        rng = np.random.default_rng([config.seed, block_index])
+        order = rng.permutation(num)  # The original shuffles all instances before writing.
+        input_ids, input_mask, segment_ids, random_next = (a[order] for a in rows)
+        predictions = config.max_predictions_per_seq
+        if config.masking == "static":
+            masked = mask_batch_with_rng(input_ids, self.masking, rng, input_mask=input_mask)
+            features = (masked.input_ids, input_mask, segment_ids, masked.masked_lm_positions,
+                        masked.masked_lm_ids, masked.masked_lm_weights)
+            num_predictions = int(masked.num_predictions.sum())
+        else:
+            zeros = np.zeros((num, predictions), np.int32)
+            features = (input_ids, input_mask, segment_ids, zeros, zeros, zeros.astype(np.float32))
+            num_predictions = 0
+        records = serialize_examples(*features, random_next.astype(np.int32))
+        # Instance i of block b goes to shard (i + b) % num_shards, so shards stay even.
+        shard_of = (np.arange(num) + block_index) % config.num_shards
+        parts, counts = [], []
+        for shard in range(config.num_shards):
+            chosen = np.flatnonzero(shard_of == shard)
+            parts.append(frame_records(records[i] for i in chosen))
+            counts.append(len(chosen))
+        stats = collections.Counter(
+            blocks=1, documents=len(tokenized), sentences=num_sentences, instances=num,
+            tokens=int(input_mask.sum()), predictions=num_predictions,
+            random_next=int(random_next.sum()),
+            characters=sum(len(line) for document in documents for line in document))
+        return BlockOutput(block_index, parts, counts, stats)
 
 
-def write_shards(instances: Sequence[TrainingInstance], output_dir: str | os.PathLike,
-                 config: CreationConfig, prefix: str = "train") -> list[dict]:
-    """Writes instances round-robin into `config.num_shards` TFRecord files, each under a
-    temporary name first and renamed only once complete."""
-    import tensorflow as tf  # Imported here: reading text and pairing need no TensorFlow.
-
-    paths = shard_paths(output_dir, config.num_shards, prefix)
-    tmp_paths = [p.with_name(p.name + f".tmp-{os.getpid()}") for p in paths]
-    counts = [0] * len(paths)
-    writers = [tf.io.TFRecordWriter(str(p)) for p in tmp_paths]
-    try:
-        for i, inst in enumerate(instances):
-            writers[i % len(writers)].write(serialize_example(
-                inst.input_ids, inst.segment_ids, inst.masked_lm_positions, inst.masked_lm_ids,
-                int(inst.is_random_next), config.max_seq_length, config.max_predictions_per_seq))
-            counts[i % len(writers)] += 1
-    except BaseException:
-        for writer, tmp in zip(writers, tmp_paths):
-            writer.close()
-            tmp.unlink(missing_ok=True)
-        raise
-    for writer, tmp, path in zip(writers, tmp_paths, paths):
-        writer.close()
-        os.replace(tmp, path)
-    return [{"file": p.name, "num_instances": n} for p, n in zip(paths, counts)]
+def block_order_key(seed: int, shard: int, block_index: int) -> bytes:
+    """Sorting a shard's parts by this key gives an order of blocks drawn from (seed, shard),
+    without knowing the number of blocks (Beam does not)."""
+    return hashlib.blake2b(f"{seed}:{shard}:{block_index}".encode(), digest_size=8).digest()
 
 
-def create_pretraining_data(input_paths: Sequence[str | os.PathLike], vocab_path: str | os.PathLike,
+# One BlockProcessor per worker process, built by the pool's initializer.
+_processor: BlockProcessor | None = None
+_work_dir: str = ""
+
+
+def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str) -> None:
+    global _processor, _work_dir
+    _processor, _work_dir = BlockProcessor(vocab_path, config), work_dir
+
+
+def _process_to_file(block_index: int, documents: list[list[str]]) -> tuple[int, list[int], list[int], collections.Counter]:
+    """Processes a block in a worker and spills its parts to one file, so that only sizes and
+    counts travel back to the parent process."""
+    output = _processor(block_index, documents)
+    with open(os.path.join(_work_dir, f"block-{block_index:07d}"), "wb") as f:
+        for part in output.parts:
+            f.write(part)
+    return block_index, [len(p) for p in output.parts], output.part_counts, output.stats
+
+
+def _merge_shard(work_dir: str, path: str, shard: int, seed: int,
+                 block_sizes: dict[int, list[int]]) -> None:
+    """Writes shard `shard` as the concatenation of every block's part `shard`."""
+    def chunks():
+        for block_index in sorted(block_sizes, key=lambda b: block_order_key(seed, shard, b)):
+            sizes = block_sizes[block_index]
+            with open(os.path.join(work_dir, f"block-{block_index:07d}"), "rb") as f:
+                f.seek(sum(sizes[:shard]))
+                yield f.read(sizes[shard])
+    write_atomically(path, chunks())
+
+
+def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike,
                             output_dir: str | os.PathLike, config: CreationConfig = CreationConfig(),
-                            prefix: str = "train") -> dict:
-    """Tokenizes the input files, builds NSP pairs and masks over `dupe_factor` passes, shuffles,
-    and writes TFRecord shards plus `manifest.json` (counts, lengths, config, vocab hash) into
-    `output_dir`. Returns the manifest."""
-    tokenizer = BertTokenizer.from_vocab_file(vocab_path, do_lower_case=config.do_lower_case,
-                                              max_input_chars_per_word=config.max_input_chars_per_word)
-    masking = MaskingConfig.from_vocab(
-        tokenizer.vocab, SPECIAL_TOKENS, masked_lm_prob=config.masked_lm_prob,
-        max_predictions_per_seq=config.max_predictions_per_seq,
-        whole_word_masking=config.whole_word_masking)
-    documents = read_documents(input_paths, tokenizer)
-    if len(documents) < 2:
-        raise ValueError(f"{[str(p) for p in input_paths]} hold {len(documents)} non-empty "
-                         "document(s); next-sentence pairs need at least two (separate documents "
-                         "with a blank line).")
-    instances = list(create_instances(documents, masking, config, tokenizer.cls_id, tokenizer.sep_id))
-    random.Random(config.seed).shuffle(instances)
+                            *, num_workers: int = 1, prefix: str = "train") -> dict:
+    """Writes `config.num_shards` TFRecord shards and `manifest.json` into `output_dir` from the
+    text `inputs` (files, globs, directories, `.gz`, `.jsonl`, `tfds:NAME[:SPLIT]`), using
+    `num_workers` processes. Returns the manifest.
 
+    Every shard is written under a temporary name and renamed once complete; the manifest is
+    written last, so a manifest always describes complete shards.
+    """
+    sources = expand_inputs(inputs)
+    vocab_path = os.fspath(vocab_path)
     os.makedirs(output_dir, exist_ok=True)
-    shards = write_shards(instances, output_dir, config, prefix)
-    num = len(instances)
-    manifest = {
-        "format": "bert-pretraining-tfrecord",
-        "num_instances": num,
-        "num_documents": len(documents),
-        "shards": shards,
-        "max_seq_length": config.max_seq_length,
-        "max_predictions_per_seq": config.max_predictions_per_seq,
-        "vocab_size": tokenizer.vocab_size,
-        "vocab_sha256": file_sha256(vocab_path),
-        "config": dataclasses.asdict(config),
-        "inputs": [str(p) for p in input_paths],
-        "statistics": {
-            "random_next_fraction": sum(i.is_random_next for i in instances) / max(num, 1),
-            "mean_tokens": sum(len(i.input_ids) for i in instances) / max(num, 1),
-            "mean_predictions": sum(len(i.masked_lm_ids) for i in instances) / max(num, 1),
-        },
-    }
-    tmp = Path(output_dir) / f"{MANIFEST_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, Path(output_dir) / MANIFEST_NAME)
+    work_dir = tempfile.mkdtemp(prefix=".blocks-", dir=output_dir)
+    block_sizes: dict[int, list[int]] = {}
+    shard_counts = np.zeros(config.num_shards, np.int64)
+    stats: collections.Counter = collections.Counter()
+    try:
+        with _worker_pool(num_workers, vocab_path, config, work_dir) as pool:
+            for block_index, sizes, counts, block_stats in pool.map_blocks(
+                    _process_to_file, enumerate(iter_blocks(sources, config))):
+                block_sizes[block_index] = sizes
+                shard_counts += counts
+                stats += block_stats
+            if stats["documents"] < 2:  # Only an empty input has no block to raise this.
+                raise ValueError(_TOO_FEW_DOCUMENTS.format(n=stats["documents"]))
+            paths = [os.path.join(output_dir, shard_name(prefix, s, config.num_shards))
+                     for s in range(config.num_shards)]
+            pool.map_all(_merge_shard, [(work_dir, path, s, config.seed, block_sizes)
+                                        for s, path in enumerate(paths)])
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    tokenizer = load_tokenizer(vocab_path, do_lower_case=config.do_lower_case)
+    manifest = build_manifest(config, vocab_path, tokenizer.vocab_size, sources,
+                              shard_counts.tolist(), stats, prefix)
+    write_manifest(output_dir, manifest)
     return manifest
+
+
+class _worker_pool:
+    """Runs block jobs in `num_workers` processes (inline for one), with a bounded number of
+    blocks in flight so that reading never runs ahead of processing by more than that."""
+
+    def __init__(self, num_workers: int, vocab_path: str, config: CreationConfig, work_dir: str):
+        if num_workers < 1:
+            raise ValueError(f"num_workers={num_workers} must be at least 1.")
+        self.num_workers = num_workers
+        self.init_args = (vocab_path, config, work_dir)
+        self.executor = None
+
+    def __enter__(self):
+        if self.num_workers == 1:
+            _init_worker(*self.init_args)
+        else:
+            # "spawn": the parent may hold TensorFlow or JAX threads, which fork does not survive.
+            self.executor = concurrent.futures.ProcessPoolExecutor(
+                self.num_workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=self.init_args)
+        return self
+
+    def __exit__(self, *exc):
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+        return False
+
+    def map_blocks(self, fn, jobs: Iterable[tuple]) -> Iterator:
+        if self.executor is None:
+            yield from (fn(*job) for job in jobs)
+            return
+        pending: set = set()
+        for job in jobs:
+            pending.add(self.executor.submit(fn, *job))
+            if len(pending) >= 2 * self.num_workers:
+                done, pending = concurrent.futures.wait(
+                    pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        for future in concurrent.futures.as_completed(pending):
+            yield future.result()
+
+    def map_all(self, fn, jobs: Sequence[tuple]) -> None:
+        for _ in self.map_blocks(fn, jobs):
+            pass

@@ -1,0 +1,167 @@
+"""Creation at scale: blocks, worker processes, Apache Beam, bounded memory, input formats and
+dynamic-masking shards. The algorithm's statistics are tested in test_pretraining_data.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data, iter_blocks
+from input_pipeline.stdlib_corpus import write_stdlib_corpus
+
+CONFIG = CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2, num_shards=3,
+                        seed=11, block_chars=60_000)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    """About 240 KB of docstrings in the original format: several blocks of CONFIG."""
+    directory = tmp_path_factory.mktemp("corpus")
+    train, held_out = directory / "train.txt", directory / "held_out.txt"
+    write_stdlib_corpus(train, held_out, max_bytes=240_000)
+    return str(train)
+
+
+def shard_bytes(directory) -> dict[str, bytes]:
+    return {name: open(os.path.join(directory, name), "rb").read()
+            for name in sorted(os.listdir(directory)) if name.endswith(".tfrecord")}
+
+
+@pytest.fixture(scope="module")
+def one_worker(corpus, uncased_vocab_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one_worker")
+    return out, create_pretraining_data([corpus], uncased_vocab_path, out, CONFIG)
+
+
+def test_blocks_cover_the_corpus_in_order(corpus):
+    blocks = list(iter_blocks([corpus], CONFIG))
+    assert len(blocks) >= 3
+    documents = [d for block in blocks for d in block]
+    text = open(corpus, encoding="utf-8").read()
+    assert documents == [d.splitlines() for d in text.split("\n\n") if d.strip()]
+    sizes = [sum(len(line) for d in block for line in d) for block in blocks]
+    # Every block but the last reaches the target, and the last is not a small remainder.
+    assert all(size >= CONFIG.block_chars for size in sizes[:-1])
+    assert sizes[-1] >= CONFIG.block_chars // 2
+
+
+def test_manifest_counts_match_the_shards(one_worker):
+    out, manifest = one_worker
+    assert manifest["num_blocks"] >= 3
+    import tensorflow as tf
+    for shard in manifest["shards"]:
+        assert sum(1 for _ in tf.data.TFRecordDataset(str(out / shard["file"]))) == shard["num_instances"]
+    assert not [n for n in os.listdir(out) if n.startswith(".") or ".tmp" in n]  # no leftovers
+
+
+def test_shards_are_byte_identical_whatever_the_number_of_workers(one_worker, corpus,
+                                                                  uncased_vocab_path, tmp_path):
+    out, manifest = one_worker
+    again = create_pretraining_data([corpus], uncased_vocab_path, tmp_path, CONFIG, num_workers=2)
+    assert again == manifest
+    assert shard_bytes(tmp_path) == shard_bytes(out)
+
+
+def test_shards_mix_blocks(one_worker):
+    """Each shard holds instances of every block, not one block after another in corpus order:
+    the first instances of two shards come from different blocks' parts."""
+    out, manifest = one_worker
+    import tensorflow as tf
+    firsts = [next(iter(tf.data.TFRecordDataset(str(out / s["file"])))).numpy()
+              for s in manifest["shards"]]
+    assert len(set(firsts)) == len(firsts)
+
+
+def test_beam_direct_runner_writes_the_same_shards(one_worker, corpus, uncased_vocab_path, tmp_path):
+    pytest.importorskip("apache_beam")
+    from input_pipeline.beam_pipeline import run_beam_pipeline
+
+    out, manifest = one_worker
+    beam_manifest = run_beam_pipeline([corpus], uncased_vocab_path, str(tmp_path), CONFIG,
+                                      pipeline_args=["--runner=DirectRunner"])
+    assert beam_manifest == manifest
+    assert shard_bytes(tmp_path) == shard_bytes(out)
+
+
+def test_memory_stays_bounded_as_the_corpus_grows(uncased_vocab_path, tmp_path):
+    """Peak RSS of a creation run over 1x and 4x the text, with the same block size: the 4x run
+    needs no more memory than the 1x run, up to noise (the whole corpus would be ~4x larger)."""
+    train, held_out = tmp_path / "train.txt", tmp_path / "held_out.txt"
+    write_stdlib_corpus(train, held_out, max_bytes=1_200_000)
+    documents = [d for d in train.read_text().split("\n\n") if d.strip()]
+    quarter = tmp_path / "quarter.txt"
+    quarter.write_text("\n\n".join(documents[:len(documents) // 4]) + "\n")
+    script = textwrap.dedent("""
+        import json, resource, sys
+        from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+        config = CreationConfig(max_seq_length=128, max_predictions_per_seq=20, dupe_factor=5,
+                                num_shards=4, block_chars=150_000)
+        manifest = create_pretraining_data([sys.argv[1]], sys.argv[2], sys.argv[3], config)
+        print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          "chars": manifest["input_characters"], "instances": manifest["num_instances"]}))
+    """)
+    results = {}
+    for name, path in (("1x", quarter), ("4x", train)):
+        done = subprocess.run([sys.executable, "-c", script, str(path), uncased_vocab_path,
+                               str(tmp_path / f"out-{name}")], capture_output=True, text=True, check=True)
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(results)
+    assert results["4x"]["chars"] > 3.5 * results["1x"]["chars"]
+    assert results["4x"]["rss_mb"] < results["1x"]["rss_mb"] * 1.15 + 20, results
+
+
+def test_input_formats_give_the_same_shards(corpus, uncased_vocab_path, tmp_path, one_worker):
+    """The corpus as .gz and as JSONL (one record per document) gives the very same shards."""
+    out, _ = one_worker
+    text = open(corpus, encoding="utf-8").read()
+    with gzip.open(tmp_path / "corpus.txt.gz", "wt", encoding="utf-8") as f:
+        f.write(text)
+    with open(tmp_path / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for document in text.split("\n\n"):
+            if document.strip():
+                f.write(json.dumps({"text": document}) + "\n")
+    for name in ("corpus.txt.gz", "corpus.jsonl"):
+        create_pretraining_data([str(tmp_path / name)], uncased_vocab_path, tmp_path / name[:-3], CONFIG)
+        assert shard_bytes(tmp_path / name[:-3]) == shard_bytes(out), name
+
+
+def test_paragraph_input_is_split_into_sentences(uncased_vocab_path, tmp_path):
+    paragraphs = tmp_path / "paragraphs.txt"
+    paragraphs.write_text("\n\n".join(
+        f"Document {d} starts here. It has a second sentence! Does it have a third? Yes, it does."
+        for d in range(40)) + "\n")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\n\n".join(
+        f"Document {d} starts here.\nIt has a second sentence!\nDoes it have a third?\nYes, it does."
+        for d in range(40)) + "\n")
+    config = dataclasses.replace(CONFIG, num_shards=1)
+    a = create_pretraining_data([str(paragraphs)], uncased_vocab_path, tmp_path / "a",
+                                dataclasses.replace(config, text_format="paragraphs"))
+    b = create_pretraining_data([str(lines)], uncased_vocab_path, tmp_path / "b", config)
+    assert a["num_sentences"] == b["num_sentences"] == 160
+    assert shard_bytes(tmp_path / "a") == shard_bytes(tmp_path / "b")
+
+
+def test_dynamic_masking_shards_are_unmasked_and_one_per_pass(corpus, uncased_vocab_path, tmp_path,
+                                                               one_worker):
+    import tensorflow as tf
+
+    from input_pipeline.features import parse_examples
+    _, static = one_worker
+    manifest = create_pretraining_data([corpus], uncased_vocab_path, tmp_path,
+                                       dataclasses.replace(CONFIG, masking="dynamic"))
+    assert manifest["masking"] == "dynamic" and manifest["statistics"]["mean_predictions"] == 0
+    # The same pairs as static masking: only the masking differs.
+    assert manifest["num_instances"] == static["num_instances"]
+    records = tf.data.TFRecordDataset(sorted(str(tmp_path / s["file"]) for s in manifest["shards"]))
+    batch = next(iter(records.batch(10_000).map(lambda r: parse_examples(r, 64, 10))))
+    ids = batch["input_ids"].numpy()
+    assert not (ids == 103).any()  # no [MASK]
+    assert not batch["masked_lm_weights"].numpy().any()
