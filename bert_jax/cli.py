@@ -1,7 +1,7 @@
 """The `bert-jax` command: one subcommand per stage, each a thin wrapper over a Python function.
 
   bert-jax demo          corpus -> vocab -> shards -> pretraining -> export -> fill-mask, on a CPU
-  bert-jax vocab         train a WordPiece vocab.txt          (input_pipeline.vocabulary)
+  bert-jax vocab         train a WordPiece or SentencePiece vocab (input_pipeline.vocabulary)
   bert-jax create-data   text -> masked, NSP-paired shards    (input_pipeline.create_pretraining_data)
   bert-jax pretrain      train from a config in a work dir     (bert_jax.train)
   bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.hf_export)
@@ -37,16 +37,31 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _vocab(args: argparse.Namespace) -> None:
-    from input_pipeline.tokenization import BertTokenizer
-    from input_pipeline.vocabulary import held_out_statistics, train_vocab_from_files
+    from input_pipeline.text_sources import expand_inputs, iter_lines
+    from input_pipeline.tokenization import load_tokenizer
+    from input_pipeline.vocabulary import held_out_statistics, named_initial_alphabet, train_vocab_from_files
 
-    tokens = train_vocab_from_files(args.input, args.output, args.vocab_size,
-                                    do_lower_case=not args.cased, min_frequency=args.min_frequency)
-    print(f"wrote {len(tokens)} tokens to {args.output}")
+    if args.tokenizer == "wordpiece":
+        tokens = train_vocab_from_files(args.input, args.output, args.vocab_size,
+                                        do_lower_case=not args.cased, min_frequency=args.min_frequency,
+                                        initial_alphabet=named_initial_alphabet(args.initial_alphabet),
+                                        text_field=args.text_field)
+        print(f"wrote {len(tokens)} tokens to {args.output}")
+    else:
+        from input_pipeline.sentencepiece_tokenizer import train_sentencepiece
+
+        lines = (line for source in expand_inputs(args.input)
+                 for line in iter_lines(source, text_field=args.text_field))
+        tokenizer = train_sentencepiece(lines, args.output, args.vocab_size, model_type=args.tokenizer,
+                                        lowercase=not args.cased,
+                                        character_coverage=args.character_coverage,
+                                        byte_fallback=args.byte_fallback)
+        print(f"wrote a {args.tokenizer} SentencePiece model of {tokenizer.vocab_size} pieces to {args.output}")
     if args.held_out:
-        tokenizer = BertTokenizer.from_vocab_file(args.output, do_lower_case=not args.cased)
-        with open(args.held_out, encoding="utf-8") as f:
-            print(json.dumps(held_out_statistics(tokenizer, f), indent=2))
+        tokenizer = load_tokenizer(args.output, do_lower_case=not args.cased)
+        lines = (line for source in expand_inputs(args.held_out)
+                 for line in iter_lines(source, text_field=args.text_field))
+        print(json.dumps(held_out_statistics(tokenizer, lines), indent=2))
 
 
 def _create_data(args: argparse.Namespace) -> None:
@@ -57,8 +72,15 @@ def _create_data(args: argparse.Namespace) -> None:
         masked_lm_prob=args.masked_lm_prob, short_seq_prob=args.short_seq_prob,
         dupe_factor=args.dupe_factor, whole_word_masking=args.whole_word_masking,
         do_lower_case=not args.cased, max_input_chars_per_word=args.max_input_chars_per_word,
-        seed=args.seed, num_shards=args.num_shards)
-    manifest = create_pretraining_data(args.input, args.vocab, args.output_dir, config)
+        seed=args.seed, num_shards=args.num_shards, text_format=args.format,
+        text_field=args.text_field, block_chars=int(args.block_mb * 1_000_000), masking=args.masking)
+    if args.runner == "beam":
+        from input_pipeline.beam_pipeline import run_beam_pipeline
+        manifest = run_beam_pipeline(args.input, args.vocab, args.output_dir, config,
+                                     pipeline_args=args.beam_args)
+    else:
+        manifest = create_pretraining_data(args.input, args.vocab, args.output_dir, config,
+                                           num_workers=args.workers)
     print(f"wrote {manifest['num_instances']} instances from {manifest['num_documents']} documents "
           f"into {len(manifest['shards'])} shards in {args.output_dir}")
     print(json.dumps(manifest["statistics"], indent=2))
@@ -110,32 +132,60 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set train.global_batch_size=16")
     p.set_defaults(run=_demo)
 
-    p = sub.add_parser("vocab", help="train a WordPiece vocab.txt from text files")
-    p.add_argument("--input", nargs="+", required=True, help="UTF-8 text files")
-    p.add_argument("--output", required=True, help="vocab.txt to write")
+    p = sub.add_parser("vocab", help="train a WordPiece vocab.txt or a SentencePiece model",
+                       description="Streams the text (files, globs, directories, .gz, .jsonl, "
+                       "tfds:NAME[:SPLIT]); special tokens come first: [PAD] [UNK] [CLS] [SEP] [MASK]. "
+                       "Korean must be --cased (lower-casing strips accents through NFD, which "
+                       "splits every Hangul syllable into jamo); add --initial-alphabet "
+                       "ksx1001-hangul so that rare syllables are never [UNK].")
+    p.add_argument("--input", nargs="+", required=True, help="text inputs, as for create-data")
+    p.add_argument("--output", required=True, help="vocab.txt (wordpiece) or NAME.model (unigram/bpe)")
+    p.add_argument("--tokenizer", choices=("wordpiece", "unigram", "bpe"), default="wordpiece")
     p.add_argument("--vocab-size", type=int, default=30522)
     p.add_argument("--min-frequency", type=int, default=2, help="minimum count of a merged pair")
-    p.add_argument("--cased", action="store_true", help="keep case and accents")
-    p.add_argument("--held-out", help="text file to report [UNK] rate and tokens per word on")
+    p.add_argument("--cased", action="store_true", help="keep case and accents (required for Korean)")
+    p.add_argument("--initial-alphabet", default="",
+                   help="characters always in the vocab, e.g. ksx1001-hangul,ascii (wordpiece)")
+    p.add_argument("--character-coverage", type=float, default=0.9995, help="(unigram/bpe)")
+    p.add_argument("--byte-fallback", action="store_true", help="unknown characters as bytes (unigram/bpe)")
+    p.add_argument("--text-field", default="text", help="the text field of JSONL records / TFDS examples")
+    p.add_argument("--held-out", nargs="+", help="text to report [UNK] rate and tokens per word on")
     p.set_defaults(run=_vocab)
 
     p = sub.add_parser("create-data", help="make masked, NSP-paired TFRecord shards from text",
-                       description="Input: one sentence per line, a blank line between documents "
-                       "(the original BERT format).")
-    p.add_argument("--input", nargs="+", required=True, help="text files in BERT's format")
-    p.add_argument("--vocab", required=True, help="vocab.txt")
+                       description="Text files (plain or .gz), globs, directories, JSONL or TFDS "
+                       "datasets to TFRecord shards with Google's features, in parallel and in "
+                       "bounded memory. A blank line separates documents.")
+    p.add_argument("--input", nargs="+", required=True,
+                   help="files, globs or directories (.txt, .gz, .jsonl) or tfds:NAME[:SPLIT]")
+    p.add_argument("--format", choices=("lines", "paragraphs"), default="lines",
+                   help="lines: one sentence per line (the original); paragraphs: one paragraph "
+                   "per line, split into sentences (English and Korean)")
+    p.add_argument("--text-field", default="text", help="the text field of JSONL records / TFDS examples")
+    p.add_argument("--vocab", required=True, help="WordPiece vocab.txt or SentencePiece .model")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--max-predictions-per-seq", type=int, default=20)
     p.add_argument("--masked-lm-prob", type=float, default=0.15)
     p.add_argument("--short-seq-prob", type=float, default=0.1)
-    p.add_argument("--dupe-factor", type=int, default=10, help="passes with different masks")
+    p.add_argument("--dupe-factor", type=int, default=10, help="passes over the corpus")
+    p.add_argument("--masking", choices=("static", "dynamic"), default="static",
+                   help="static: masked here, once per pass; dynamic: stored unmasked and masked "
+                   "afresh every epoch by the trainer (set data.dynamic_masking=True)")
     p.add_argument("--whole-word-masking", action="store_true")
     p.add_argument("--cased", action="store_true", help="the vocab is cased")
     p.add_argument("--max-input-chars-per-word", type=int, default=100,
                    help="longer words become [UNK] (100 as transformers, 200 as Google's original)")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--num-shards", type=int, default=4)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument("--block-mb", type=float, default=4.0,
+                   help="text per block: a worker's memory and the pool random next segments "
+                   "are drawn from")
+    p.add_argument("--runner", choices=("local", "beam"), default="local",
+                   help="beam: run as an Apache Beam pipeline (pip install 'bert-jax[beam]')")
+    p.add_argument("--beam-args", nargs=argparse.REMAINDER, default=[],
+                   help="the rest of the line goes to Beam, e.g. --runner=DataflowRunner ...")
     p.set_defaults(run=_create_data)
 
     p = sub.add_parser("pretrain", help="pretrain from a config, resuming from the work dir")

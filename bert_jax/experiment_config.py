@@ -53,6 +53,15 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.max_seq_length = 128
     config.data.max_predictions_per_seq = 20
     config.data.shuffle_buffer = 10_000
+    # RoBERTa-style masking by the reader, for shards written with `create-data --masking dynamic`.
+    config.data.dynamic_masking = False
+    config.data.masked_lm_prob = 0.15
+    config.data.whole_word_masking = False
+    # Phase 2 (BERT's last 10% of steps at sequence length 512), from its own shards; empty: none.
+    config.data.phase2_train_files = ""
+    config.data.phase2_max_seq_length = 512
+    config.data.phase2_max_predictions_per_seq = 80
+    config.data.phase2_start_fraction = 0.9
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adamw"
@@ -152,6 +161,19 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     if not 1 <= data.max_predictions_per_seq <= data.max_seq_length:
         errors.append(f"data.max_predictions_per_seq={data.max_predictions_per_seq} must be in "
                       f"[1, data.max_seq_length={data.max_seq_length}].")
+    if data.phase2_train_files:
+        if model is not None and data.phase2_max_seq_length > model.max_position_embeddings:
+            errors.append(f"data.phase2_max_seq_length={data.phase2_max_seq_length} exceeds "
+                          f"model.max_position_embeddings={model.max_position_embeddings}.")
+        if not 1 <= data.phase2_max_predictions_per_seq <= data.phase2_max_seq_length:
+            errors.append(f"data.phase2_max_predictions_per_seq={data.phase2_max_predictions_per_seq} "
+                          f"must be in [1, data.phase2_max_seq_length={data.phase2_max_seq_length}].")
+        if not 0 < data.phase2_start_fraction < 1:
+            errors.append(f"data.phase2_start_fraction={data.phase2_start_fraction} must be in (0, 1).")
+    if data.dynamic_masking and not data.vocab_file:
+        errors.append("data.dynamic_masking=True needs data.vocab_file (the reader masks with it).")
+    if not 0 < data.masked_lm_prob < 1:
+        errors.append(f"data.masked_lm_prob={data.masked_lm_prob} must be in (0, 1).")
     if train.num_steps < 1:
         errors.append(f"train.num_steps={train.num_steps} must be at least 1.")
     if not 0 <= opt.warmup_steps <= train.num_steps:

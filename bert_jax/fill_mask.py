@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bert_jax.model import BertConfig, BertForPreTraining
-from input_pipeline.tokenization import BertTokenizer
+from input_pipeline.tokenization import BertTokenizer, load_tokenizer
 
 
 def _bucket(n: int, minimum: int, maximum: int) -> int:
@@ -43,8 +43,7 @@ class FillMask:
         from bert_jax.train import load_trained_params
 
         params, config, _ = load_trained_params(workdir, step)
-        tokenizer = BertTokenizer.from_vocab_file(config.data.vocab_file,
-                                                  do_lower_case=config.data.do_lower_case)
+        tokenizer = load_tokenizer(config.data.vocab_file, do_lower_case=config.data.do_lower_case)
         return cls(params, bert_config(config), tokenizer)
 
     @functools.partial(jax.jit, static_argnums=(0, 5))

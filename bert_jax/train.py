@@ -76,39 +76,73 @@ def _init_state(model: BertForPreTraining, optimizer: optax.GradientTransformati
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
 
-def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool):
-    from input_pipeline.reader import ReaderConfig
+def phase2_start_step(config: ml_collections.ConfigDict) -> int | None:
+    """The first step of phase 2 (long sequences), or None for a one-phase run."""
+    if not config.data.phase2_train_files:
+        return None
+    return round(config.data.phase2_start_fraction * config.train.num_steps)
 
+
+def phase_at(config: ml_collections.ConfigDict, step: int) -> int:
+    """The phase (1 or 2) whose data the step after `step` trains on."""
+    start = phase2_start_step(config)
+    return 2 if start is not None and step >= start else 1
+
+
+def phase_shapes(config: ml_collections.ConfigDict, phase: int) -> tuple[str, int, int]:
+    """(shard files, sequence length, masked predictions) of `phase`."""
+    data = config.data
+    if phase == 2:
+        return data.phase2_train_files, data.phase2_max_seq_length, data.phase2_max_predictions_per_seq
+    return data.train_files, data.max_seq_length, data.max_predictions_per_seq
+
+
+def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool,
+                   max_seq_length: int, max_predictions_per_seq: int):
+    from input_pipeline.masking import MaskingConfig
+    from input_pipeline.reader import ReaderConfig
+    from input_pipeline.tokenization import load_tokenizer
+
+    masking = None
+    if config.data.dynamic_masking:
+        masking = MaskingConfig.from_tokenizer(
+            load_tokenizer(config.data.vocab_file, do_lower_case=config.data.do_lower_case),
+            masked_lm_prob=config.data.masked_lm_prob, max_predictions_per_seq=max_predictions_per_seq,
+            whole_word_masking=config.data.whole_word_masking)
     return ReaderConfig(
         file_patterns=tuple(p for p in files.split(",") if p),
         batch_size=config.train.global_batch_size // jax.process_count(),
-        max_seq_length=config.data.max_seq_length,
-        max_predictions_per_seq=config.data.max_predictions_per_seq,
-        seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer, repeat=repeat)
+        max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
+        seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer, repeat=repeat,
+        dynamic_masking=masking)
 
 
-def train_batches(config: ml_collections.ConfigDict, start_step: int) -> Iterator[dict[str, np.ndarray]]:
-    """This process's part of every global batch from `start_step` on."""
-    from input_pipeline.reader import numpy_batches
+def train_batches(config: ml_collections.ConfigDict, phase: int):
+    """This process's part of every global batch of `phase`, from the start of its stream
+    (`DataIterator.restore` moves it to a checkpoint's position)."""
+    from input_pipeline.reader import DataIterator
 
-    reader = _reader_config(config, config.data.train_files, repeat=True)
-    return numpy_batches(reader, jax.process_index(), jax.process_count(), skip_batches=start_step)
+    files, seq, preds = phase_shapes(config, phase)
+    return DataIterator(_reader_config(config, files, True, seq, preds),
+                        jax.process_index(), jax.process_count())
+
+
+def data_position(config: ml_collections.ConfigDict, phase: int) -> dict:
+    """What a saved data position means; a checkpoint's position is used only if it matches."""
+    files, seq, preds = phase_shapes(config, phase)
+    return {"phase": phase, "files": files, "max_seq_length": seq, "max_predictions_per_seq": preds,
+            "global_batch_size": config.train.global_batch_size, "seed": config.train.seed,
+            "shuffle_buffer": config.data.shuffle_buffer, "dynamic_masking": config.data.dynamic_masking}
 
 
 def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
-    """One pass over the held-out shards; the last batch is padded with examples of weight 0."""
-    from input_pipeline.reader import numpy_batches
+    """One pass over the held-out shards (phase-1 shapes), the same number of batches on every
+    process; padding examples have weight 0 in `example_weights`."""
+    from input_pipeline.reader import DataIterator
 
-    reader = _reader_config(config, config.data.eval_files, repeat=False)
-    for batch in numpy_batches(reader, jax.process_index(), jax.process_count()):
-        n = len(batch["input_ids"])
-        weights = np.zeros(reader.batch_size, np.float32)
-        weights[:n] = 1.0
-        if n < reader.batch_size:
-            batch = {k: np.concatenate([v, np.zeros((reader.batch_size - n, *v.shape[1:]), v.dtype)])
-                     for k, v in batch.items()}
-        batch["example_weights"] = weights
-        yield batch
+    return DataIterator(_reader_config(config, config.data.eval_files, False,
+                                       config.data.max_seq_length, config.data.max_predictions_per_seq),
+                        jax.process_index(), jax.process_count())
 
 
 def evaluate(params: Any, config: ml_collections.ConfigDict, eval_fn, mesh) -> dict[str, float]:
@@ -141,11 +175,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     from input_pipeline.reader import check_shards_match
 
     experiment_config.validate(config, jax.device_count(), jax.process_count())
-    for files in (config.data.train_files, config.data.eval_files):
-        check_shards_match([p for p in files.split(",") if p],
-                           max_seq_length=config.data.max_seq_length,
-                           max_predictions_per_seq=config.data.max_predictions_per_seq,
-                           vocab_size=config.model.vocab_size, vocab_file=config.data.vocab_file)
+    for phase, files in ((1, config.data.train_files), (2, config.data.phase2_train_files),
+                         (1, config.data.eval_files)):
+        _, seq, preds = phase_shapes(config, phase)
+        check_shards_match([p for p in files.split(",") if p], max_seq_length=seq,
+                           max_predictions_per_seq=preds, vocab_size=config.model.vocab_size,
+                           vocab_file=config.data.vocab_file,
+                           dynamic_masking=config.data.dynamic_masking)
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:
         experiment_config.save_config(config, os.path.join(workdir, "config.json"))
@@ -177,33 +213,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     eval_fn = jax.jit(functools.partial(eval_step, model=model),
                       in_shardings=(shardings.params, batch_shard), out_shardings=sharding.replicated(mesh))
 
-    batches = train_batches(config, start_step)
-    steps_per_report = config.train.log_every
-    seq, preds = config.data.max_seq_length, config.data.max_predictions_per_seq
+    phase = phase_at(config, start_step)
+    batches = train_batches(config, phase)
+    if start_step:
+        checkpointer.restore_data(start_step, batches, data_position(config, phase))
     peak = config.train.peak_flops_per_device or flops.peak_flops(jax.devices()[0].device_kind)
     reporter = ProgressReporter(
-        workdir, config.train.num_steps, start_step, config.train.global_batch_size, seq,
-        flops.train_flops_per_step(model_config, config.train.global_batch_size, seq, preds),
+        workdir, config.train.num_steps, start_step, config.train.global_batch_size, 0, 0.0,
         peak * jax.device_count() if peak else None, is_main_process=jax.process_index() == 0)
     config_dict = config.to_dict()
 
+    def compile_phase(phase: int, batch: dict[str, jax.Array]):
+        """Compiles the step for the phase's shapes and points the reporter's FLOP count at it."""
+        _, seq, preds = phase_shapes(config, phase)
+        reporter.seq_length = seq
+        reporter.flops_per_step = flops.train_flops_per_step(
+            model_config, config.train.global_batch_size, seq, preds)
+        compile_start = time.perf_counter()
+        compiled = step_fn.lower(state, batch).compile()
+        compile_seconds = time.perf_counter() - compile_start
+        logger.info("compiled the phase-%d train step (sequence length %d) in %.1f s",
+                    phase, seq, compile_seconds)
+        reporter.write_scalars(int(state.step), {"compile_seconds": compile_seconds}, "train")
+        return compiled
+
     last: dict[str, float] = {}
     if start_step < config.train.num_steps:
-        first = _global_batch(next(batches), mesh)
-        compile_start = time.perf_counter()
-        compiled = step_fn.lower(state, first).compile()
-        compile_seconds = time.perf_counter() - compile_start
-        logger.info("compiled the train step in %.1f s", compile_seconds)
-        reporter.write_scalars(start_step, {"compile_seconds": compile_seconds}, "train")
+        batch = _global_batch(next(batches), mesh)
+        compiled = compile_phase(phase, batch)
         reporter.restart_clock(start_step)
         pending: list[dict[str, jax.Array]] = []
-        batch = first
         for step in range(start_step + 1, config.train.num_steps + 1):
             state, metrics = compiled(state, batch)
             pending.append(metrics)
+            if step % config.train.checkpoint_every == 0 or step == config.train.num_steps:
+                # Saved before the next batch is read, so the data position matches `step`.
+                checkpointer.save(step, state, config_dict, batches, data_position(config, phase))
             if step < config.train.num_steps:
-                batch = _global_batch(next(batches), mesh)  # Overlaps with the device's work.
-            if step % steps_per_report == 0 or step == config.train.num_steps:
+                if phase_at(config, step) != phase:
+                    phase = phase_at(config, step)
+                    logger.info("step %d: switching to phase %d data", step, phase)
+                    batches = train_batches(config, phase)
+                    batch = _global_batch(next(batches), mesh)
+                    compiled = compile_phase(phase, batch)
+                    reporter.restart_clock(step)
+                else:
+                    batch = _global_batch(next(batches), mesh)  # Overlaps with the device's work.
+            if step % config.train.log_every == 0 or step == config.train.num_steps:
                 # Fetching metrics only here keeps the host from waiting on the device every step.
                 fetched = jax.device_get(pending)
                 last = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
@@ -211,8 +267,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                 if on_report is not None:
                     on_report(last | {"step": step})
                 pending = []
-            if step % config.train.checkpoint_every == 0 or step == config.train.num_steps:
-                checkpointer.save(step, state, config_dict)
             if config.data.eval_files and config.train.eval_every and step % config.train.eval_every == 0 \
                     and step < config.train.num_steps:
                 reporter.report(step, evaluate(state.params, config, eval_fn, mesh), prefix="eval")
