@@ -12,6 +12,8 @@ spread over the workers. Requires the `beam` extra: `pip install 'bert-jax[beam]
 from __future__ import annotations
 
 import collections
+import itertools
+import operator
 import os
 from collections.abc import Iterable, Sequence
 
@@ -49,11 +51,12 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
 
         def process(self, element):
             block_index, documents = element
-            output = self.processor(block_index, documents)
-            for shard, (part, count) in enumerate(zip(output.parts, output.part_counts)):
-                yield beam.pvalue.TaggedOutput(
-                    "parts", (shard, (block_order_key(config.seed, shard, block_index), part, count)))
-            yield beam.pvalue.TaggedOutput("stats", output.stats)
+            stats, records = self.processor(block_index, documents)
+            for shard, group in itertools.groupby(records, key=operator.itemgetter(0)):
+                part = [record for _, record in group]
+                key = block_order_key(config.seed, shard, block_index)
+                yield beam.pvalue.TaggedOutput("parts", (shard, (key, b"".join(part), len(part))))
+            yield beam.pvalue.TaggedOutput("stats", stats)
 
     def write_shard(element) -> tuple[int, int]:
         shard, parts = element

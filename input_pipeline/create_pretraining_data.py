@@ -10,12 +10,13 @@ of blocks drawn from `(seed, s)`, so shards mix the whole corpus.
 
 Memory is bounded by the block, not the corpus: the random "next segment" of an NSP pair comes
 from another document of the same block (a few thousand documents; Google's script draws from
-the whole corpus in memory). All randomness derives from `(seed, block, pass, document)`, so the
+the whole corpus in memory). All randomness derives from `(seed, block, pass)`, so the
 shards are byte-identical whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import array
 import collections
 import concurrent.futures
 import dataclasses
@@ -34,10 +35,11 @@ from input_pipeline.instances import PairingConfig, create_sentence_pairs
 from input_pipeline.manifest import build_manifest, shard_name, write_manifest
 from input_pipeline.masking import MaskingConfig, mask_batch_with_rng
 from input_pipeline.text_sources import TEXT_FORMATS, document_sentences, expand_inputs, iter_documents
-from input_pipeline.tfrecord import frame_records, write_atomically
+from input_pipeline.tfrecord import frame, write_atomically
 from input_pipeline.tokenization import load_tokenizer
 
 MASKING_MODES = ("static", "dynamic")
+_CHUNK_ROWS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,15 +114,6 @@ def iter_blocks(sources: Sequence[str], config: CreationConfig) -> Iterator[list
         yield block
 
 
-@dataclasses.dataclass
-class BlockOutput:
-    """What a block contributes: one part (framed records) per shard, and its counts."""
-    index: int
-    parts: list[bytes]
-    part_counts: list[int]
-    stats: collections.Counter
-
-
 _TOO_FEW_DOCUMENTS = ("the input holds {n} non-empty document(s); next-sentence pairs need at least "
                       "two (separate documents with a blank line).")
 
@@ -150,66 +143,88 @@ class BlockProcessor:
                 num_sentences += len(sentences)
         return out, num_sentences
 
-    def instances(self, documents: Sequence[Sequence[Sequence[int]]], block_index: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every pass's NSP pairs of the block as unmasked rows `[CLS] A [SEP] B [SEP]`:
-        (input_ids [N, L], input_mask [N, L], segment_ids [N, L], is_random_next [N])."""
+    def pairs(self, documents: Sequence[Sequence[Sequence[int]]], block_index: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bool]]:
+        """Every pass's NSP pairs of the block as unmasked token rows `[CLS] A [SEP] B [SEP]`,
+        flat (row i is `tokens[offsets[i]:offsets[i + 1]]`, 4 bytes a token), with the length of
+        `[CLS] A [SEP]` and the random-next label of each row."""
         config = self.config
         pairing = PairingConfig(config.max_seq_length, config.short_seq_prob)
         cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
-        rows, segment_lengths, random_next = [], [], []
+        tokens, offsets, a_lengths, random_next = array.array("i"), [0], [], []
         for dupe in range(config.dupe_factor):
+            # A string seed is hashed with SHA-512 by `random`: stable across runs, platforms and
+            # PYTHONHASHSEED.
+            rng = random.Random(f"{config.seed}:{block_index}:{dupe}")
             for index in range(len(documents)):
-                # A string seed is hashed with SHA-512 by `random`: stable across runs, platforms
-                # and PYTHONHASHSEED.
-                rng = random.Random(f"{config.seed}:{block_index}:{dupe}:{index}")
                 for pair in create_sentence_pairs(documents, index, pairing, rng):
-                    rows.append([cls_id, *pair.tokens_a, sep_id, *pair.tokens_b, sep_id])
-                    segment_lengths.append(len(pair.tokens_a) + 2)
+                    tokens.append(cls_id)
+                    tokens.extend(pair.tokens_a)
+                    tokens.append(sep_id)
+                    tokens.extend(pair.tokens_b)
+                    tokens.append(sep_id)
+                    offsets.append(len(tokens))
+                    a_lengths.append(len(pair.tokens_a) + 2)
                     random_next.append(pair.is_random_next)
-        input_ids = np.zeros((len(rows), config.max_seq_length), np.int32)
-        input_mask = np.zeros_like(input_ids)
-        segment_ids = np.zeros_like(input_ids)
-        for i, (row, a_length) in enumerate(zip(rows, segment_lengths)):
-            input_ids[i, :len(row)] = row
-            input_mask[i, :len(row)] = 1
-            segment_ids[i, a_length:len(row)] = 1
-        return input_ids, input_mask, segment_ids, np.array(random_next, dtype=bool)
+        return np.frombuffer(tokens, np.int32), np.array(offsets), np.array(a_lengths), random_next
 
-    def __call__(self, block_index: int, documents: Sequence[Sequence[str]]) -> BlockOutput:
+    def records(self, tokens: np.ndarray, offsets: np.ndarray, rows: np.ndarray, a_lengths: np.ndarray,
+                random_next: Sequence[bool], rng: np.random.Generator) -> tuple[list[bytes], int]:
+        """Masks (if static) and serializes `rows` (of `pairs`); returns the records and the
+        number of masked-LM predictions."""
         config = self.config
-        tokenized, num_sentences = self.tokenize(documents)
-        if len(tokenized) < 2:
-            raise ValueError(_TOO_FEW_DOCUMENTS.format(n=len(tokenized)))
-        rows = self.instances(tokenized, block_index)
-        num = len(rows[0])
-        rng = np.random.default_rng([config.seed, block_index])
-        order = rng.permutation(num)  # The original shuffles all instances before writing.
-        input_ids, input_mask, segment_ids, random_next = (a[order] for a in rows)
-        predictions = config.max_predictions_per_seq
+        starts, lengths = offsets[rows], offsets[rows + 1] - offsets[rows]
+        position = np.arange(config.max_seq_length)
+        input_mask = (position < lengths[:, None]).astype(np.int32)
+        gather = np.minimum(starts[:, None] + position, len(tokens) - 1)
+        input_ids = np.where(input_mask, tokens[gather], 0)
+        a_length = a_lengths[rows]
+        segment_ids = (input_mask & (position >= a_length[:, None])).astype(np.int32)
         if config.masking == "static":
             masked = mask_batch_with_rng(input_ids, self.masking, rng, input_mask=input_mask)
             features = (masked.input_ids, input_mask, segment_ids, masked.masked_lm_positions,
                         masked.masked_lm_ids, masked.masked_lm_weights)
             num_predictions = int(masked.num_predictions.sum())
         else:
-            zeros = np.zeros((num, predictions), np.int32)
+            zeros = np.zeros((len(rows), config.max_predictions_per_seq), np.int32)
             features = (input_ids, input_mask, segment_ids, zeros, zeros, zeros.astype(np.float32))
             num_predictions = 0
-        records = serialize_examples(*features, random_next.astype(np.int32))
-        # Instance i of block b goes to shard (i + b) % num_shards, so shards stay even.
-        shard_of = (np.arange(num) + block_index) % config.num_shards
-        parts, counts = [], []
-        for shard in range(config.num_shards):
-            chosen = np.flatnonzero(shard_of == shard)
-            parts.append(frame_records(records[i] for i in chosen))
-            counts.append(len(chosen))
+        labels = np.array([random_next[row] for row in rows], np.int32)
+        return serialize_examples(*features, labels), num_predictions
+
+    def __call__(self, block_index: int, documents: Sequence[Sequence[str]]
+                 ) -> tuple[collections.Counter, Iterator[tuple[int, bytes]]]:
+        """The block's counts, and its records in TFRecord framing as (shard, record), shard
+        after shard. Records are made lazily, a chunk at a time, so memory holds the block's
+        token rows but never all its records; the count of predictions is complete once the
+        records are consumed."""
+        config = self.config
+        tokenized, num_sentences = self.tokenize(documents)
+        if len(tokenized) < 2:
+            raise ValueError(_TOO_FEW_DOCUMENTS.format(n=len(tokenized)))
+        tokens, offsets, a_lengths, random_next = self.pairs(tokenized, block_index)
+        num = len(a_lengths)
         stats = collections.Counter(
             blocks=1, documents=len(tokenized), sentences=num_sentences, instances=num,
-            tokens=int(input_mask.sum()), predictions=num_predictions,
-            random_next=int(random_next.sum()),
+            tokens=len(tokens), predictions=0, random_next=sum(random_next),
             characters=sum(len(line) for document in documents for line in document))
-        return BlockOutput(block_index, parts, counts, stats)
+        rng = np.random.default_rng([config.seed, block_index])
+        order = rng.permutation(num)  # The original shuffles all instances before writing.
+        # Shard s takes the s-th run of the shuffled instances; the shards that get one instance
+        # more rotate with the block, so that shards stay even.
+        base, extra = divmod(num, config.num_shards)
+        sizes = [base + ((s - block_index) % config.num_shards < extra) for s in range(config.num_shards)]
+        shard_at = np.repeat(np.arange(config.num_shards), sizes)
+
+        def records() -> Iterator[tuple[int, bytes]]:
+            for start in range(0, num, _CHUNK_ROWS):
+                chunk, predictions = self.records(tokens, offsets, order[start:start + _CHUNK_ROWS],
+                                                  a_lengths, random_next, rng)
+                stats["predictions"] += predictions
+                for offset, record in enumerate(chunk):
+                    yield int(shard_at[start + offset]), frame(record)
+
+        return stats, records()
 
 
 def block_order_key(seed: int, shard: int, block_index: int) -> bytes:
@@ -229,13 +244,16 @@ def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str) -> None
 
 
 def _process_to_file(block_index: int, documents: list[list[str]]) -> tuple[int, list[int], list[int], collections.Counter]:
-    """Processes a block in a worker and spills its parts to one file, so that only sizes and
-    counts travel back to the parent process."""
-    output = _processor(block_index, documents)
+    """Processes a block in a worker and writes its parts, shard after shard, to one file, so
+    that only sizes and counts travel back to the parent process."""
+    stats, records = _processor(block_index, documents)
+    sizes, counts = [0] * _processor.config.num_shards, [0] * _processor.config.num_shards
     with open(os.path.join(_work_dir, f"block-{block_index:07d}"), "wb") as f:
-        for part in output.parts:
-            f.write(part)
-    return block_index, [len(p) for p in output.parts], output.part_counts, output.stats
+        for shard, record in records:
+            f.write(record)
+            sizes[shard] += len(record)
+            counts[shard] += 1
+    return block_index, sizes, counts, stats
 
 
 def _merge_shard(work_dir: str, path: str, shard: int, seed: int,

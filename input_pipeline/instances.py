@@ -12,6 +12,7 @@ the chunk that B did not use are put back for the next instance. When A took the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 from collections.abc import Sequence
 
@@ -54,7 +55,7 @@ def create_sentence_pairs(documents: Sequence[Document], document_index: int,
         chunk_length += len(document[i])
         if i == len(document) - 1 or chunk_length >= target_length:
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-            tokens_a = [t for sentence in chunk[:a_end] for t in sentence]
+            tokens_a = list(itertools.chain.from_iterable(chunk[:a_end]))
             tokens_b: list[int] = []
             if len(chunk) == 1 or rng.random() < 0.5:
                 is_random_next = True
@@ -69,7 +70,7 @@ def create_sentence_pairs(documents: Sequence[Document], document_index: int,
                 i -= len(chunk) - a_end
             else:
                 is_random_next = False
-                tokens_b = [t for sentence in chunk[a_end:] for t in sentence]
+                tokens_b = list(itertools.chain.from_iterable(chunk[a_end:]))
             truncate_pair(tokens_a, tokens_b, max_num_tokens, rng)
             pairs.append(SentencePair(tokens_a, tokens_b, is_random_next))
             chunk = []
@@ -96,9 +97,13 @@ def truncate_pair(tokens_a: list[int], tokens_b: list[int], max_num_tokens: int,
     Removing from either end (not always the tail) avoids biasing the model towards sentence
     starts. Works in place.
     """
-    while len(tokens_a) + len(tokens_b) > max_num_tokens:
-        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        if rng.random() < 0.5:
-            del longer[0]
+    # The same draws as deleting one token at a time, on indices: `del tokens[0]` is O(length).
+    a_start, a_end, b_start, b_end = 0, len(tokens_a), 0, len(tokens_b)
+    while (a_end - a_start) + (b_end - b_start) > max_num_tokens:
+        cut_front = rng.random() < 0.5
+        if a_end - a_start > b_end - b_start:
+            a_start, a_end = (a_start + 1, a_end) if cut_front else (a_start, a_end - 1)
         else:
-            longer.pop()
+            b_start, b_end = (b_start + 1, b_end) if cut_front else (b_start, b_end - 1)
+    tokens_a[:] = tokens_a[a_start:a_end]
+    tokens_b[:] = tokens_b[b_start:b_end]

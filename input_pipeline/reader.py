@@ -41,8 +41,10 @@ def _hide_accelerators_from_tensorflow() -> None:
 
 _hide_accelerators_from_tensorflow()
 
-# An example's key is (file index << 32) + record index; it names the example across epochs.
+# With dynamic masking every example carries a key: (epoch << 48) + (file index << 32) + record
+# index, so that its mask is a function of (seed, epoch, example) only.
 _RECORD_BITS = 32
+_EPOCH_SHIFT = 48
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,13 +120,14 @@ def _host_files(config: ReaderConfig, process_index: int, process_count: int) ->
         raise ValueError(f"{len(files)} shard files for {process_count} processes: every process "
                          "needs at least one file; write more shards (`--num-shards`).")
     indices = list(range(process_index, len(files), process_count))
-    if len(files) >= 1 << (63 - _RECORD_BITS):
-        raise ValueError(f"{len(files)} shard files: at most {1 << (63 - _RECORD_BITS)} are supported.")
+    if len(files) > 1 << (_EPOCH_SHIFT - _RECORD_BITS):
+        raise ValueError(f"{len(files)} shard files: at most {1 << (_EPOCH_SHIFT - _RECORD_BITS)} "
+                         "are supported; write fewer, larger shards.")
     return [files[i] for i in indices], indices
 
 
 def make_dataset(config: ReaderConfig, process_index: int = 0, process_count: int = 1) -> tf.data.Dataset:
-    """This process's batches of parsed examples, with each example's `example_key` and `epoch`.
+    """This process's batches of parsed examples (with dynamic masking, each example's key too).
 
     With `repeat`, the stream is endless: epoch e reads this process's files in an order drawn
     statelessly from (seed, e), examples are mixed by a seeded shuffle buffer across epoch
@@ -134,6 +137,7 @@ def make_dataset(config: ReaderConfig, process_index: int = 0, process_count: in
     num_files = len(files)
     files_t = tf.constant(files)
     ids_t = tf.constant(file_ids, tf.int64)
+    keyed = config.dynamic_masking is not None
 
     def pick_file(position):
         epoch = position // num_files
@@ -144,8 +148,17 @@ def make_dataset(config: ReaderConfig, process_index: int = 0, process_count: in
         return files_t[index], ids_t[index], epoch
 
     def read_file(path, file_id, epoch):
-        records = tf.data.TFRecordDataset(path).enumerate()
-        return records.map(lambda i, record: (record, file_id * (1 << _RECORD_BITS) + i, epoch))
+        records = tf.data.TFRecordDataset(path)
+        if not keyed:
+            return records
+        # Keys are computed a chunk at a time: a map per record would cost more than parsing.
+        chunk = 256
+
+        def add_keys(index, records):
+            first = epoch * (1 << _EPOCH_SHIFT) + file_id * (1 << _RECORD_BITS) + index * chunk
+            return records, first + tf.range(tf.size(records, out_type=tf.int64))
+
+        return records.batch(chunk).enumerate().map(add_keys).unbatch()
 
     positions = tf.data.Dataset.counter() if config.repeat else tf.data.Dataset.range(num_files)
     ds = positions.map(pick_file)
@@ -155,9 +168,9 @@ def make_dataset(config: ReaderConfig, process_index: int = 0, process_count: in
         ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=False)
     ds = ds.batch(config.batch_size, drop_remainder=config.repeat)
 
-    def parse(records, keys, epochs):
+    def parse(records, keys=None):
         batch = parse_examples(records, config.max_seq_length, config.max_predictions_per_seq)
-        return batch | {"example_key": keys, "epoch": epochs}
+        return batch if keys is None else batch | {"example_key": keys}
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
@@ -220,11 +233,11 @@ class DataIterator:
         if batch is None:  # This process ran out before the others: an all-padding batch.
             batch = {k: np.zeros((0, *spec.shape[1:]), spec.dtype.as_numpy_dtype)
                      for k, spec in self._dataset.element_spec.items()}
-        keys, epochs = batch.pop("example_key"), batch.pop("epoch")
-        if config.dynamic_masking is not None and len(keys):
-            batch |= _mask_dynamically(batch, keys, epochs, config)
+        keys = batch.pop("example_key", None)
+        if keys is not None and len(keys):
+            batch |= _mask_dynamically(batch, keys, config)
         if self._num_batches is not None:
-            n = len(keys)
+            n = len(batch["input_ids"])
             weights = np.zeros(config.batch_size, np.float32)
             weights[:n] = 1.0
             if n < config.batch_size:
@@ -242,9 +255,11 @@ class DataIterator:
         tf.train.Checkpoint(iterator=self._iterator).read(path).assert_consumed()
 
 
-def _mask_dynamically(batch: dict[str, np.ndarray], keys: np.ndarray, epochs: np.ndarray,
+def _mask_dynamically(batch: dict[str, np.ndarray], keys: np.ndarray,
                       config: ReaderConfig) -> dict[str, np.ndarray]:
-    """Masks every row from counter-based uniforms of (seed, epoch, example key)."""
+    """Masks every row from counter-based uniforms of (seed, epoch, example), both in its key."""
+    epochs = keys >> _EPOCH_SHIFT
+    examples = (keys & ((1 << _EPOCH_SHIFT) - 1)).astype(np.uint64)
     out = {name: np.zeros((len(keys), config.max_predictions_per_seq), dtype)
            for name, dtype in (("masked_lm_positions", np.int32), ("masked_lm_ids", np.int32),
                                ("masked_lm_weights", np.float32))}
@@ -252,7 +267,7 @@ def _mask_dynamically(batch: dict[str, np.ndarray], keys: np.ndarray, epochs: np
     for epoch in np.unique(epochs):  # A batch straddles at most a few epochs.
         rows = epochs == epoch
         masked = mask_batch_hashed(batch["input_ids"][rows], config.dynamic_masking, config.seed,
-                                   int(epoch), keys[rows].astype(np.uint64),
+                                   int(epoch), examples[rows],
                                    input_mask=batch["input_mask"][rows])
         for name in out:
             out[name][rows] = getattr(masked, name)

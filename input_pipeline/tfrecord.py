@@ -32,11 +32,6 @@ def frame(record: bytes) -> bytes:
                      struct.pack("<I", _masked_crc32c(record))))
 
 
-def frame_records(records: Iterable[bytes]) -> bytes:
-    """Records in TFRecord framing, concatenated."""
-    return b"".join(frame(r) for r in records)
-
-
 def write_atomically(path: str | os.PathLike, chunks: Iterable[bytes]) -> int:
     """Writes `chunks` to a temporary name beside `path`, then renames it to `path`, so that a
     crash or a full disk never leaves a partial file under the final name. Returns the size."""

@@ -233,8 +233,8 @@ def test_dupe_passes_mask_the_same_text_differently(uncased_vocab_path, tokenize
     documents = [[" ".join(words[20 * d:20 * d + 10]), " ".join(words[20 * d + 10:20 * d + 20])]
                  for d in range(200)]
     config = dataclasses.replace(CONFIG, dupe_factor=4, num_shards=1)
-    output = BlockProcessor(uncased_vocab_path, config)(0, documents)
-    records = _parse_framed(output.parts[0])
+    _, framed = BlockProcessor(uncased_vocab_path, config)(0, documents)
+    records = _parse_framed(b"".join(record for _, record in framed))
     masks = collections.defaultdict(list)
     for r in records:
         if not r["next_sentence_labels"][0]:
