@@ -125,9 +125,8 @@ def _build_vocab(workdir: Path, train_text: Path, options: DemoOptions) -> Path:
 
 def _build_shards(text: Path, vocab_file: Path, output_dir: Path, config, dupe_factor: int,
                   seed: int) -> Path:
-    from input_pipeline.create_pretraining_data import (CreationConfig, create_pretraining_data,
-                                                        file_sha256)
-    from input_pipeline.reader import read_manifest
+    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+    from input_pipeline.manifest import file_sha256, read_manifest
 
     creation = CreationConfig(max_seq_length=config.data.max_seq_length,
                               max_predictions_per_seq=config.data.max_predictions_per_seq,

@@ -280,6 +280,8 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     """
     sources = expand_inputs(inputs)
     vocab_path = os.fspath(vocab_path)
+    # Loaded here first, so that a bad vocab fails at once with its own message.
+    vocab_size = BlockProcessor(vocab_path, config).tokenizer.vocab_size
     os.makedirs(output_dir, exist_ok=True)
     work_dir = tempfile.mkdtemp(prefix=".blocks-", dir=output_dir)
     block_sizes: dict[int, list[int]] = {}
@@ -300,8 +302,7 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
                                         for s, path in enumerate(paths)])
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    tokenizer = load_tokenizer(vocab_path, do_lower_case=config.do_lower_case)
-    manifest = build_manifest(config, vocab_path, tokenizer.vocab_size, sources,
+    manifest = build_manifest(config, vocab_path, vocab_size, sources,
                               shard_counts.tolist(), stats, prefix)
     write_manifest(output_dir, manifest)
     return manifest

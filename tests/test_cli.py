@@ -38,6 +38,13 @@ def test_user_errors_are_one_clear_line(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+    assert "missing.txt" in result.stderr.strip().splitlines()[-1]
+    text = tmp_path / "text.txt"
+    text.write_text("One sentence.\n\nAnother document.\n")
+    result = subprocess.run([_bert_jax(), "create-data", "--input", str(text), "--vocab",
+                             str(tmp_path / "vocab.txt"), "--output-dir", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "vocab.txt" in result.stderr.strip().splitlines()[-1]
 
 
