@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--num-shards", type=int, default=4)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
-    p.add_argument("--block-mb", type=float, default=4.0,
+    p.add_argument("--block-mb", type=float, default=1.0,
                    help="text per block: a worker's memory and the pool random next segments "
                    "are drawn from")
     p.add_argument("--runner", choices=("local", "beam"), default="local",

@@ -60,9 +60,10 @@ class CreationConfig:
     # split into sentences here. A blank line separates documents in both.
     text_format: str = "lines"
     text_field: str = "text"  # The text of a JSONL record or a TFDS example.
-    # About 4 MB of text per block: the memory of one worker, and the pool of documents the
-    # random next segments are drawn from (thousands of Wikipedia articles).
-    block_chars: int = 4_000_000
+    # About 1 MB of text per block: the unit of work of a worker, its memory (~50 MB of token
+    # rows at dupe factor 10), and the pool of documents the random next segments are drawn
+    # from (hundreds of Wikipedia articles).
+    block_chars: int = 1_000_000
     # "static": masked here, `dupe_factor` times (the original). "dynamic": stored unmasked, once
     # per pass, and masked afresh every epoch by the reader (RoBERTa).
     masking: str = "static"
