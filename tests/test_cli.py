@@ -4,6 +4,7 @@ the demo runs end to end (then resumes without redoing anything)."""
 from __future__ import annotations
 
 import shutil
+import json
 import subprocess
 
 import pytest
@@ -69,3 +70,29 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "corpus exists" in again.stderr and "vocab exists" in again.stderr
     assert "shards exist" in again.stderr and "training is complete" in again.stderr
+
+
+def test_vocab_and_create_data_options(tmp_path):
+    """A SentencePiece vocab and paragraph input, two workers, dynamic masking, from the CLI."""
+    from input_pipeline.stdlib_corpus import write_stdlib_corpus
+
+    lines_text, held_out = tmp_path / "lines.txt", tmp_path / "held_out.txt"
+    write_stdlib_corpus(lines_text, held_out, max_bytes=150_000)
+    # One paragraph per line, as --format paragraphs expects.
+    paragraphs = tmp_path / "paragraphs.txt"
+    paragraphs.write_text("\n\n".join(" ".join(d.splitlines()) for d in lines_text.read_text().split("\n\n")
+                                      if d.strip()) + "\n")
+    result = subprocess.run([_bert_jax(), "vocab", "--input", str(lines_text), "--output",
+                             str(tmp_path / "sp.model"), "--tokenizer", "unigram", "--vocab-size", "1000",
+                             "--held-out", str(held_out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert '"unk_rate"' in result.stdout
+    result = subprocess.run([_bert_jax(), "create-data", "--input", str(paragraphs), "--format", "paragraphs",
+                             "--vocab", str(tmp_path / "sp.model"), "--output-dir", str(tmp_path / "out"),
+                             "--workers", "2", "--masking", "dynamic", "--dupe-factor", "1",
+                             "--block-mb", "0.05", "--max-seq-length", "64"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["masking"] == "dynamic" and manifest["num_blocks"] >= 2
+    assert manifest["vocab_file"] == "sp.model" and manifest["num_sentences"] > manifest["num_documents"]

@@ -165,3 +165,87 @@ def test_dynamic_masking_shards_are_unmasked_and_one_per_pass(corpus, uncased_vo
     ids = batch["input_ids"].numpy()
     assert not (ids == 103).any()  # no [MASK]
     assert not batch["masked_lm_weights"].numpy().any()
+
+
+def test_sentencepiece_model_with_whole_word_masking(corpus, tmp_path):
+    """A SentencePiece model works wherever a vocab.txt does: whole-word masking groups a word's
+    pieces by the model's own word starts ("▁")."""
+    import tensorflow as tf
+
+    from input_pipeline.features import parse_examples
+    from input_pipeline.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
+
+    lines = [line for line in open(corpus, encoding="utf-8") if line.strip()]
+    model = tmp_path / "sp.model"
+    train_sentencepiece(lines, model, 2000, model_type="unigram")
+    tokenizer = SentencePieceTokenizer(str(model))
+    config = dataclasses.replace(CONFIG, whole_word_masking=True, num_shards=1, dupe_factor=1)
+    manifest = create_pretraining_data([corpus], model, tmp_path / "out", config)
+    assert manifest["vocab_size"] == tokenizer.vocab_size == 2000
+    records = tf.data.TFRecordDataset(str(tmp_path / "out" / manifest["shards"][0]["file"]))
+    batch = next(iter(records.batch(100_000).map(lambda r: parse_examples(r, 64, 10))))
+    weights = batch["masked_lm_weights"].numpy()
+    assert weights.sum() > 1000
+    continuation = tokenizer.is_continuation
+    split_words = 0
+    for ids, positions, labels, w in zip(batch["input_ids"].numpy(), batch["masked_lm_positions"].numpy(),
+                                         batch["masked_lm_ids"].numpy(), weights):
+        original = ids.copy()
+        k = int(w.sum())
+        original[positions[:k]] = labels[:k]
+        chosen = set(positions[:k].tolist())
+        for p in chosen:
+            # The word's neighbouring pieces are chosen with it. (A segment truncated at its
+            # front may start inside a word: after [CLS] or [SEP] a piece starts a word.)
+            starts_segment = original[p - 1] in tokenizer.special_ids
+            if continuation[original[p]] and p - 1 not in chosen and not starts_segment:
+                split_words += 1
+            if p + 1 < len(original) and continuation[original[p + 1]] and p + 1 not in chosen:
+                split_words += 1
+    assert split_words == 0
+
+
+def test_korean_paragraphs_from_tfds(tmp_path):
+    """Korean prose end to end: wiki40b/ko-shaped examples (real Korean text of the konlpy
+    package, served offline by tfds.testing.mock_data) -> a cased vocab with the KS X 1001
+    syllables -> shards whose tokens are whole Hangul pieces, few [UNK]."""
+    import importlib.util
+    from pathlib import Path
+
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from input_pipeline.features import parse_examples
+    from input_pipeline.tokenization import BertTokenizer
+    from input_pipeline.vocabulary import named_initial_alphabet, train_vocab_from_files
+
+    spec = importlib.util.find_spec("konlpy")
+    if spec is None:
+        pytest.skip("konlpy (the Korean test text) is not installed")
+    root = Path(spec.submodule_search_locations[0]) / "data" / "corpus"
+    files = sorted((root / "kobill").glob("*.txt")) + [root / "kolaw" / "constitution.txt"]
+    # The texts are hard-wrapped: each becomes one paragraph, split into sentences by us.
+    articles = [f"\n_START_ARTICLE_\n{path.stem}\n_START_PARAGRAPH_\n"
+                f"{' '.join(path.read_text(encoding='utf-8').split())}\n" for path in files]
+    vocab = tmp_path / "vocab.txt"
+    train_vocab_from_files([str(f) for f in files], str(vocab), 8000, do_lower_case=False,
+                           initial_alphabet=named_initial_alphabet("ksx1001-hangul"))
+
+    def as_dataset(self, split, **kwargs):
+        return tf.data.Dataset.from_tensor_slices({"text": articles, "wikidata_id": ["Q"] * len(articles),
+                                                   "version_id": ["0"] * len(articles)})
+
+    config = dataclasses.replace(CONFIG, text_format="paragraphs", do_lower_case=False, num_shards=1)
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        manifest = create_pretraining_data(["tfds:wiki40b/ko"], vocab, tmp_path / "out", config)
+    assert manifest["num_documents"] == len(files)
+    assert manifest["num_sentences"] > 30 * len(files)
+    tokenizer = BertTokenizer.from_vocab_file(vocab, do_lower_case=False)
+    records = tf.data.TFRecordDataset(str(tmp_path / "out" / manifest["shards"][0]["file"]))
+    batch = next(iter(records.batch(100_000).map(lambda r: parse_examples(r, 64, 10))))
+    ids = batch["input_ids"].numpy()[batch["input_mask"].numpy() == 1]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    # Syllables, never jamo (U+1100-11FF) from an NFD split; almost no [UNK].
+    assert not any("\u1100" <= c <= "\u11ff" for t in tokens for c in t)
+    assert sum("\uac00" <= c <= "\ud7a3" for t in tokens for c in t) > 10_000
+    assert tokens.count("[UNK]") < 0.005 * len(tokens)
