@@ -1,7 +1,7 @@
 """Pretraining-data creation throughput: Google's original `create_pretraining_data.py` against
 ours, side by side on the same English corpus and the same vocab. Prints markdown tables.
 
-  pip install -e '.[test,benchmarks]'
+  pip install -e '.[test]'
   python benchmarks/create_data_throughput.py --megabytes 8 --seq 128 512 --dupe 1 10 --workers 1 2
 
 Every run is a fresh Python process, timed from start to exit with nothing subtracted (the
