@@ -244,7 +244,8 @@ def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str) -> None
     _processor, _work_dir = BlockProcessor(vocab_path, config), work_dir
 
 
-def _process_to_file(block_index: int, documents: list[list[str]]) -> tuple[int, list[int], list[int], collections.Counter]:
+def _process_to_file(block_index: int, documents: list[list[str]]
+                     ) -> tuple[int, list[int], list[int], collections.Counter]:
     """Processes a block in a worker and writes its parts, shard after shard, to one file, so
     that only sizes and counts travel back to the parent process."""
     stats, records = _processor(block_index, documents)
