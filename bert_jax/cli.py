@@ -87,8 +87,12 @@ def _create_data(args: argparse.Namespace) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> None:
+    from bert_jax import distributed
     from bert_jax.experiment_config import load_config
     from bert_jax.train import train_and_evaluate
+
+    distributed.initialize(args.distributed, args.coordinator_address, args.num_processes,
+                           args.process_id)
 
     results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
     print(json.dumps(results, indent=2))
@@ -193,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="checkpoints, config.json and TensorBoard logs")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field, e.g. --set data.train_files=shards/")
+    p.add_argument("--distributed", choices=("none", "auto", "explicit"), default="none",
+                   help="multi-process run: auto detects a TPU pod or SLURM job; explicit takes "
+                   "the three flags below (or BERT_JAX_* variables)")
+    p.add_argument("--coordinator-address", help="host:port of process 0 (explicit)")
+    p.add_argument("--num-processes", type=int, help="number of processes (explicit)")
+    p.add_argument("--process-id", type=int, help="this process's index (explicit)")
     p.set_defaults(run=_pretrain)
 
     p = sub.add_parser("export", help="export a checkpoint to the Hugging Face BERT format")
