@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bert_jax.model import BertConfig
+from bert_jax.model import BertConfig, unscan_params
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -79,7 +79,9 @@ def parameter_table(config: BertConfig) -> Iterator[tuple[str, tuple[str, ...], 
 
 
 def to_huggingface_state_dict(params: Any, config: BertConfig) -> dict[str, np.ndarray]:
-    """Our parameters as a Hugging Face `BertForPreTraining` state dict of float32 numpy arrays."""
+    """Our parameters (scanned layers or not) as a Hugging Face `BertForPreTraining` state dict of
+    float32 numpy arrays."""
+    params = unscan_params(params, config.num_layers)
     tensors = {}
     for hf_name, path, transform in parameter_table(config):
         value = params

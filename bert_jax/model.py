@@ -41,6 +41,16 @@ class BertConfig:
     hidden_act: str = "gelu"
     # Compute dtype of activations and matmuls; parameters are always kept in float32.
     dtype: str = "float32"
+    # One `nn.scan` over the layers: compile time and program size that do not grow with depth.
+    # The parameters then carry a leading "layers" axis (`unscan_params` gives per-layer ones).
+    scan_layers: bool = False
+    # Recompute activations in the backward pass instead of storing them: "none", "full"
+    # (store only each layer's input), "dots" (store matmul outputs) or "dots_no_batch" (store
+    # the weight matmuls, recompute attention scores): less memory for more FLOPs.
+    remat: str = "none"
+    # "auto": jax.nn.dot_product_attention (cuDNN flash attention on GPUs) unless attention
+    # dropout is active, which it does not support; "plain": always the einsum-softmax-einsum.
+    attention: str = "auto"
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
@@ -50,6 +60,10 @@ class BertConfig:
             raise ValueError(f"model.hidden_act={self.hidden_act!r} must be 'gelu' or 'gelu_tanh'.")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"model.dtype={self.dtype!r} must be float32, bfloat16 or float16.")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"model.remat={self.remat!r} must be one of {tuple(REMAT_POLICIES)}.")
+        if self.attention not in ("auto", "plain"):
+            raise ValueError(f"model.attention={self.attention!r} must be 'auto' or 'plain'.")
 
     @property
     def head_dim(self) -> int:
@@ -110,9 +124,10 @@ class Embeddings(nn.Module):
 
 class SelfAttention(nn.Module):
     config: BertConfig
+    deterministic: bool = True
 
     @nn.compact
-    def __call__(self, x: Array, attention_bias: Array, deterministic: bool) -> Array:
+    def __call__(self, x: Array, input_mask: Array) -> Array:
         c = self.config
 
         def projection(name):
@@ -121,11 +136,17 @@ class SelfAttention(nn.Module):
                                    bias_init=_zeros(("heads", "kv")))
 
         q, k, v = (projection(n)(x) for n in ("query", "key", "value"))
-        q = q / jnp.sqrt(c.head_dim).astype(q.dtype)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) + attention_bias
-        probs = jax.nn.softmax(scores, axis=-1).astype(c.compute_dtype)
-        probs = nn.Dropout(c.attention_dropout_rate)(probs, deterministic=deterministic)
-        context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+        dropout = not self.deterministic and c.attention_dropout_rate > 0
+        if c.attention == "auto" and not dropout:
+            # Padded keys are masked out; XLA on CPU/TPU, cuDNN's fused kernel on GPUs.
+            context = jax.nn.dot_product_attention(q, k, v, mask=input_mask[:, None, None, :] > 0)
+        else:
+            q = q / jnp.sqrt(c.head_dim).astype(q.dtype)
+            scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+            scores = scores + attention_bias_from_mask(input_mask)
+            probs = jax.nn.softmax(scores, axis=-1).astype(c.compute_dtype)
+            probs = nn.Dropout(c.attention_dropout_rate)(probs, deterministic=self.deterministic)
+            context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
         context = nn.with_logical_constraint(context, ("batch", "length", "heads", "kv"))
         return nn.DenseGeneral(c.hidden_size, axis=(-2, -1), dtype=c.compute_dtype, name="output",
                                kernel_init=_init(c, ("heads", "kv", "embed")),
@@ -135,18 +156,44 @@ class SelfAttention(nn.Module):
 class EncoderLayer(nn.Module):
     """One post-LayerNorm Transformer layer: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
     config: BertConfig
+    deterministic: bool = True
 
     @nn.compact
-    def __call__(self, x: Array, attention_bias: Array, deterministic: bool) -> Array:
+    def __call__(self, x: Array, input_mask: Array) -> Array:
         c = self.config
-        dropout = nn.Dropout(c.hidden_dropout_rate)
-        attention = SelfAttention(c, name="attention")(x, attention_bias, deterministic)
-        x = _layer_norm(c, "attention_layer_norm")(x + dropout(attention, deterministic=deterministic))
+        dropout = nn.Dropout(c.hidden_dropout_rate, deterministic=self.deterministic)
+        attention = SelfAttention(c, self.deterministic, name="attention")(x, input_mask)
+        x = _layer_norm(c, "attention_layer_norm")(x + dropout(attention))
         h = _activation(c, _dense(c, c.intermediate_size, ("embed", "mlp"), "intermediate")(x))
         h = nn.with_logical_constraint(h, ("batch", "length", "mlp"))
         h = _dense(c, c.hidden_size, ("mlp", "embed"), "output")(h)
-        x = _layer_norm(c, "output_layer_norm")(x + dropout(h, deterministic=deterministic))
+        x = _layer_norm(c, "output_layer_norm")(x + dropout(h))
         return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class _ScanStep(nn.Module):
+    """An encoder layer as a step of `nn.scan`: (carry, broadcast input) -> (carry, None)."""
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array, input_mask: Array) -> tuple[Array, None]:
+        return _layer_class(self.config)(self.config, self.deterministic, name="layer")(x, input_mask), None
+
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+
+
+def _layer_class(config: BertConfig) -> type[nn.Module]:
+    if config.remat == "none":
+        return EncoderLayer
+    # Inside a scan, CSE cannot undo the recomputation, so its prevention is not needed.
+    return nn.remat(EncoderLayer, policy=REMAT_POLICIES[config.remat], prevent_cse=not config.scan_layers)
 
 
 def attention_bias_from_mask(input_mask: Array) -> Array:
@@ -162,19 +209,37 @@ class BertModel(nn.Module):
     def setup(self):
         c = self.config
         self.embeddings = Embeddings(c)
-        self.layers = [EncoderLayer(c, name=f"layer_{i}") for i in range(c.num_layers)]
         self.pooler = _dense(c, c.hidden_size, ("embed", "embed_out"), "pooler")
 
+    @nn.compact
     def __call__(self, input_ids: Array, input_mask: Array, segment_ids: Array,
                  deterministic: bool = True) -> tuple[Array, Array]:
         """Returns the sequence output [batch, length, hidden] and the pooled `[CLS]` output
         [batch, hidden]."""
+        c = self.config
         x = self.embeddings(input_ids, segment_ids, deterministic)
-        bias = attention_bias_from_mask(input_mask)
-        for layer in self.layers:
-            x = layer(x, bias, deterministic)
+        if c.scan_layers:
+            layers = nn.scan(_ScanStep, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
+                             in_axes=nn.broadcast, length=c.num_layers,
+                             metadata_params={nn.PARTITION_NAME: "layers"})
+            x, _ = layers(c, deterministic, name="layers")(x, input_mask)
+        else:
+            for i in range(c.num_layers):
+                x = _layer_class(c)(c, deterministic, name=f"layer_{i}")(x, input_mask)
         pooled = jnp.tanh(self.pooler(x[:, 0]))
         return x, pooled
+
+
+def unscan_params(params: Any, num_layers: int) -> Any:
+    """Parameters of a `scan_layers` model laid out as an unscanned one's (`bert/layer_{i}/...`),
+    for export; a tree without scanned layers is returned unchanged."""
+    bert = params.get("bert", {})
+    if "layers" not in bert:
+        return params
+    stacked = bert["layers"]["layer"]
+    layers = {f"layer_{i}": jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(num_layers)}
+    rest = {k: v for k, v in bert.items() if k != "layers"}
+    return {**params, "bert": {**rest, **layers}}
 
 
 class MaskedLMHead(nn.Module):

@@ -29,6 +29,7 @@ LOGICAL_RULES: tuple[tuple[str, Any], ...] = (
     ("kv", None),
     ("mlp", "tensor"),
     ("vocab", "tensor"),
+    ("layers", None),  # The stacked-layer axis of `scan_layers` parameters.
 )
 
 
