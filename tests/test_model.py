@@ -3,6 +3,8 @@ against Hugging Face's BERT of the same shape, and config validation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -130,3 +132,57 @@ def test_config_rejects_bad_shapes():
         BertConfig(hidden_size=100, num_heads=12)
     with pytest.raises(ValueError, match="hidden_act"):
         BertConfig(hidden_act="relu")
+
+
+def _inputs(batch: int = 3, length: int = 12, vocab: int = 100):
+    ids = jax.random.randint(jax.random.key(1), (batch, length), 5, vocab)
+    mask = jnp.ones((batch, length), jnp.int32).at[1, length - 4:].set(0)
+    positions = jnp.tile(jnp.arange(1, 4)[None], (batch, 1))
+    return ids, mask, (ids > 50).astype(jnp.int32), positions
+
+
+SMALL = BertConfig(vocab_size=100, hidden_size=32, num_layers=3, num_heads=4, intermediate_size=64)
+
+
+@pytest.mark.parametrize("remat", ["none", "full", "dots", "dots_no_batch"])
+def test_scanned_layers_compute_what_unrolled_layers_compute(remat):
+    """nn.scan over the layers (with any remat policy) is the same function of the same weights
+    as the unrolled layers, forward and backward, with and without dropout."""
+    from bert_jax.model import unscan_params
+
+    scanned = BertForPreTraining(dataclasses.replace(SMALL, scan_layers=True, remat=remat))
+    unrolled = BertForPreTraining(SMALL)
+    ids, mask, segments, positions = _inputs()
+    boxed = scanned.init(jax.random.key(0), ids, mask, segments, positions)["params"]
+    assert nn.get_partition_spec(boxed)["bert"]["layers"]["layer"]["intermediate"]["kernel"] == \
+        jax.sharding.PartitionSpec("layers", "embed", "mlp")
+    params = nn.unbox(boxed)
+    per_layer = unscan_params(params, SMALL.num_layers)
+    assert set(per_layer["bert"]) == {"embeddings", "pooler", "layer_0", "layer_1", "layer_2"}
+
+    def loss(model, p):
+        out = model.apply({"params": p}, ids, mask, segments, positions)
+        return out["mlm_logits"].sum() + out["nsp_logits"].sum()
+
+    np.testing.assert_allclose(loss(scanned, params), loss(unrolled, per_layer), rtol=1e-6)
+    g_scanned = unscan_params(jax.grad(lambda p: loss(scanned, p))(params), SMALL.num_layers)
+    g_unrolled = jax.grad(lambda p: loss(unrolled, p))(per_layer)
+    for a, b in zip(jax.tree.leaves(g_scanned), jax.tree.leaves(g_unrolled)):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-5)
+    # With dropout the layers draw different masks, but remat must redraw the same ones it used.
+    train = lambda p: scanned.apply({"params": p}, ids, mask, segments, positions, deterministic=False,  # noqa: E731
+                                    rngs={"dropout": jax.random.key(3)})["mlm_logits"].sum()
+    assert np.isfinite(jax.grad(train)(params)["bert"]["layers"]["layer"]["output"]["kernel"]).all()
+
+
+def test_fused_attention_equals_plain_attention():
+    """jax.nn.dot_product_attention (the default without attention dropout) and the explicit
+    einsum-softmax-einsum give the same outputs, padding included."""
+    ids, mask, segments, positions = _inputs()
+    auto = BertForPreTraining(SMALL)
+    plain = BertForPreTraining(dataclasses.replace(SMALL, attention="plain"))
+    params = nn.unbox(auto.init(jax.random.key(0), ids, mask, segments, positions)["params"])
+    a = auto.apply({"params": params}, ids, mask, segments, positions)
+    b = plain.apply({"params": params}, ids, mask, segments, positions)
+    np.testing.assert_allclose(a["mlm_logits"], b["mlm_logits"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a["nsp_logits"], b["nsp_logits"], rtol=1e-5, atol=1e-5)
