@@ -76,6 +76,8 @@ def default_config() -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict()
     config.train.global_batch_size = 256
+    # Micro-batches per step whose gradients are summed: the batch in less activation memory.
+    config.train.grad_accum_steps = 1
     config.train.num_steps = 1_000_000
     config.train.seed = 0
     config.train.log_every = 100
@@ -182,15 +184,16 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                       f"train.num_steps={train.num_steps}].")
     if opt.learning_rate <= 0:
         errors.append(f"optimizer.learning_rate={opt.learning_rate} must be positive.")
-    for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
+    for field in ("log_every", "checkpoint_every", "keep_checkpoints", "grad_accum_steps"):
         if train[field] < 1:
             errors.append(f"train.{field}={train[field]} must be at least 1.")
     try:
         shape = mesh_shape(config.mesh.shape, num_devices)
         dp = data_parallel_axes_size(shape)
-        if train.global_batch_size % dp:
+        if train.global_batch_size % (dp * train.grad_accum_steps):
             errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible "
-                          f"by the data-parallel size {dp} (mesh data x fsdp).")
+                          f"by the data-parallel size {dp} (mesh data x fsdp) times "
+                          f"train.grad_accum_steps={train.grad_accum_steps}.")
     except ValueError as e:
         errors.append(str(e))
     if train.global_batch_size % num_processes:

@@ -81,18 +81,44 @@ def summarize(sums: dict[str, jax.Array]) -> dict[str, jax.Array]:
 
 def train_step(state: TrainState, batch: Batch, *, model: BertForPreTraining,
                optimizer: optax.GradientTransformation, schedule: optax.Schedule,
-               seed: int) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step on the MLM + NSP loss."""
+               seed: int, grad_accum_steps: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on the MLM + NSP loss of `batch`.
+
+    With `grad_accum_steps` k > 1 the batch is processed as k micro-batches (rows i, i + k, ...,
+    so that each stays spread over the data-parallel devices) whose gradients are summed: the
+    same update as one pass over the whole batch, in a k-th of the activation memory. The loss is
+    normalized by the whole batch's prediction and example counts, known before any forward pass,
+    so the sum of the micro-batch gradients is exactly the gradient of the batch's loss.
+    """
     dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+    mlm_total = jnp.sum(batch["masked_lm_weights"]) + 1e-5
+    nsp_total = jnp.asarray(batch["next_sentence_labels"].size, jnp.float32)
 
-    def loss_fn(params):
-        metrics = summarize(pretraining_sums(model, params, batch, dropout_key))
-        return metrics["loss"], metrics
+    def sums_and_grads(micro: Batch, key: jax.Array):
+        def loss_fn(params):
+            sums = pretraining_sums(model, params, micro, key)
+            return sums["mlm_nll_sum"] / mlm_total + sums["nsp_nll_sum"] / nsp_total, sums
+        grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
+        return sums, grads
 
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    if grad_accum_steps == 1:
+        sums, grads = sums_and_grads(batch, dropout_key)
+    else:
+        micro_batches = jax.tree.map(lambda x: x.reshape(-1, grad_accum_steps, *x.shape[1:]).swapaxes(0, 1),
+                                     batch)
+
+        def accumulate(totals, micro_and_index):
+            micro, index = micro_and_index
+            sums, grads = sums_and_grads(micro, jax.random.fold_in(dropout_key, index))
+            return jax.tree.map(jnp.add, totals, (sums, grads)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+            sums_and_grads, jax.tree.map(lambda x: x[0], micro_batches), dropout_key))
+        (sums, grads), _ = jax.lax.scan(accumulate, zeros,
+                                        (micro_batches, jnp.arange(grad_accum_steps)))
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = metrics | {"grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
+    metrics = summarize(sums) | {"grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 

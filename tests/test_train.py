@@ -165,3 +165,43 @@ def test_shards_that_do_not_match_the_config_are_refused(tiny_run_config, tiny_c
     config.data.vocab_file = str(other_vocab)
     with pytest.raises(ValueError, match="made with another vocab"):
         train_and_evaluate(config, tmp_path)
+
+
+def test_gradient_accumulation_is_the_same_update(tiny_run_config):
+    """Two and four micro-batches give the update of one pass over the whole batch (dropout
+    off: the micro-batches draw their own dropout masks)."""
+    import functools
+
+    import jax
+
+    from bert_jax import experiment_config
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.optimizer import make_optimizer
+    from bert_jax.train import create_state, state_shardings
+    from bert_jax.train_step import train_step
+    from bert_jax.sharding import make_mesh
+
+    config = tiny_run_config(num_steps=10)
+    config.model.hidden_dropout_rate = config.model.attention_dropout_rate = 0.0
+    model = BertForPreTraining(experiment_config.bert_config(config))
+    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
+    mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
+    state = create_state(model, optimizer, config, state_shardings(model, optimizer, config, mesh))
+    rng = np.random.default_rng(0)
+    batch = {"input_ids": rng.integers(5, 1000, (16, 64)).astype(np.int32),
+             "input_mask": (np.arange(64)[None] < rng.integers(20, 65, (16, 1))).astype(np.int32),
+             "segment_ids": np.zeros((16, 64), np.int32),
+             "masked_lm_positions": rng.integers(1, 20, (16, 10)).astype(np.int32),
+             "masked_lm_ids": rng.integers(5, 1000, (16, 10)).astype(np.int32),
+             "masked_lm_weights": (rng.random((16, 10)) < 0.8).astype(np.float32),
+             "next_sentence_labels": rng.integers(0, 2, 16).astype(np.int32)}
+    results = {}
+    for k in (1, 2, 4):
+        step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
+                                         seed=0, grad_accum_steps=k))
+        results[k] = step(state, batch)
+    for k in (2, 4):
+        for name in ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "grad_norm"):
+            np.testing.assert_allclose(results[k][1][name], results[1][1][name], rtol=2e-5)
+        for a, b in zip(jax.tree.leaves(results[k][0].params), jax.tree.leaves(results[1][0].params)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
