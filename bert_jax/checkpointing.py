@@ -18,6 +18,8 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from input_pipeline import remote_files
+
 CHECKPOINT_DIR = "checkpoints"
 logger = logging.getLogger(__name__)
 
@@ -59,11 +61,17 @@ class DataIteratorRestore(ocp.args.CheckpointArgs):
     position: dict
 
 
+def checkpoint_directory(workdir: str | os.PathLike) -> str:
+    """`workdir/checkpoints`, absolute for a local work dir; a gs://... one stays as it is."""
+    directory = os.path.join(workdir, CHECKPOINT_DIR)
+    return directory if remote_files.is_remote(directory) else os.path.abspath(directory)
+
+
 class Checkpointer:
     """Saves and restores `{"state": train state, "config": config dict}` under `workdir/checkpoints`."""
 
     def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3, async_save: bool = True):
-        self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+        self.directory = checkpoint_directory(workdir)
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,

@@ -212,7 +212,5 @@ def to_json(config: ml_collections.ConfigDict) -> str:
 
 def save_config(config: ml_collections.ConfigDict, path: str | os.PathLike) -> None:
     """Writes the config as JSON, atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(to_json(config) + "\n")
-    os.replace(tmp, path)
+    from input_pipeline.tfrecord import write_atomically
+    write_atomically(path, [(to_json(config) + "\n").encode()])

@@ -23,6 +23,7 @@ from bert_jax.model import BertForPreTraining
 from bert_jax.optimizer import make_optimizer
 from bert_jax.progress import ProgressReporter
 from bert_jax.train_step import TrainState, eval_step, summarize, train_step
+from input_pipeline import remote_files
 
 logger = logging.getLogger("bert_jax")
 
@@ -182,7 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                            max_predictions_per_seq=preds, vocab_size=config.model.vocab_size,
                            vocab_file=config.data.vocab_file,
                            dynamic_masking=config.data.dynamic_masking)
-    os.makedirs(workdir, exist_ok=True)
+    workdir = os.fspath(workdir)
+    remote_files.makedirs(workdir)
     if jax.process_index() == 0:
         experiment_config.save_config(config, os.path.join(workdir, "config.json"))
 

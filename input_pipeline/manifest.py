@@ -11,8 +11,8 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
+from input_pipeline import remote_files
 from input_pipeline.tfrecord import write_atomically
 
 MANIFEST_NAME = "manifest.json"
@@ -24,7 +24,7 @@ def shard_name(prefix: str, shard: int, num_shards: int) -> str:
 
 def file_sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with remote_files.open_file(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -61,10 +61,13 @@ def build_manifest(config, vocab_path: str | os.PathLike, vocab_size: int, sourc
 
 
 def write_manifest(output_dir: str | os.PathLike, manifest: dict) -> None:
-    write_atomically(Path(output_dir) / MANIFEST_NAME, [(json.dumps(manifest, indent=2) + "\n").encode()])
+    write_atomically(os.path.join(output_dir, MANIFEST_NAME), [(json.dumps(manifest, indent=2) + "\n").encode()])
 
 
 def read_manifest(shard_dir: str | os.PathLike) -> dict | None:
     """The manifest written beside the shards by `create-data`, if there is one."""
-    path = Path(shard_dir) / MANIFEST_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
+    path = os.path.join(shard_dir, MANIFEST_NAME)
+    if not remote_files.exists(path):
+        return None
+    with remote_files.open_file(path) as f:
+        return json.load(f)

@@ -19,7 +19,6 @@ JAX.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import math
 import os
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from input_pipeline import remote_files
 from input_pipeline.features import parse_examples
 from input_pipeline.manifest import MANIFEST_NAME, file_sha256, read_manifest
 from input_pipeline.masking import MaskingConfig, mask_batch_hashed
@@ -66,9 +66,9 @@ def list_shards(file_patterns: Sequence[str]) -> list[str]:
     """The shard files matching the patterns (a directory means all its `*.tfrecord` files)."""
     files: list[str] = []
     for pattern in file_patterns:
-        if os.path.isdir(pattern):
+        if remote_files.isdir(pattern):
             pattern = os.path.join(pattern, "*.tfrecord")
-        matched = sorted(glob.glob(pattern))
+        matched = remote_files.glob(pattern)
         if not matched:
             raise FileNotFoundError(f"no shard files match {pattern!r}; create them with "
                                     "`bert-jax create-data` or pass the right path.")
@@ -77,7 +77,7 @@ def list_shards(file_patterns: Sequence[str]) -> list[str]:
 
 
 def _shard_directories(file_patterns: Sequence[str]) -> list[str]:
-    return sorted({p if os.path.isdir(p) else os.path.dirname(p) for p in file_patterns})
+    return sorted({p if remote_files.isdir(p) else os.path.dirname(p) for p in file_patterns})
 
 
 def check_shards_match(file_patterns: Sequence[str], *, max_seq_length: int,
@@ -87,7 +87,7 @@ def check_shards_match(file_patterns: Sequence[str], *, max_seq_length: int,
     compiled: a wrong length would fail deep inside TensorFlow, token ids beyond the embedding
     table would be silently clamped by the gather, and unmasked shards read without dynamic
     masking would train nothing."""
-    vocab_hash = file_sha256(vocab_file) if vocab_file and os.path.isfile(vocab_file) else None
+    vocab_hash = file_sha256(vocab_file) if vocab_file and remote_files.isfile(vocab_file) else None
     for directory in _shard_directories(file_patterns):
         manifest = read_manifest(directory)
         if manifest is None:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 
 import google_crc32c
 
+from input_pipeline import remote_files
+
 # Each frame adds 8 + 4 bytes before and 4 bytes after the record.
 FRAME_OVERHEAD = 16
 
@@ -39,13 +41,13 @@ def write_atomically(path: str | os.PathLike, chunks: Iterable[bytes]) -> int:
     tmp = f"{path}.tmp-{os.getpid()}"
     size = 0
     try:
-        with open(tmp, "wb") as f:
+        with remote_files.open_file(tmp, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
                 size += len(chunk)
-        os.replace(tmp, path)
+        remote_files.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if remote_files.exists(tmp):
+            remote_files.remove(tmp)
         raise
     return size

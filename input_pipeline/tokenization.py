@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from input_pipeline import remote_files
+
 if TYPE_CHECKING:
     from input_pipeline.sentencepiece_tokenizer import SentencePieceTokenizer
 
@@ -50,7 +52,7 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     map to one id and decoding would disagree with encoding).
     """
     vocab: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
+    with remote_files.open_file(path) as f:
         for index, line in enumerate(f):
             # Only the newline is removed, as `transformers` does: a token may end with other
             # whitespace in principle, and the ids must match theirs.
@@ -431,12 +433,12 @@ def load_tokenizer(path: str | os.PathLike, **kwargs) -> BertTokenizer | Sentenc
       ValueError: naming the file, if it is neither a usable vocab.txt nor a SentencePiece model.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
+    if remote_files.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; pass its vocab.txt (WordPiece) or its "
                                 f".model file (SentencePiece).")
-    if not os.path.isfile(path):
+    if not remote_files.isfile(path):
         raise FileNotFoundError(f"tokenizer file not found: {path}")
-    with open(path, "rb") as f:
+    with remote_files.open_file(path, "rb") as f:
         head = f.read(65536)
     try:
         head.decode("utf-8")
