@@ -57,6 +57,7 @@ class ProgressReporter:
             flops_per_second = steps_per_second * self.flops_per_step
             values |= {
                 "steps_per_second": steps_per_second,
+                "step_seconds": 1 / steps_per_second,
                 "sequences_per_second": steps_per_second * self.global_batch_size,
                 "tokens_per_second": steps_per_second * self.global_batch_size * self.seq_length,
                 "tflops_per_second": flops_per_second / 1e12,
@@ -94,6 +95,7 @@ def _log_line(prefix: str, step: int, num_steps: int, values: dict[str, float], 
     if "learning_rate" in values:
         parts.append(f"lr {values['learning_rate']:.2e}")
     if "steps_per_second" in values:
+        parts.append(f"{1000 * values['step_seconds']:.0f} ms/step")
         parts.append(f"{values['steps_per_second']:.2f} steps/s")
         parts.append(f"{values['sequences_per_second']:.0f} seq/s")
         parts.append(f"{values['tokens_per_second']:.0f} tok/s")
