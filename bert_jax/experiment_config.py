@@ -149,7 +149,7 @@ def bert_config(config: ml_collections.ConfigDict) -> BertConfig:
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ValueError naming every field that breaks a rule, before anything is compiled."""
-    from bert_jax.sharding import data_parallel_axes_size, mesh_shape
+    from bert_jax.sharding import MESH_AXES, data_parallel_axes_size, mesh_shape
 
     errors: list[str] = []
     try:
@@ -190,6 +190,21 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     try:
         shape = mesh_shape(config.mesh.shape, num_devices)
         dp = data_parallel_axes_size(shape)
+        if dp % num_processes:
+            errors.append(f"mesh.shape={dict(config.mesh.shape)}: the data-parallel size {dp} "
+                          f"(data x fsdp) must be a multiple of the number of processes "
+                          f"{num_processes}, since each process feeds its own rows of the batch.")
+        tensor, fsdp = shape[MESH_AXES.index("tensor")], shape[MESH_AXES.index("fsdp")]
+        if model is not None:
+            for field, size, axis, n in (("num_heads", model.num_heads, "tensor", tensor),
+                                         ("intermediate_size", model.intermediate_size, "tensor", tensor),
+                                         ("vocab_size", model.vocab_size, "tensor", tensor),
+                                         ("hidden_size", model.hidden_size, "fsdp", fsdp)):
+                if size % n:
+                    hint = (" (pad it: a model vocab larger than the vocab file is allowed, e.g. "
+                            f"{-(-size // (128 * n)) * 128 * n})" if field == "vocab_size" else "")
+                    errors.append(f"model.{field}={size} must be divisible by the mesh's {axis} "
+                                  f"axis ({n}), which shards it{hint}.")
         if train.global_batch_size % (dp * train.grad_accum_steps):
             errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible "
                           f"by the data-parallel size {dp} (mesh data x fsdp) times "

@@ -163,7 +163,10 @@ def evaluate(params: Any, config: ml_collections.ConfigDict, eval_fn, mesh) -> d
 def _global_batch(local_batch: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
     """Assembles the processes' local batches into one global array per feature."""
     target = sharding.batch_sharding(mesh)
-    return {k: jax.make_array_from_process_local_data(target, v) for k, v in local_batch.items()}
+    # The global shape, stated, makes JAX refuse a layout where the processes' rows would not
+    # add up to it instead of silently treating each process's rows as the whole batch.
+    return {k: jax.make_array_from_process_local_data(target, v, (len(v) * jax.process_count(), *v.shape[1:]))
+            for k, v in local_batch.items()}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,

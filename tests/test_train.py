@@ -205,3 +205,16 @@ def test_gradient_accumulation_is_the_same_update(tiny_run_config):
             np.testing.assert_allclose(results[k][1][name], results[1][1][name], rtol=2e-5)
         for a, b in zip(jax.tree.leaves(results[k][0].params), jax.tree.leaves(results[1][0].params)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_mesh_rules_are_validated_before_anything_runs():
+    config = experiment_config.load_config("bert_base", ["data.train_files=shards/"])
+    config.mesh.shape = {"data": 1, "fsdp": 1, "tensor": 8}
+    with pytest.raises(ValueError) as error:
+        experiment_config.validate(config, num_devices=8, num_processes=2)
+    message = str(error.value)
+    assert "model.num_heads=12 must be divisible by the mesh's tensor axis (8)" in message
+    assert "model.vocab_size=30522 must be divisible" in message and "e.g. 30720" in message
+    assert "data-parallel size 1 (data x fsdp) must be a multiple of the number of processes 2" in message
+    config.mesh.shape = {"data": 2, "fsdp": 4, "tensor": 1}
+    experiment_config.validate(config, num_devices=8, num_processes=2)
