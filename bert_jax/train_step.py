@@ -36,9 +36,11 @@ def masked_lm_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array,
     unchanged can be copied from the input, so accuracy is also counted over the replaced ones
     ([MASK] or a random token) alone: only context can predict those.
     """
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
-    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    # Cross-entropy as logsumexp minus the label's logit, and "correct" as the label's logit
+    # reaching the maximum: no index reduction (argmax) and no full log-softmax over the vocab.
+    label_logits = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+    nll = jax.nn.logsumexp(logits, axis=-1) - label_logits
+    correct = (label_logits >= jnp.max(logits, axis=-1)).astype(jnp.float32)
     replaced = weights * (input_tokens != labels)
     return {"mlm_nll_sum": jnp.sum(nll * weights), "mlm_correct_sum": jnp.sum(correct * weights),
             "mlm_weight_sum": jnp.sum(weights), "mlm_replaced_correct_sum": jnp.sum(correct * replaced),

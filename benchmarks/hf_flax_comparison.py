@@ -1,0 +1,231 @@
+"""bert-jax's train step side by side with Hugging Face's `FlaxBertForPreTraining`. Prints a table.
+
+  python benchmarks/hf_flax_comparison.py --sizes mini base --steps 20 4
+
+Same config (vocab 30,522, float32, dropout on), the same synthetic batch (default 32 x 128 with
+20 masked-LM predictions), the same loss (masked-LM cross-entropy at the masked positions plus
+next-sentence cross-entropy) and the same optimizer (clipping at 1.0, AdamW at 1e-4 with bert-jax's
+warm-up schedule), each jitted with its state donated, compiled, run once, then timed step by
+step over `--steps` steps. The table gives the median step, which bursts of other processes on a
+shared machine move less than the mean (each side's JSON has the mean and minimum too); the
+second table has the process's CPU time per step (all threads), which another process's load
+changes less than the wall time, and the 1-minute load average at the start and end of the timed
+steps, which counts the measured process itself (about 2 on two otherwise idle cores); with
+`--rounds R` the two sides alternate R times and each keeps its fastest run.
+
+The sides run one after the other in their own processes, never at once: ours in this
+environment, the peer in its own virtual environment, since Hugging Face's Flax models exist only
+in transformers 4.x. That environment is made on the first run (about 30 s of pip) at
+`--peer-venv` (default ~/.cache/bert-jax/hf-flax-venv) with the versions pinned in `PEER_PINS`, and
+reused while the pins are unchanged. The peer's step is `benchmarks/hf_flax_step.py`.
+
+The difference under test is the masked-LM head: ours projects only the masked positions onto the
+vocabulary, Hugging Face's projects every position (the loss then gathers the masked ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PEER_SCRIPT = HERE / "hf_flax_step.py"
+# transformers 4.57 is the last 4.x release (5.0 removed the Flax models). It runs on the jax,
+# flax and optax that bert-jax is measured with, so both sides share the same XLA.
+PEER_PINS = ("transformers==4.57.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.8",
+             "optax==0.2.8", "numpy==2.4.6")
+DEFAULT_PEER_VENV = Path.home() / ".cache" / "bert-jax" / "hf-flax-venv"
+PINS_FILE = "bert-jax-pins.txt"
+
+
+def ensure_peer_venv(venv: Path) -> Path:
+    """The peer environment's python, creating or updating the environment if its pins differ."""
+    python = venv / "bin" / "python"
+    marker = venv / PINS_FILE
+    wanted = "\n".join(PEER_PINS) + "\n"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return python
+    print(f"creating the peer environment in {venv}: {' '.join(PEER_PINS)}", file=sys.stderr)
+    if not python.exists():
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PINS], check=True)
+    marker.write_text(wanted)
+    return python
+
+
+def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
+                 overrides: list[str]) -> dict:
+    """Our side, as `benchmarks/train_step.py` measures it, plus the first loss and the checks
+    that the model and batch are the peer's."""
+    import functools
+
+    import jax
+    import numpy as np
+
+    from bert_jax import experiment_config, flops, sharding
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.optimizer import make_optimizer
+    from bert_jax.train import create_state, state_shardings
+    from bert_jax.train_step import train_step
+
+    sys.path.insert(0, str(HERE))
+    import hf_flax_step
+    import train_step as train_step_benchmark
+
+    common = ["data.train_files=unused", f"data.max_seq_length={seq}",
+              f"data.max_predictions_per_seq={predictions}", f"train.global_batch_size={batch}",
+              "model.dtype=float32"]
+    # The named config must be the peer's; `overrides` (--set) may then depart from it on purpose.
+    config = experiment_config.load_config(f"bert_{size}", common)
+    m = experiment_config.bert_config(config)
+    shape = (m.hidden_size, m.num_layers, m.num_heads, m.intermediate_size)
+    if shape != hf_flax_step.SIZES[size] or m.vocab_size != hf_flax_step.VOCAB_SIZE \
+            or (m.hidden_dropout_rate, m.attention_dropout_rate) != (0.1, 0.1) or m.hidden_act != "gelu":
+        raise SystemExit(f"bert_{size} differs from the peer's BertConfig: {m}")
+    o = config.optimizer
+    if (o.name, o.learning_rate, o.warmup_steps, config.train.num_steps, o.b1, o.b2, o.eps, o.weight_decay,
+            o.clip_norm) != ("adamw", hf_flax_step.LEARNING_RATE, hf_flax_step.WARMUP_STEPS,
+                             hf_flax_step.NUM_TRAIN_STEPS, hf_flax_step.B1, hf_flax_step.B2,
+                             hf_flax_step.EPS, hf_flax_step.WEIGHT_DECAY, hf_flax_step.CLIP_NORM):
+        raise SystemExit(f"bert_{size}'s optimizer differs from the peer's: {o}")
+    config = experiment_config.load_config(f"bert_{size}", [*common, *overrides])
+    m = experiment_config.bert_config(config)
+    arrays = hf_flax_step.synthetic_batch(batch, seq, predictions, m.vocab_size)
+    ours = train_step_benchmark.synthetic_batch(batch, seq, predictions, m.vocab_size)
+    if arrays.keys() != ours.keys() or not all(np.array_equal(arrays[k], ours[k]) for k in arrays):
+        raise SystemExit("benchmarks/hf_flax_step.synthetic_batch no longer equals "
+                         "benchmarks/train_step.synthetic_batch")
+
+    mesh = sharding.make_mesh(config.mesh.shape)
+    model = BertForPreTraining(m)
+    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
+    shardings = state_shardings(model, optimizer, config, mesh)
+    state = create_state(model, optimizer, config, shardings)
+    num_params = sum(x.size for x in jax.tree.leaves(state.params))
+    batch_arrays = jax.device_put(arrays, sharding.batch_sharding(mesh))
+    step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
+                                     seed=config.train.seed), donate_argnums=0)
+    start = time.perf_counter()
+    compiled = step.lower(state, batch_arrays).compile()
+    compile_seconds = time.perf_counter() - start
+    state, metrics = compiled(state, batch_arrays)
+    first_loss = float(metrics["loss"])
+    load_before = os.getloadavg()[0]
+    times = []
+    cpu_start = time.process_time()
+    for _ in range(steps):
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch_arrays)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    cpu_seconds = (time.process_time() - cpu_start) / steps
+    seconds = float(np.median(times))
+    device = jax.devices()[0]
+    versions = hf_flax_step.versions()
+    versions.pop("transformers")
+    return {"side": "ours", "size": size, "batch": batch, "seq": seq, "predictions": predictions,
+            "steps": steps, "num_params": int(num_params), "compile_s": compile_seconds,
+            "step_ms": seconds * 1e3, "mean_step_ms": float(np.mean(times)) * 1e3,
+            "min_step_ms": min(times) * 1e3, "cpu_ms_per_step": cpu_seconds * 1e3,
+            "seq_per_s": batch / seconds, "tok_per_s": batch * seq / seconds,
+            "first_loss": first_loss, "last_loss": float(metrics["loss"]),
+            # Matmul FLOPs per step (`bert_jax.flops`): ours, and the same model with the
+            # vocabulary projection at every position, as Hugging Face's head does it.
+            "train_flops": flops.train_flops_per_step(m, batch, seq, predictions),
+            "hf_train_flops": flops.train_flops_per_step(m, batch, seq, seq),
+            "load_before": load_before, "load_after": os.getloadavg()[0],
+            "device": f"{jax.device_count()} x {device.device_kind} ({device.platform})",
+            "versions": versions}
+
+
+def run_side(command: list[str]) -> dict:
+    """Runs one side in a fresh process and returns the JSON it prints last."""
+    process = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
+    if process.returncode or not lines:
+        sys.stderr.write(process.stdout[-4000:] + process.stderr[-8000:])
+        raise SystemExit(f"{' '.join(command)} failed with exit status {process.returncode}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["mini", "base"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20)
+    parser.add_argument("--steps", type=int, nargs="+", default=[20],
+                        help="timed steps: one number for every size, or one per size")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate the two sides this many times and keep each side's fastest run")
+    parser.add_argument("--peer-venv", type=Path, default=DEFAULT_PEER_VENV,
+                        help="the peer's virtual environment (made if missing)")
+    parser.add_argument("--peer-python", help="use this interpreter for the peer instead of --peer-venv")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="config override for our side only (e.g. model.dtype=bfloat16)")
+    parser.add_argument("--ours-only", metavar="SIZE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.ours_only:
+        print(json.dumps(measure_ours(args.ours_only, args.batch, args.seq, args.predictions,
+                                      args.steps[0], args.set)))
+        return
+    if len(args.steps) not in (1, len(args.sizes)):
+        parser.error("--steps takes one number or one per size")
+    steps = args.steps * len(args.sizes) if len(args.steps) == 1 else args.steps
+    peer_python = args.peer_python or str(ensure_peer_venv(args.peer_venv))
+    shape = ["--batch", str(args.batch), "--seq", str(args.seq), "--predictions", str(args.predictions)]
+
+    rows = []
+    for size, n in zip(args.sizes, steps):
+        ours = hf = None
+        for _ in range(args.rounds):
+            run = run_side([sys.executable, str(Path(__file__).resolve()), "--ours-only", size, *shape,
+                            "--steps", str(n), *[f"--set={s}" for s in args.set]])
+            print(f"ours {size}: {run['step_ms']:.1f} ms/step (load {run['load_after']:.2f})",
+                  file=sys.stderr)
+            ours = run if ours is None or run["step_ms"] < ours["step_ms"] else ours
+            run = run_side([peer_python, str(PEER_SCRIPT), "--size", size, *shape, "--steps", str(n)])
+            print(f"HF   {size}: {run['step_ms']:.1f} ms/step (load {run['load_after']:.2f})",
+                  file=sys.stderr)
+            hf = run if hf is None or run["step_ms"] < hf["step_ms"] else hf
+        rows.append((size, n, ours, hf))
+
+    print(f"{rows[0][2]['device']}, {os.cpu_count()} cores; float32, {args.predictions} masked-LM "
+          f"predictions per sequence")
+    print("| model | batch x seq | steps | ours step ms | ours seq/s | HF step ms | HF seq/s | ours / HF "
+          "| HF / ours matmul FLOPs | ours compile s | HF compile s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, n, ours, hf in rows:
+        print(f"| BERT-{size.capitalize()} | {args.batch} x {args.seq} | {n} | {ours['step_ms']:.1f} | "
+              f"{ours['seq_per_s']:.1f} | {hf['step_ms']:.1f} | {hf['seq_per_s']:.1f} | "
+              f"{hf['step_ms'] / ours['step_ms']:.2f}x | {ours['hf_train_flops'] / ours['train_flops']:.2f}x | "
+              f"{ours['compile_s']:.1f} | {hf['compile_s']:.1f} |")
+    print()
+    print("| model | parameters ours / HF | mean step ms ours / HF | CPU s per step ours / HF (ratio) "
+          "| first loss ours / HF | load avg during ours / HF |")
+    print("|---|---|---|---|---|---|")
+    for size, _, ours, hf in rows:
+        print(f"| BERT-{size.capitalize()} | {ours['num_params']:,} / {hf['num_params']:,} | "
+              f"{ours['mean_step_ms']:.1f} / {hf['mean_step_ms']:.1f} | "
+              f"{ours['cpu_ms_per_step'] / 1e3:.2f} / {hf['cpu_ms_per_step'] / 1e3:.2f} "
+              f"({hf['cpu_ms_per_step'] / ours['cpu_ms_per_step']:.2f}x) | "
+              f"{ours['first_loss']:.3f} / {hf['first_loss']:.3f} | "
+              f"{ours['load_before']:.2f}-{ours['load_after']:.2f} / "
+              f"{hf['load_before']:.2f}-{hf['load_after']:.2f} |")
+    print()
+    fmt = lambda v: ", ".join(f"{k} {x}" for k, x in v.items())  # noqa: E731
+    print(f"ours: {fmt(rows[0][2]['versions'])}" + (f"; --set {' '.join(args.set)}" if args.set else ""))
+    print(f"Hugging Face: {fmt(rows[0][3]['versions'])}")
+
+
+if __name__ == "__main__":
+    main()
