@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,7 +67,6 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
     import functools
 
     import jax
-    import numpy as np
 
     from bert_jax import experiment_config, flops, sharding
     from bert_jax.model import BertForPreTraining
@@ -78,7 +76,7 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
 
     sys.path.insert(0, str(HERE))
     import hf_flax_step
-    import train_step as train_step_benchmark
+    from step_timing import synthetic_batch, time_step
 
     common = ["data.train_files=unused", f"data.max_seq_length={seq}",
               f"data.max_predictions_per_seq={predictions}", f"train.global_batch_size={batch}",
@@ -98,11 +96,7 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
         raise SystemExit(f"bert_{size}'s optimizer differs from the peer's: {o}")
     config = experiment_config.load_config(f"bert_{size}", [*common, *overrides])
     m = experiment_config.bert_config(config)
-    arrays = hf_flax_step.synthetic_batch(batch, seq, predictions, m.vocab_size)
-    ours = train_step_benchmark.synthetic_batch(batch, seq, predictions, m.vocab_size)
-    if arrays.keys() != ours.keys() or not all(np.array_equal(arrays[k], ours[k]) for k in arrays):
-        raise SystemExit("benchmarks/hf_flax_step.synthetic_batch no longer equals "
-                         "benchmarks/train_step.synthetic_batch")
+    arrays = synthetic_batch(batch, seq, predictions, m.vocab_size)
 
     mesh = sharding.make_mesh(config.mesh.shape)
     model = BertForPreTraining(m)
@@ -113,36 +107,15 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
     batch_arrays = jax.device_put(arrays, sharding.batch_sharding(mesh))
     step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
                                      seed=config.train.seed), donate_argnums=0)
-    start = time.perf_counter()
-    compiled = step.lower(state, batch_arrays).compile()
-    compile_seconds = time.perf_counter() - start
-    state, metrics = compiled(state, batch_arrays)
-    first_loss = float(metrics["loss"])
-    load_before = os.getloadavg()[0]
-    times = []
-    cpu_start = time.process_time()
-    for _ in range(steps):
-        start = time.perf_counter()
-        state, metrics = compiled(state, batch_arrays)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
-    cpu_seconds = (time.process_time() - cpu_start) / steps
-    seconds = float(np.median(times))
-    device = jax.devices()[0]
+    timing = time_step(step, state, batch_arrays, steps)
     versions = hf_flax_step.versions()
     versions.pop("transformers")
     return {"side": "ours", "size": size, "batch": batch, "seq": seq, "predictions": predictions,
-            "steps": steps, "num_params": int(num_params), "compile_s": compile_seconds,
-            "step_ms": seconds * 1e3, "mean_step_ms": float(np.mean(times)) * 1e3,
-            "min_step_ms": min(times) * 1e3, "cpu_ms_per_step": cpu_seconds * 1e3,
-            "seq_per_s": batch / seconds, "tok_per_s": batch * seq / seconds,
-            "first_loss": first_loss, "last_loss": float(metrics["loss"]),
+            "steps": steps, "num_params": int(num_params), **timing,
             # Matmul FLOPs per step (`bert_jax.flops`): ours, and the same model with the
             # vocabulary projection at every position, as Hugging Face's head does it.
             "train_flops": flops.train_flops_per_step(m, batch, seq, predictions),
             "hf_train_flops": flops.train_flops_per_step(m, batch, seq, seq),
-            "load_before": load_before, "load_after": os.getloadavg()[0],
-            "device": f"{jax.device_count()} x {device.device_kind} ({device.platform})",
             "versions": versions}
 
 

@@ -17,20 +17,18 @@ linear decay to 0 at 1,000,000; b1 0.9, b2 0.999, eps 1e-6, weight decay 0.01 ex
 LayerNorm parameters). Each step is timed to completion; `step_ms` is the median, with the mean
 and minimum beside it.
 
-Only numpy is imported at module level, so bert-jax's environment can import `synthetic_batch`
-(the same batch as `benchmarks/train_step.py`'s; the comparison checks that they are equal).
+Only the standard library is imported at module level, so bert-jax's environment can import its
+constants; the batch and the timing come from `step_timing.py`, shared with our side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import time
 
-import numpy as np
+from step_timing import synthetic_batch, time_step
 
 # Hidden size, layers, heads, intermediate size (Turc et al., 2019, and the BERT paper).
 SIZES = {
@@ -51,22 +49,6 @@ NUM_TRAIN_STEPS = 1_000_000
 B1, B2, EPS = 0.9, 0.999, 1e-6
 WEIGHT_DECAY = 0.01
 CLIP_NORM = 1.0
-
-
-def synthetic_batch(batch: int, seq: int, predictions: int, vocab: int, seed: int = 0) -> dict:
-    """A copy of `benchmarks/train_step.synthetic_batch` (that module imports bert-jax)."""
-    rng = np.random.default_rng(seed)
-    positions = np.sort(np.stack([rng.choice(np.arange(1, seq), predictions, replace=False)
-                                  for _ in range(batch)]), axis=1)
-    return {
-        "input_ids": rng.integers(5, vocab, (batch, seq)).astype(np.int32),
-        "input_mask": np.ones((batch, seq), np.int32),
-        "segment_ids": (np.arange(seq)[None, :] >= seq // 2).astype(np.int32).repeat(batch, 0),
-        "masked_lm_positions": positions.astype(np.int32),
-        "masked_lm_ids": rng.integers(5, vocab, (batch, predictions)).astype(np.int32),
-        "masked_lm_weights": np.ones((batch, predictions), np.float32),
-        "next_sentence_labels": rng.integers(0, 2, batch).astype(np.int32),
-    }
 
 
 def versions() -> dict:
@@ -138,31 +120,9 @@ def measure(size: str, batch: int, seq: int, predictions: int, steps: int, seed:
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
     batch_arrays = jax.device_put(synthetic_batch(batch, seq, predictions, VOCAB_SIZE, seed))
-    step = jax.jit(train_step, donate_argnums=0)
-    start = time.perf_counter()
-    compiled = step.lower(state, batch_arrays).compile()
-    compile_seconds = time.perf_counter() - start
-    state, metrics = compiled(state, batch_arrays)
-    first_loss = float(metrics["loss"])
-    load_before = os.getloadavg()[0]
-    times = []
-    cpu_start = time.process_time()
-    for _ in range(steps):
-        start = time.perf_counter()
-        state, metrics = compiled(state, batch_arrays)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
-    cpu_seconds = (time.process_time() - cpu_start) / steps
-    seconds = float(np.median(times))
-    device = jax.devices()[0]
+    timing = time_step(jax.jit(train_step, donate_argnums=0), state, batch_arrays, steps)
     return {"side": "hf", "size": size, "batch": batch, "seq": seq, "predictions": predictions,
-            "steps": steps, "num_params": int(num_params), "compile_s": compile_seconds,
-            "step_ms": seconds * 1e3, "mean_step_ms": float(np.mean(times)) * 1e3,
-            "min_step_ms": min(times) * 1e3, "cpu_ms_per_step": cpu_seconds * 1e3,
-            "seq_per_s": batch / seconds, "tok_per_s": batch * seq / seconds,
-            "first_loss": first_loss, "last_loss": float(metrics["loss"]),
-            "load_before": load_before, "load_after": os.getloadavg()[0],
-            "device": f"{jax.device_count()} x {device.device_kind} ({device.platform})",
+            "steps": steps, "num_params": int(num_params), **timing,
             "versions": versions()}
 
 

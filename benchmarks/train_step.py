@@ -14,28 +14,13 @@ import functools
 import time
 
 import jax
-import numpy as np
 
 from bert_jax import experiment_config, flops, sharding
 from bert_jax.model import BertForPreTraining
 from bert_jax.optimizer import make_optimizer
 from bert_jax.train import create_state, state_shardings
 from bert_jax.train_step import train_step
-
-
-def synthetic_batch(batch: int, seq: int, predictions: int, vocab: int, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    positions = np.sort(np.stack([rng.choice(np.arange(1, seq), predictions, replace=False)
-                                  for _ in range(batch)]), axis=1)
-    return {
-        "input_ids": rng.integers(5, vocab, (batch, seq)).astype(np.int32),
-        "input_mask": np.ones((batch, seq), np.int32),
-        "segment_ids": (np.arange(seq)[None, :] >= seq // 2).astype(np.int32).repeat(batch, 0),
-        "masked_lm_positions": positions.astype(np.int32),
-        "masked_lm_ids": rng.integers(5, vocab, (batch, predictions)).astype(np.int32),
-        "masked_lm_weights": np.ones((batch, predictions), np.float32),
-        "next_sentence_labels": rng.integers(0, 2, batch).astype(np.int32),
-    }
+from step_timing import synthetic_batch
 
 
 def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: list[str]) -> dict:
