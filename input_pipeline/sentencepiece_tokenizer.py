@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import sentencepiece as spm
 
-from input_pipeline.tokenization import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK
+from input_pipeline.tokenization import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, SpecialTokenIds
 
 MODEL_TYPES = ("unigram", "bpe")
 
@@ -219,7 +219,7 @@ def _read_lines(path: str) -> Iterator[str]:
                                  f"{e.start} of the line); training text must be UTF-8.") from e
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(SpecialTokenIds):
     """Text to SentencePiece ids, with `BertTokenizer`'s interface.
 
     The ids are `SentencePieceProcessor.encode`'s. `do_lower_case` states what the caller expects:
@@ -298,30 +298,6 @@ class SentencePieceTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self._pieces)
-
-    @property
-    def pad_id(self) -> int:
-        return self.vocab[PAD]
-
-    @property
-    def unk_id(self) -> int:
-        return self.vocab[UNK]
-
-    @property
-    def cls_id(self) -> int:
-        return self.vocab[CLS]
-
-    @property
-    def sep_id(self) -> int:
-        return self.vocab[SEP]
-
-    @property
-    def mask_id(self) -> int:
-        return self.vocab[MASK]
-
-    @property
-    def special_ids(self) -> frozenset[int]:
-        return frozenset(self.vocab[t] for t in SPECIAL_TOKENS)
 
     @functools.cached_property
     def is_continuation(self) -> np.ndarray:

@@ -293,7 +293,36 @@ class WordpieceTokenizer:
         return pieces
 
 
-class BertTokenizer:
+class SpecialTokenIds:
+    """The ids of BERT's special tokens in a tokenizer's `vocab` (WordPiece or SentencePiece)."""
+    vocab: dict[str, int]
+
+    @property
+    def pad_id(self) -> int:
+        return self.vocab[PAD]
+
+    @property
+    def unk_id(self) -> int:
+        return self.vocab[UNK]
+
+    @property
+    def cls_id(self) -> int:
+        return self.vocab[CLS]
+
+    @property
+    def sep_id(self) -> int:
+        return self.vocab[SEP]
+
+    @property
+    def mask_id(self) -> int:
+        return self.vocab[MASK]
+
+    @property
+    def special_ids(self) -> frozenset[int]:
+        return frozenset(self.vocab[t] for t in SPECIAL_TOKENS)
+
+
+class BertTokenizer(SpecialTokenIds):
     """Text to WordPiece ids, exactly as `transformers.BertTokenizer` does for the same vocab."""
 
     def __init__(self, vocab: Mapping[str, int], do_lower_case: bool = True,
@@ -320,26 +349,6 @@ class BertTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
-
-    @property
-    def pad_id(self) -> int:
-        return self.vocab[PAD]
-
-    @property
-    def cls_id(self) -> int:
-        return self.vocab[CLS]
-
-    @property
-    def sep_id(self) -> int:
-        return self.vocab[SEP]
-
-    @property
-    def mask_id(self) -> int:
-        return self.vocab[MASK]
-
-    @property
-    def special_ids(self) -> frozenset[int]:
-        return frozenset(self.vocab[t] for t in SPECIAL_TOKENS)
 
     @functools.cached_property
     def is_continuation(self) -> np.ndarray:
