@@ -282,15 +282,16 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     """
     sources = expand_inputs(inputs)
     vocab_path = os.fspath(vocab_path)
-    # Loaded here first, so that a bad vocab fails at once with its own message.
-    vocab_size = BlockProcessor(vocab_path, config).tokenizer.vocab_size
+    # Built here first, so that a bad vocab fails at once with its own message; one worker uses
+    # it, more workers build their own.
+    processor = BlockProcessor(vocab_path, config)
     os.makedirs(output_dir, exist_ok=True)
     work_dir = tempfile.mkdtemp(prefix=".blocks-", dir=output_dir)
     block_sizes: dict[int, list[int]] = {}
     shard_counts = np.zeros(config.num_shards, np.int64)
     stats: collections.Counter = collections.Counter()
     try:
-        with _worker_pool(num_workers, vocab_path, config, work_dir) as pool:
+        with _worker_pool(num_workers, processor, vocab_path, work_dir) as pool:
             for block_index, sizes, counts, block_stats in pool.map_blocks(
                     _process_to_file, enumerate(iter_blocks(sources, config))):
                 block_sizes[block_index] = sizes
@@ -304,7 +305,7 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
                                         for s, path in enumerate(paths)])
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    manifest = build_manifest(config, vocab_path, vocab_size, sources,
+    manifest = build_manifest(config, vocab_path, processor.tokenizer.vocab_size, sources,
                               shard_counts.tolist(), stats, prefix)
     write_manifest(output_dir, manifest)
     return manifest
@@ -314,16 +315,18 @@ class _worker_pool:
     """Runs block jobs in `num_workers` processes (inline for one), with a bounded number of
     blocks in flight so that reading never runs ahead of processing by more than that."""
 
-    def __init__(self, num_workers: int, vocab_path: str, config: CreationConfig, work_dir: str):
+    def __init__(self, num_workers: int, processor: BlockProcessor, vocab_path: str, work_dir: str):
         if num_workers < 1:
             raise ValueError(f"num_workers={num_workers} must be at least 1.")
         self.num_workers = num_workers
-        self.init_args = (vocab_path, config, work_dir)
+        self.processor = processor
+        self.init_args = (vocab_path, processor.config, work_dir)
         self.executor = None
 
     def __enter__(self):
         if self.num_workers == 1:
-            _init_worker(*self.init_args)
+            global _processor, _work_dir
+            _processor, _work_dir = self.processor, self.init_args[2]
         else:
             # "spawn": the parent may hold TensorFlow or JAX threads, which fork does not survive.
             self.executor = concurrent.futures.ProcessPoolExecutor(
