@@ -48,14 +48,12 @@ def _vocab(args: argparse.Namespace) -> None:
                                         text_field=args.text_field)
         print(f"wrote {len(tokens)} tokens to {args.output}")
     else:
-        from input_pipeline.sentencepiece_tokenizer import train_sentencepiece
+        from input_pipeline.sentencepiece_tokenizer import train_sentencepiece_from_files
 
-        lines = (line for source in expand_inputs(args.input)
-                 for line in iter_lines(source, text_field=args.text_field))
-        tokenizer = train_sentencepiece(lines, args.output, args.vocab_size, model_type=args.tokenizer,
-                                        lowercase=not args.cased,
-                                        character_coverage=args.character_coverage,
-                                        byte_fallback=args.byte_fallback)
+        tokenizer = train_sentencepiece_from_files(
+            args.input, args.output, args.vocab_size, text_field=args.text_field,
+            model_type=args.tokenizer, lowercase=not args.cased,
+            character_coverage=args.character_coverage, byte_fallback=args.byte_fallback)
         print(f"wrote a {args.tokenizer} SentencePiece model of {tokenizer.vocab_size} pieces to {args.output}")
     if args.held_out:
         tokenizer = load_tokenizer(args.output, do_lower_case=not args.cased)

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from input_pipeline.text_sources import expand_inputs, iter_lines
 from input_pipeline.tokenization import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, SpecialTokenIds
 
 MODEL_TYPES = ("unigram", "bpe")
@@ -145,23 +146,22 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
 
 
 def train_sentencepiece_from_files(paths: Sequence[str | os.PathLike],
-                                   model_path: str | os.PathLike, vocab_size: int,
-                                   **options) -> "SentencePieceTokenizer":
-    """Trains a SentencePiece model on UTF-8 text files, one sentence per line (BERT's corpus
-    format: blank lines between documents are skipped); see `train_sentencepiece` for `options`.
+                                   model_path: str | os.PathLike, vocab_size: int, *,
+                                   text_field: str = "text", **options) -> "SentencePieceTokenizer":
+    """Trains a SentencePiece model on text inputs (files, globs, directories, `.gz`, `.jsonl`,
+    `tfds:NAME[:SPLIT]`, read by `text_sources`; blank lines between documents are skipped); see
+    `train_sentencepiece` for `options`.
 
     Raises:
-      FileNotFoundError: if an input file is missing (checked before any reading).
+      FileNotFoundError: if an input is missing (checked before any reading).
       ValueError: on invalid UTF-8 (naming file and line), or as `train_sentencepiece`.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
         raise ValueError("train_sentencepiece_from_files needs at least one input file.")
-    for path in paths:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"training text file not found: {path}")
-    lines = (line for path in paths for line in _read_lines(os.fspath(path)))
+    sources = expand_inputs([os.fspath(p) for p in paths])
+    lines = (line for source in sources for line in iter_lines(source, text_field=text_field))
     return train_sentencepiece(lines, model_path, vocab_size, **options)
 
 
@@ -205,18 +205,6 @@ def _reservoir_sample(texts: Iterable[str], size: int, seed: int) -> list[str]:
             if slot < size:
                 kept[slot] = (index, text)
     return [text for _, text in sorted(kept)]
-
-
-def _read_lines(path: str) -> Iterator[str]:
-    """Yields the lines of a UTF-8 file one at a time; a ValueError names file and line on bad
-    UTF-8 (SentencePiece would otherwise learn pieces of U+FFFD, or stop)."""
-    with open(path, "rb") as f:
-        for line_number, raw in enumerate(f, start=1):
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"{path}:{line_number}: invalid UTF-8 ({e.reason} at byte "
-                                 f"{e.start} of the line); training text must be UTF-8.") from e
 
 
 class SentencePieceTokenizer(SpecialTokenIds):
