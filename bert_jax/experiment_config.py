@@ -28,6 +28,8 @@ MODEL_SIZES = {
     "large": dict(num_layers=24, hidden_size=1024, num_heads=16),
 }
 
+RNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -80,6 +82,9 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.grad_accum_steps = 1
     config.train.num_steps = 1_000_000
     config.train.seed = 0
+    # PRNG of the dropout masks: "threefry2x32" gives the same bits on every backend; "rbg" and
+    # "unsafe_rbg" use the hardware generator, much cheaper on GPUs and TPUs.
+    config.train.rng_impl = "threefry2x32"
     config.train.log_every = 100
     config.train.checkpoint_every = 10_000
     config.train.keep_checkpoints = 3
@@ -184,6 +189,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                       f"train.num_steps={train.num_steps}].")
     if opt.learning_rate <= 0:
         errors.append(f"optimizer.learning_rate={opt.learning_rate} must be positive.")
+    if train.rng_impl not in RNG_IMPLS:
+        errors.append(f"train.rng_impl={train.rng_impl!r} must be one of {RNG_IMPLS}.")
     for field in ("log_every", "checkpoint_every", "keep_checkpoints", "grad_accum_steps"):
         if train[field] < 1:
             errors.append(f"train.{field}={train[field]} must be at least 1.")

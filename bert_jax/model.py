@@ -48,8 +48,10 @@ class BertConfig:
     # (store only each layer's input), "dots" (store matmul outputs) or "dots_no_batch" (store
     # the weight matmuls, recompute attention scores): less memory for more FLOPs.
     remat: str = "none"
-    # "auto": jax.nn.dot_product_attention (cuDNN flash attention on GPUs) unless attention
-    # dropout is active, which it does not support; "plain": always the einsum-softmax-einsum.
+    # "auto": a fused attention unless attention dropout is active, which the fused kernels do
+    # not support: cuDNN's flash attention on GPUs in bf16/fp16 (jax.nn.dot_product_attention
+    # does not pick it by itself), XLA's elsewhere. "cudnn" insists on cuDNN's kernel (an error
+    # where it cannot run); "plain": always the einsum-softmax-einsum.
     attention: str = "auto"
 
     def __post_init__(self):
@@ -62,8 +64,8 @@ class BertConfig:
             raise ValueError(f"model.dtype={self.dtype!r} must be float32, bfloat16 or float16.")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"model.remat={self.remat!r} must be one of {tuple(REMAT_POLICIES)}.")
-        if self.attention not in ("auto", "plain"):
-            raise ValueError(f"model.attention={self.attention!r} must be 'auto' or 'plain'.")
+        if self.attention not in ("auto", "cudnn", "plain"):
+            raise ValueError(f"model.attention={self.attention!r} must be 'auto', 'cudnn' or 'plain'.")
 
     @property
     def head_dim(self) -> int:
@@ -137,9 +139,8 @@ class SelfAttention(nn.Module):
 
         q, k, v = (projection(n)(x) for n in ("query", "key", "value"))
         dropout = not self.deterministic and c.attention_dropout_rate > 0
-        if c.attention == "auto" and not dropout:
-            # Padded keys are masked out; XLA on CPU/TPU, cuDNN's fused kernel on GPUs.
-            context = jax.nn.dot_product_attention(q, k, v, mask=input_mask[:, None, None, :] > 0)
+        if c.attention != "plain" and not dropout:
+            context = fused_attention(q, k, v, input_mask, c.attention == "cudnn")
         else:
             q = q / jnp.sqrt(c.head_dim).astype(q.dtype)
             scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
@@ -151,6 +152,28 @@ class SelfAttention(nn.Module):
         return nn.DenseGeneral(c.hidden_size, axis=(-2, -1), dtype=c.compute_dtype, name="output",
                                kernel_init=_init(c, ("heads", "kv", "embed")),
                                bias_init=_zeros(("embed",)))(context)
+
+
+def cudnn_attention_supported(q: Array) -> bool:
+    """Whether cuDNN's flash attention can take these [batch, length, heads, head_dim] queries."""
+    return (jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16)
+            and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128)
+
+
+def fused_attention(q: Array, k: Array, v: Array, input_mask: Array, require_cudnn: bool = False) -> Array:
+    """Softmax attention of [batch, length, heads, head_dim] queries over the keys whose
+    `input_mask` is 1, through `jax.nn.dot_product_attention`.
+
+    cuDNN's kernel masks padding by per-row key lengths, which is the same mask because BERT's
+    padding always comes last (input_mask is ones, then zeros). A row with no real token (the
+    filler of a partial evaluation batch) gets length 1, not 0, so that it stays finite.
+    """
+    if require_cudnn or cudnn_attention_supported(q):
+        lengths = jnp.maximum(jnp.sum(input_mask, axis=-1, dtype=jnp.int32), 1)
+        return jax.nn.dot_product_attention(q, k, v, key_value_seq_lengths=lengths,
+                                            implementation="cudnn")
+    return jax.nn.dot_product_attention(q, k, v, mask=input_mask[:, None, None, :] > 0,
+                                        implementation="xla")
 
 
 class EncoderLayer(nn.Module):

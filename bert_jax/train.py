@@ -212,7 +212,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     batch_shard = sharding.batch_sharding(mesh)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                          seed=config.train.seed, grad_accum_steps=config.train.grad_accum_steps),
+                          seed=config.train.seed, grad_accum_steps=config.train.grad_accum_steps,
+                          rng_impl=config.train.rng_impl),
         in_shardings=(shardings, batch_shard), out_shardings=(shardings, sharding.replicated(mesh)),
         donate_argnums=0)
     eval_fn = jax.jit(functools.partial(eval_step, model=model),

@@ -180,7 +180,8 @@ def jitted_step(config, mesh, model, optimizer, schedule, shardings):
 
     return jax.jit(
         functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                          seed=config.train.seed, grad_accum_steps=config.train.grad_accum_steps),
+                          seed=config.train.seed, grad_accum_steps=config.train.grad_accum_steps,
+                          rng_impl=config.train.rng_impl),
         in_shardings=(shardings, sharding.batch_sharding(mesh)),
         out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
 

@@ -186,3 +186,31 @@ def test_fused_attention_equals_plain_attention():
     b = plain.apply({"params": params}, ids, mask, segments, positions)
     np.testing.assert_allclose(a["mlm_logits"], b["mlm_logits"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(a["nsp_logits"], b["nsp_logits"], rtol=1e-5, atol=1e-5)
+
+
+def test_attention_cudnn_insists_on_cudnn_and_auto_falls_back_to_xla():
+    """"auto" takes cuDNN's kernel only where it can run (a GPU, bf16/fp16, head_dim a multiple
+    of 8 up to 128) and XLA's otherwise; "cudnn" asks for it regardless, and fails clearly where
+    there is none. (Its numerics against plain attention are checked on a GPU by
+    benchmarks/gpu_suite.py.)"""
+    from bert_jax.model import cudnn_attention_supported
+
+    ids, mask, segments, positions = _inputs()
+    q = jnp.zeros((2, 8, 4, 16), jnp.bfloat16)
+    assert cudnn_attention_supported(q) == (jax.default_backend() == "gpu")
+    assert not cudnn_attention_supported(q.astype(jnp.float32))
+    cudnn = BertForPreTraining(dataclasses.replace(SMALL, attention="cudnn", dtype="bfloat16"))
+    if jax.default_backend() != "gpu":
+        with pytest.raises(Exception, match="(?i)cudnn|gpu"):
+            cudnn.init(jax.random.key(0), ids, mask, segments, positions)
+
+
+def test_a_row_of_padding_alone_stays_finite():
+    """The filler rows of a partial evaluation batch have no real token at all."""
+    ids, mask, segments, positions = _inputs()
+    mask = mask.at[0].set(0)
+    for attention in ("auto", "plain"):
+        model = BertForPreTraining(dataclasses.replace(SMALL, attention=attention))
+        params = nn.unbox(model.init(jax.random.key(0), ids, mask, segments, positions)["params"])
+        out = model.apply({"params": params}, ids, mask, segments, positions)
+        assert np.isfinite(np.asarray(out["mlm_logits"])).all()

@@ -167,6 +167,17 @@ def test_shards_that_do_not_match_the_config_are_refused(tiny_run_config, tiny_c
         train_and_evaluate(config, tmp_path)
 
 
+def _random_batch(rows: int, length: int = 64, predictions: int = 10, vocab: int = 1000) -> dict:
+    rng = np.random.default_rng(0)
+    return {"input_ids": rng.integers(5, vocab, (rows, length)).astype(np.int32),
+            "input_mask": (np.arange(length)[None] < rng.integers(20, length + 1, (rows, 1))).astype(np.int32),
+            "segment_ids": np.zeros((rows, length), np.int32),
+            "masked_lm_positions": rng.integers(1, 20, (rows, predictions)).astype(np.int32),
+            "masked_lm_ids": rng.integers(5, vocab, (rows, predictions)).astype(np.int32),
+            "masked_lm_weights": (rng.random((rows, predictions)) < 0.8).astype(np.float32),
+            "next_sentence_labels": rng.integers(0, 2, rows).astype(np.int32)}
+
+
 def test_gradient_accumulation_is_the_same_update(tiny_run_config):
     """Two and four micro-batches give the update of one pass over the whole batch (dropout
     off: the micro-batches draw their own dropout masks)."""
@@ -187,14 +198,7 @@ def test_gradient_accumulation_is_the_same_update(tiny_run_config):
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
     state = create_state(model, optimizer, config, state_shardings(model, optimizer, config, mesh))
-    rng = np.random.default_rng(0)
-    batch = {"input_ids": rng.integers(5, 1000, (16, 64)).astype(np.int32),
-             "input_mask": (np.arange(64)[None] < rng.integers(20, 65, (16, 1))).astype(np.int32),
-             "segment_ids": np.zeros((16, 64), np.int32),
-             "masked_lm_positions": rng.integers(1, 20, (16, 10)).astype(np.int32),
-             "masked_lm_ids": rng.integers(5, 1000, (16, 10)).astype(np.int32),
-             "masked_lm_weights": (rng.random((16, 10)) < 0.8).astype(np.float32),
-             "next_sentence_labels": rng.integers(0, 2, 16).astype(np.int32)}
+    batch = _random_batch(16)
     results = {}
     for k in (1, 2, 4):
         step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
@@ -218,3 +222,36 @@ def test_mesh_rules_are_validated_before_anything_runs():
     assert "data-parallel size 1 (data x fsdp) must be a multiple of the number of processes 2" in message
     config.mesh.shape = {"data": 2, "fsdp": 4, "tensor": 1}
     experiment_config.validate(config, num_devices=8, num_processes=2)
+
+
+def test_dropout_rng_implementation_is_a_config_choice(tiny_run_config):
+    """train.rng_impl picks the dropout keys' generator: each is deterministic (a resumed run
+    draws the same masks), they draw different masks, and an unknown name is refused up front."""
+    import functools
+
+    import jax
+
+    from bert_jax import experiment_config
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.optimizer import make_optimizer
+    from bert_jax.sharding import make_mesh
+    from bert_jax.train import create_state, state_shardings
+    from bert_jax.train_step import train_step
+
+    config = tiny_run_config(num_steps=10)
+    config.model.hidden_dropout_rate = config.model.attention_dropout_rate = 0.1
+    model = BertForPreTraining(experiment_config.bert_config(config))
+    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
+    shardings = state_shardings(model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
+    batch = _random_batch(4)
+    losses = {}
+    for impl in ("threefry2x32", "rbg", "rbg"):
+        step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
+                                         seed=0, rng_impl=impl))
+        _, metrics = step(create_state(model, optimizer, config, shardings), batch)
+        losses.setdefault(impl, []).append(float(metrics["loss"]))
+    assert losses["rbg"][0] == losses["rbg"][1]
+    assert losses["rbg"][0] != losses["threefry2x32"][0]
+    config.train.rng_impl = "philox"
+    with pytest.raises(ValueError, match="train.rng_impl='philox' must be one of"):
+        experiment_config.validate(config, num_devices=1)
