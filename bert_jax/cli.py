@@ -18,6 +18,8 @@ import logging
 import os
 import sys
 
+from bert_jax.errors import RunStopped
+
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -71,7 +73,8 @@ def _create_data(args: argparse.Namespace) -> None:
         dupe_factor=args.dupe_factor, whole_word_masking=args.whole_word_masking,
         do_lower_case=not args.cased, max_input_chars_per_word=args.max_input_chars_per_word,
         seed=args.seed, num_shards=args.num_shards, text_format=args.format,
-        text_field=args.text_field, block_chars=int(args.block_mb * 1_000_000), masking=args.masking)
+        text_field=args.text_field, block_chars=int(args.block_mb * 1_000_000), masking=args.masking,
+        max_line_chars=args.max_line_chars, strict=args.strict)
     if args.runner == "beam":
         from input_pipeline.beam_pipeline import run_beam_pipeline
         manifest = run_beam_pipeline(args.input, args.vocab, args.output_dir, config,
@@ -90,7 +93,7 @@ def _pretrain(args: argparse.Namespace) -> None:
     from bert_jax.train import train_and_evaluate
 
     distributed.initialize(args.distributed, args.coordinator_address, args.num_processes,
-                           args.process_id)
+                           args.process_id, heartbeat_timeout=args.heartbeat_timeout)
 
     results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
     print(json.dumps(results, indent=2))
@@ -184,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-mb", type=float, default=1.0,
                    help="text per block: a worker's memory and the pool random next segments "
                    "are drawn from")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first bad input (missing path, binary or empty file, invalid "
+                   "UTF-8, overlong line, control characters, empty or one-sentence document), "
+                   "naming file and line; by default it is skipped and counted in "
+                   "OUTPUT_DIR/input_report.json")
+    p.add_argument("--max-line-chars", type=int, default=1_000_000,
+                   help="longer lines are skipped (and counted): never sentences, and a memory hazard")
     p.add_argument("--runner", choices=("local", "beam"), default="local",
                    help="beam: run as an Apache Beam pipeline (pip install 'bert-jax[beam]')")
     p.add_argument("--beam-args", nargs=argparse.REMAINDER, default=[],
@@ -201,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coordinator-address", help="host:port of process 0 (explicit)")
     p.add_argument("--num-processes", type=int, help="number of processes (explicit)")
     p.add_argument("--process-id", type=int, help="this process's index (explicit)")
+    p.add_argument("--heartbeat-timeout", type=int, default=100,
+                   help="seconds without a heartbeat after which a process counts as dead and the "
+                        "others stop with an error, instead of waiting for it forever")
     p.set_defaults(run=_pretrain)
 
     p = sub.add_parser("export", help="export a checkpoint to the Hugging Face BERT format")
@@ -224,12 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as e:
-        # Configuration and input errors are the user's to fix: a message, not a stack trace.
+    except (ValueError, OSError) as e:
+        # Configuration, input and disk errors (a missing file, a full disk) are the user's to
+        # fix: a message, not a stack trace.
         if os.environ.get("BERT_JAX_TRACEBACK"):
             raise
         print(f"bert-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:
+        # The run stopped on purpose, with its last good checkpoint in place.
+        if os.environ.get("BERT_JAX_TRACEBACK"):
+            raise
+        print(f"bert-jax {args.command}: stopped: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

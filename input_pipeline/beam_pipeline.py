@@ -18,9 +18,9 @@ import os
 from collections.abc import Iterable, Sequence
 
 from input_pipeline.create_pretraining_data import (BlockProcessor, CreationConfig, block_order_key,
-                                                    iter_blocks)
+                                                    iter_blocks, logger, write_input_report)
 from input_pipeline.manifest import build_manifest, read_manifest, shard_name, write_manifest
-from input_pipeline.text_sources import expand_inputs
+from input_pipeline.text_sources import InputReport, expand_inputs
 from input_pipeline.tfrecord import write_atomically
 from input_pipeline.tokenization import load_tokenizer
 
@@ -36,12 +36,16 @@ def _import_beam():
 def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
                       config: CreationConfig = CreationConfig(), *, prefix: str = "train",
                       pipeline_args: Sequence[str] = ()) -> dict:
-    """Writes the shards and manifest of `create_pretraining_data` with Beam; `pipeline_args`
-    are Beam's own flags (e.g. `--runner=DataflowRunner --project=...`). Returns the manifest."""
+    """Writes the shards, input report and manifest of `create_pretraining_data` with Beam;
+    `pipeline_args` are Beam's own flags (e.g. `--runner=DataflowRunner --project=...`). Returns
+    the manifest."""
     beam = _import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    sources = expand_inputs(inputs)
+    # Missing inputs are counted here; the rest of the report by the reading step and the
+    # workers, and the parts are joined before it is written.
+    paths_report = config.input_report()
+    sources = expand_inputs(inputs, paths_report)
     vocab_path = os.path.abspath(vocab_path)
     os.makedirs(output_dir, exist_ok=True)
 
@@ -50,8 +54,8 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
             self.processor = BlockProcessor(vocab_path, config)
 
         def process(self, element):
-            block_index, documents = element
-            stats, records = self.processor(block_index, documents)
+            block_index, block = element
+            stats, records = self.processor(block_index, block.documents, block.origins)
             for shard, group in itertools.groupby(records, key=operator.itemgetter(0)):
                 part = [record for _, record in group]
                 key = block_order_key(config.seed, shard, block_index)
@@ -65,19 +69,30 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
                          (part for _, part, _ in parts))
         return shard, sum(count for _, _, count in parts)
 
-    def write_manifest_from(shard_counts: Iterable[tuple[int, int]], stats: collections.Counter) -> dict:
+    def read_blocks(_):
+        report = config.input_report()
+        yield from enumerate(iter_blocks(sources, config, report))
+        yield beam.pvalue.TaggedOutput("report", report)
+
+    def write_manifest_from(shard_counts: Iterable[tuple[int, int]], stats: collections.Counter,
+                            read_report: InputReport) -> dict:
         counts = dict(shard_counts)
         tokenizer = load_tokenizer(vocab_path, do_lower_case=config.do_lower_case)
         manifest = build_manifest(config, vocab_path, tokenizer.vocab_size, sources,
                                   [counts.get(s, 0) for s in range(config.num_shards)], stats, prefix)
+        report = config.input_report()
+        for part in (paths_report, read_report):
+            report.merge(part)
+        report.add_block_counts(stats)
+        report.log(logger, write_input_report(output_dir, report))
         write_manifest(output_dir, manifest)
         return manifest
 
     with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
-        blocks = (pipeline
-                  | "Start" >> beam.Create([None])
-                  | "ReadBlocks" >> beam.FlatMap(lambda _: enumerate(iter_blocks(sources, config)))
-                  | "Spread" >> beam.Reshuffle())
+        read = (pipeline
+                | "Start" >> beam.Create([None])
+                | "ReadBlocks" >> beam.FlatMap(read_blocks).with_outputs("report", main="blocks"))
+        blocks = read.blocks | "Spread" >> beam.Reshuffle()
         outputs = blocks | "Process" >> beam.ParDo(ProcessBlock()).with_outputs("parts", "stats")
         stats = outputs.stats | "SumStats" >> beam.CombineGlobally(
             lambda counters: sum(counters, collections.Counter()))
@@ -86,6 +101,7 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
                         | "WriteShards" >> beam.Map(write_shard)
                         | "AllShards" >> beam.combiners.ToList())
         _ = shard_counts | "WriteManifest" >> beam.Map(write_manifest_from,
-                                                        beam.pvalue.AsSingleton(stats))
+                                                        beam.pvalue.AsSingleton(stats),
+                                                        beam.pvalue.AsSingleton(read.report))
     return read_manifest(output_dir)
 

@@ -12,6 +12,12 @@ Memory is bounded by the block, not the corpus: the random "next segment" of an 
 from another document of the same block (a few thousand documents; Google's script draws from
 the whole corpus in memory). All randomness derives from `(seed, block, pass)`, so the
 shards are byte-identical whatever the number of workers.
+
+Bad input (missing paths, binary or empty files, lines that are not UTF-8 or too long, control
+characters, empty and one-sentence documents) is skipped and counted per file, and the counts are
+logged and written to `input_report.json` beside the manifest; with `CreationConfig(strict=True)`
+the first problem is an error naming file and line. A write that fails (a full disk) leaves the
+output directory as it was, and says what it was writing.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import collections
 import concurrent.futures
 import dataclasses
 import hashlib
+import json
+import logging
 import multiprocessing
 import os
 import random
@@ -32,13 +40,18 @@ import numpy as np
 
 from input_pipeline.features import serialize_examples
 from input_pipeline.instances import PairingConfig, create_sentence_pairs
-from input_pipeline.manifest import build_manifest, shard_name, write_manifest
+from input_pipeline.manifest import MANIFEST_NAME, build_manifest, shard_name, write_manifest
 from input_pipeline.masking import MaskingConfig, mask_batch_with_rng
-from input_pipeline.text_sources import TEXT_FORMATS, document_sentences, expand_inputs, iter_documents
+from input_pipeline.text_sources import (DEFAULT_MAX_LINE_CHARS, TEXT_FORMATS, InputReport,
+                                         document_sentences, expand_inputs,
+                                         iter_numbered_documents, problem_message)
 from input_pipeline.tfrecord import frame, write_atomically
 from input_pipeline.tokenization import load_tokenizer
 
+logger = logging.getLogger(__name__)
+
 MASKING_MODES = ("static", "dynamic")
+INPUT_REPORT_NAME = "input_report.json"
 _CHUNK_ROWS = 4096
 
 
@@ -67,6 +80,11 @@ class CreationConfig:
     # "static": masked here, `dupe_factor` times (the original). "dynamic": stored unmasked, once
     # per pass, and masked afresh every epoch by the reader (RoBERTa).
     masking: str = "static"
+    # Lines longer than this are skipped and counted: never a sentence, and a memory hazard.
+    max_line_chars: int = DEFAULT_MAX_LINE_CHARS
+    # False: bad input is skipped and counted in input_report.json. True: the first problem
+    # (`text_sources.PROBLEMS`) is an error naming file and line.
+    strict: bool = False
 
     def __post_init__(self):
         if self.max_seq_length < 5:
@@ -86,32 +104,50 @@ class CreationConfig:
             raise ValueError(f"masking={self.masking!r} must be one of {MASKING_MODES}.")
         if self.block_chars < 1:
             raise ValueError(f"block_chars={self.block_chars} must be positive.")
+        if self.max_line_chars < 1:
+            raise ValueError(f"max_line_chars={self.max_line_chars} must be positive.")
+
+    def input_report(self) -> InputReport:
+        """An empty report that reads by this config's rules (strictness, line limit)."""
+        return InputReport(strict=self.strict, max_line_chars=self.max_line_chars)
 
 
-def iter_blocks(sources: Sequence[str], config: CreationConfig) -> Iterator[list[list[str]]]:
+@dataclasses.dataclass
+class Block:
+    """Whole documents, the unit of work of a worker, with where each document starts."""
+    documents: list[list[str]]
+    origins: list[tuple[str, int]]  # (source, line number) of each document's first line.
+
+
+def iter_blocks(sources: Sequence[str], config: CreationConfig,
+                report: InputReport | None = None) -> Iterator[Block]:
     """The documents of `sources`, in order, in blocks of about `config.block_chars` characters.
 
     A short last block (under half the size) joins the one before it, so that no block is left
-    with too few documents to draw random next segments from.
+    with too few documents to draw random next segments from. Reading problems are counted in
+    `report` (a fresh one of the config's rules if none is given) or raised, if it is strict.
     """
-    previous: list[list[str]] | None = None
-    block: list[list[str]] = []
+    report = report or config.input_report()
+    previous: Block | None = None
+    block = Block([], [])
     size = 0
     for source in sources:
-        for document in iter_documents(source, text_format=config.text_format,
-                                       text_field=config.text_field):
-            block.append(document)
+        for line, document in iter_numbered_documents(source, text_format=config.text_format,
+                                                      text_field=config.text_field, report=report):
+            block.documents.append(document)
+            block.origins.append((source, line))
             size += sum(map(len, document))
             if size >= config.block_chars:
                 if previous is not None:
                     yield previous
-                previous, block, size = block, [], 0
-    if previous is not None and block and size < config.block_chars // 2:
-        previous.extend(block)
-        block = []
+                previous, block, size = block, Block([], []), 0
+    if previous is not None and block.documents and size < config.block_chars // 2:
+        previous.documents.extend(block.documents)
+        previous.origins.extend(block.origins)
+        block = Block([], [])
     if previous is not None:
         yield previous
-    if block:
+    if block.documents:
         yield block
 
 
@@ -131,14 +167,29 @@ class BlockProcessor:
             max_predictions_per_seq=config.max_predictions_per_seq,
             whole_word_masking=config.whole_word_masking)
 
-    def tokenize(self, documents: Iterable[Sequence[str]]) -> tuple[list[list[list[int]]], int]:
+    def tokenize(self, documents: Iterable[Sequence[str]],
+                 origins: Sequence[tuple[str, int]] | None = None,
+                 problems: collections.Counter | None = None
+                 ) -> tuple[list[list[list[int]]], int]:
         """Documents of token-id sentences (empty ones dropped, as in the original) and the
-        number of sentences."""
+        number of sentences.
+
+        Given the `origins` of the documents (`Block.origins`), empty and one-sentence documents
+        are counted into `problems` under `(kind, source)` keys, or, in strict mode, raise a
+        ValueError naming the document's file and first line.
+        """
         out, num_sentences = [], 0
-        for lines in documents:
+        for index, lines in enumerate(documents):
             # A "[SEP]" or "[MASK]" quoted in the corpus is text, not a special token.
             sentences = [ids for s in document_sentences(lines, self.config.text_format)
                          if (ids := self.tokenizer.encode(s, split_special_tokens=True))]
+            if len(sentences) < 2 and origins is not None:
+                kind = "one_sentence_documents" if sentences else "empty_documents"
+                source, line = origins[index]
+                if self.config.strict:
+                    raise ValueError(problem_message(source, kind, line))
+                if problems is not None:
+                    problems[(kind, source)] += 1
             if sentences:
                 out.append(sentences)
                 num_sentences += len(sentences)
@@ -193,22 +244,26 @@ class BlockProcessor:
         labels = np.array([random_next[row] for row in rows], np.int32)
         return serialize_examples(*features, labels), num_predictions
 
-    def __call__(self, block_index: int, documents: Sequence[Sequence[str]]
+    def __call__(self, block_index: int, documents: Sequence[Sequence[str]],
+                 origins: Sequence[tuple[str, int]] | None = None
                  ) -> tuple[collections.Counter, Iterator[tuple[int, bytes]]]:
         """The block's counts, and its records in TFRecord framing as (shard, record), shard
         after shard. Records are made lazily, a chunk at a time, so memory holds the block's
         token rows but never all its records; the count of predictions is complete once the
-        records are consumed."""
+        records are consumed. Given `origins`, the counts hold the per-file counts of
+        `tokenize` under `(kind, source)` keys (`InputReport.add_block_counts`)."""
         config = self.config
-        tokenized, num_sentences = self.tokenize(documents)
+        problems: collections.Counter = collections.Counter()
+        tokenized, num_sentences = self.tokenize(documents, origins, problems)
         if len(tokenized) < 2:
-            raise ValueError(_TOO_FEW_DOCUMENTS.format(n=len(tokenized)))
+            raise _TooFewDocuments(_TOO_FEW_DOCUMENTS.format(n=len(tokenized)))
         tokens, offsets, a_lengths, random_next = self.pairs(tokenized, block_index)
         num = len(a_lengths)
         stats = collections.Counter(
             blocks=1, documents=len(tokenized), sentences=num_sentences, instances=num,
             tokens=len(tokens), predictions=0, random_next=sum(random_next),
             characters=sum(len(line) for document in documents for line in document))
+        stats.update(problems)
         rng = np.random.default_rng([config.seed, block_index])
         order = rng.permutation(num)  # The original shuffles all instances before writing.
         # Shard s takes the s-th run of the shuffled instances; the shards that get one instance
@@ -244,43 +299,77 @@ def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str) -> None
     _processor, _work_dir = BlockProcessor(vocab_path, config), work_dir
 
 
-def _process_to_file(block_index: int, documents: list[list[str]]
+def _process_to_file(block_index: int, block: Block
                      ) -> tuple[int, list[int], list[int], collections.Counter]:
     """Processes a block in a worker and writes its parts, shard after shard, to one file, so
     that only sizes and counts travel back to the parent process."""
-    stats, records = _processor(block_index, documents)
+    stats, records = _processor(block_index, block.documents, block.origins)
     sizes, counts = [0] * _processor.config.num_shards, [0] * _processor.config.num_shards
-    with open(os.path.join(_work_dir, f"block-{block_index:07d}"), "wb") as f:
-        for shard, record in records:
-            f.write(record)
-            sizes[shard] += len(record)
-            counts[shard] += 1
+    path = os.path.join(_work_dir, f"block-{block_index:07d}")
+    try:
+        with open(path, "wb") as f:
+            for shard, record in records:
+                f.write(record)
+                sizes[shard] += len(record)
+                counts[shard] += 1
+    except OSError as e:
+        raise _write_failed(f"the records of block {block_index} to {path}", e) from e
     return block_index, sizes, counts, stats
 
 
 def _merge_shard(work_dir: str, path: str, shard: int, seed: int,
                  block_sizes: dict[int, list[int]]) -> None:
-    """Writes shard `shard` as the concatenation of every block's part `shard`."""
-    def chunks():
-        for block_index in sorted(block_sizes, key=lambda b: block_order_key(seed, shard, b)):
-            sizes = block_sizes[block_index]
-            with open(os.path.join(work_dir, f"block-{block_index:07d}"), "rb") as f:
-                f.seek(sum(sizes[:shard]))
-                yield f.read(sizes[shard])
-    write_atomically(path, chunks())
+    """Writes shard `shard` as the concatenation of every block's part `shard`, into the work
+    directory under the base name of `path` (moved to `path` once every shard is complete)."""
+    try:
+        with open(os.path.join(work_dir, os.path.basename(path)), "wb") as out:
+            for block_index in sorted(block_sizes, key=lambda b: block_order_key(seed, shard, b)):
+                sizes = block_sizes[block_index]
+                with open(os.path.join(work_dir, f"block-{block_index:07d}"), "rb") as f:
+                    f.seek(sum(sizes[:shard]))
+                    out.write(f.read(sizes[shard]))
+    except OSError as e:
+        raise _write_failed(f"shard {path}", e) from e
+
+
+def _write_failed(what: str, error: OSError) -> OSError:
+    """An OSError (of `error`'s errno) saying what was being written and what to do; the run's
+    files are all removed (or never renamed into place) when it propagates."""
+    return OSError(error.errno, f"writing {what} failed: {error.strerror or error}; nothing was "
+                                "written under the output's final names. Free disk space (or "
+                                "write to another --output-dir) and run again.")
+
+
+class _TooFewDocuments(ValueError):
+    """Raised, by a worker or at the end of reading, when there is nothing to pair."""
+
+
+def write_input_report(output_dir: str | os.PathLike, report: InputReport) -> str:
+    """Writes `report` as JSON to `input_report.json` in `output_dir` (atomically); returns its
+    path."""
+    path = os.path.join(output_dir, INPUT_REPORT_NAME)
+    write_atomically(path, [(json.dumps(report.to_json(), indent=2) + "\n").encode()])
+    return path
 
 
 def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike,
                             output_dir: str | os.PathLike, config: CreationConfig = CreationConfig(),
                             *, num_workers: int = 1, prefix: str = "train") -> dict:
-    """Writes `config.num_shards` TFRecord shards and `manifest.json` into `output_dir` from the
-    text `inputs` (files, globs, directories, `.gz`, `.jsonl`, `tfds:NAME[:SPLIT]`), using
-    `num_workers` processes. Returns the manifest.
+    """Writes `config.num_shards` TFRecord shards, `input_report.json` and `manifest.json` into
+    `output_dir` from the text `inputs` (files, globs, directories, `.gz`, `.jsonl`,
+    `tfds:NAME[:SPLIT]`), using `num_workers` processes. Returns the manifest.
 
-    Every shard is written under a temporary name and renamed once complete; the manifest is
-    written last, so a manifest always describes complete shards.
+    Bad input is skipped and counted per file (see `text_sources.InputReport`; the report is
+    logged and written as `input_report.json`), or, with `config.strict`, raises on the first
+    problem, naming file and line. Missing inputs are skipped, but at least one must exist.
+
+    The shards are written in a work directory and moved into place only once all are complete,
+    then the report and, last, the manifest, so a manifest always describes complete shards. If
+    a write fails (a full disk), the OSError says what was being written, and nothing of the run
+    is left under a final name.
     """
-    sources = expand_inputs(inputs)
+    report = config.input_report()
+    sources = expand_inputs(inputs, report)
     vocab_path = os.fspath(vocab_path)
     # Built here first, so that a bad vocab fails at once with its own message; one worker uses
     # it, more workers build their own.
@@ -290,25 +379,56 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     block_sizes: dict[int, list[int]] = {}
     shard_counts = np.zeros(config.num_shards, np.int64)
     stats: collections.Counter = collections.Counter()
+    paths = [os.path.join(output_dir, shard_name(prefix, s, config.num_shards))
+             for s in range(config.num_shards)]
     try:
         with _worker_pool(num_workers, processor, vocab_path, work_dir) as pool:
-            for block_index, sizes, counts, block_stats in pool.map_blocks(
-                    _process_to_file, enumerate(iter_blocks(sources, config))):
-                block_sizes[block_index] = sizes
-                shard_counts += counts
-                stats += block_stats
-            if stats["documents"] < 2:  # Only an empty input has no block to raise this.
-                raise ValueError(_TOO_FEW_DOCUMENTS.format(n=stats["documents"]))
-            paths = [os.path.join(output_dir, shard_name(prefix, s, config.num_shards))
-                     for s in range(config.num_shards)]
+            try:
+                for block_index, sizes, counts, block_stats in pool.map_blocks(
+                        _process_to_file, enumerate(iter_blocks(sources, config, report))):
+                    block_sizes[block_index] = sizes
+                    shard_counts += counts
+                    stats += block_stats
+                if stats["documents"] < 2:  # Only an input without a block gets here with this.
+                    raise _TooFewDocuments(_TOO_FEW_DOCUMENTS.format(n=stats["documents"]))
+            except _TooFewDocuments as e:
+                # Often the reason is in the report: files that were binary, empty or missing.
+                raise ValueError(f"{e} {report.summary()}") from None
             pool.map_all(_merge_shard, [(work_dir, path, s, config.seed, block_sizes)
                                         for s, path in enumerate(paths)])
+        report.add_block_counts(stats)
+        manifest = build_manifest(config, vocab_path, processor.tokenizer.vocab_size, sources,
+                                  shard_counts.tolist(), stats, prefix)
+        _move_into_place(work_dir, output_dir, paths, report, manifest)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    manifest = build_manifest(config, vocab_path, processor.tokenizer.vocab_size, sources,
-                              shard_counts.tolist(), stats, prefix)
-    write_manifest(output_dir, manifest)
+    report.log(logger, os.path.join(output_dir, INPUT_REPORT_NAME))
     return manifest
+
+
+def _move_into_place(work_dir: str, output_dir: str | os.PathLike, paths: Sequence[str],
+                     report: InputReport, manifest: dict) -> None:
+    """Replaces whatever `output_dir` held with the complete shards of `work_dir`, then writes
+    the input report and the manifest; if any of it fails, removes what it had put in place."""
+    # A manifest left from an earlier run must not describe a mix of its shards and these.
+    old = [os.path.join(output_dir, name) for name in (MANIFEST_NAME, INPUT_REPORT_NAME)]
+    try:
+        for path in old:
+            if os.path.exists(path):
+                os.remove(path)
+        for path in paths:
+            os.replace(os.path.join(work_dir, os.path.basename(path)), path)
+        for what, write in (("the input report", lambda: write_input_report(output_dir, report)),
+                            ("the manifest", lambda: write_manifest(output_dir, manifest))):
+            try:
+                write()
+            except OSError as e:
+                raise _write_failed(f"{what} into {output_dir}", e) from e
+    except BaseException:
+        for path in [*paths, *old]:
+            if os.path.exists(path):
+                os.remove(path)
+        raise
 
 
 class _worker_pool:

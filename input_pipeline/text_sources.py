@@ -24,17 +24,29 @@ catalog page describes: the title after `_START_ARTICLE_` and the heading after
 inside it is a line break. Both are prose paragraphs, so they must be read with text_format
 "paragraphs". The dataset must already be prepared in the TFDS data directory (nothing is
 downloaded here).
+
+Bad input is counted per file in an `InputReport`, when one is passed (create-data passes one):
+missing paths, unreadable and binary files, empty files, lines that are not UTF-8, lines longer
+than `max_line_chars`, lines with control or zero-width characters, and (counted after
+tokenizing, by create-data) empty and one-sentence documents. By default a bad file or line is
+skipped (control characters are kept: the tokenizer removes them) and counted, and reading goes
+on; a strict report raises on the first, naming file and line. Without a report, reading behaves
+as it always has: text that is not UTF-8 (or a binary file) is an error, nothing else is checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import gzip
 import json
+import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+import unicodedata
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from input_pipeline.sentences import split_sentences
 
@@ -106,7 +118,275 @@ def check_text_format(text_format: str) -> str:
     return text_format
 
 
-def expand_inputs(patterns: Sequence[str]) -> list[str]:
+# --- The input report: what was wrong with which file. --------------------------------------------
+
+# A line this long is never a sentence or a paragraph (a whole book, a minified page, a base64
+# blob), and tokenizing it would hold gigabytes; it is skipped and counted.
+DEFAULT_MAX_LINE_CHARS = 1_000_000
+# A file is binary (or text in another encoding) if the first bytes of its text hold a NUL, or if
+# at least this share of them is not UTF-8 (judged on samples of at least _BINARY_MIN_SAMPLE bytes:
+# in a few bytes, one accented Latin-1 letter would be a large share).
+_BINARY_SAMPLE_BYTES = 8192
+_BINARY_MIN_SAMPLE = 256
+_BINARY_INVALID_SHARE = 0.3
+# The rest of an overlong line is read and dropped this many bytes at a time.
+_SKIP_CHUNK_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    description: str  # What was found.
+    unit: str  # What is skipped: "line", "file", "document".
+    lenient: str  # What happens to it without strict mode.
+    advice: str  # How to fix the input.
+
+
+# Each kind of problem is a field of `FileReport` (and a key of input_report.json), in the order
+# the table of `InputReport.format_table` shows them.
+PROBLEMS: dict[str, _Problem] = {
+    "missing": _Problem("no such file, or a glob or directory that matches no file", "path",
+                        "skipped", "fix the path or drop it from the inputs"),
+    "unreadable": _Problem("cannot be read", "file", "skipped from here on",
+                           "fix or remove the file"),
+    "binary": _Problem("not text (binary, or text in another encoding than UTF-8)", "file",
+                       "skipped", "drop it from the inputs, or convert it to UTF-8 (e.g. with iconv)"),
+    "empty_file": _Problem("empty file (no non-blank line)", "file", "skipped",
+                           "drop it from the inputs"),
+    "invalid_utf8_lines": _Problem("invalid UTF-8", "line", "skipped",
+                                   "convert the file to UTF-8 (e.g. with iconv)"),
+    "overlong_lines": _Problem("line longer than max_line_chars", "line", "skipped",
+                               "split it into sentences or paragraphs, or raise max_line_chars "
+                               "(--max-line-chars)"),
+    "control_character_lines": _Problem(
+        "control or zero-width characters", "line",
+        "kept (the tokenizer removes these characters)", "remove the characters from the text"),
+    "empty_documents": _Problem("document without any token", "document", "dropped",
+                                "remove it (or check that the vocab suits the text)"),
+    "one_sentence_documents": _Problem(
+        "document of a single sentence", "document",
+        "kept (its next-sentence pairs always take a random next segment)",
+        "check the input format: one sentence per line with a blank line only between "
+        "documents (--format lines), or one paragraph per line (--format paragraphs)"),
+}
+
+
+@dataclasses.dataclass
+class FileReport:
+    """What reading one input found: its size, and how many of each kind of problem (`PROBLEMS`).
+
+    `documents` counts every document of the file, empty ones included; `first_line` holds the
+    number of the first line of each kind of line problem (the example number for TFDS).
+    """
+    source: str
+    lines: int = 0
+    documents: int = 0
+    missing: int = 0
+    unreadable: int = 0
+    binary: int = 0
+    empty_file: int = 0
+    invalid_utf8_lines: int = 0
+    overlong_lines: int = 0
+    control_character_lines: int = 0
+    empty_documents: int = 0
+    one_sentence_documents: int = 0
+    first_line: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def problems(self) -> dict[str, int]:
+        """The non-zero problem counts, by kind."""
+        return {kind: getattr(self, kind) for kind in PROBLEMS if getattr(self, kind)}
+
+
+# The count fields of a FileReport.
+_COUNTS = ("lines", "documents", *PROBLEMS)
+
+
+def _location(source: str, line: int | None) -> str:
+    if line is None:
+        return source
+    return f"{source} example {line}" if is_tfds_source(source) else f"{source}:{line}"
+
+
+def problem_message(source: str, kind: str, line: int | None = None, detail: str = "", *,
+                    strict: bool = True) -> str:
+    """The error for a problem of `kind` (a key of `PROBLEMS`) at `source`:`line`: what was
+    found and how to fix it, and, for strict mode, what happens without it."""
+    problem = PROBLEMS[kind]
+    message = f"{_location(source, line)}: {detail or problem.description}; {problem.advice}."
+    if strict:
+        message += (f" Without strict mode (--strict) such a {problem.unit} is {problem.lenient} "
+                    "and counted in the input report.")
+    return message
+
+
+class InputReport:
+    """Per input file, how much was read and each problem found, for the whole of a creation run.
+
+    Readers call `found` for each problem: it is counted (reading skips the line or file and goes
+    on), or, with `strict`, raised as a ValueError (FileNotFoundError for a missing path) naming
+    the file and line. Lines longer than `max_line_chars` characters are skipped (None: no limit).
+    Counts from worker processes are added with `add_block_counts`; all counts are sums, so the
+    report does not depend on the order they arrive in.
+    """
+
+    def __init__(self, *, strict: bool = False,
+                 max_line_chars: int | None = DEFAULT_MAX_LINE_CHARS):
+        if max_line_chars is not None and max_line_chars < 1:
+            raise ValueError(f"max_line_chars={max_line_chars} must be positive (or None).")
+        self.strict = strict
+        self.max_line_chars = max_line_chars
+        self.files: dict[str, FileReport] = {}
+        # The kinds that raise rather than count.
+        self._errors: frozenset[str] = frozenset(PROBLEMS) if strict else frozenset()
+
+    @classmethod
+    def unreported(cls) -> InputReport:
+        """The rules of reading without a report, as before reports existed: no line limit, and
+        only text that is not UTF-8 (a line, or a binary file) or cannot be read is an error."""
+        report = cls(max_line_chars=None)
+        report._errors = frozenset({"invalid_utf8_lines", "binary", "unreadable"})
+        return report
+
+    def file(self, source: str) -> FileReport:
+        """The entry of `source`, made on first use (entries keep the order of first use)."""
+        entry = self.files.get(source)
+        if entry is None:
+            entry = self.files[source] = FileReport(source)
+        return entry
+
+    def found(self, source: str, kind: str, line: int | None = None, detail: str = "") -> None:
+        """Counts a problem of `kind` at `source`:`line`, or raises it in strict mode."""
+        if kind in self._errors:
+            message = problem_message(source, kind, line, detail, strict=self.strict)
+            raise (FileNotFoundError if kind == "missing" else ValueError)(message)
+        entry = self.file(source)
+        setattr(entry, kind, getattr(entry, kind) + 1)
+        if line is not None:
+            entry.first_line.setdefault(kind, line)
+
+    def add_block_counts(self, counts: Mapping) -> None:
+        """Adds the per-file counts of processed blocks: the `(kind, source)` keys of `counts`
+        (the other keys, block totals, are ignored)."""
+        for key, count in counts.items():
+            if isinstance(key, tuple):
+                kind, source = key
+                entry = self.file(source)
+                setattr(entry, kind, getattr(entry, kind) + count)
+
+    def merge(self, other: InputReport) -> None:
+        """Adds the counts of `other` (e.g. a report filled by reading in another process)."""
+        for source, theirs in other.files.items():
+            ours = self.file(source)
+            for name in _COUNTS:
+                setattr(ours, name, getattr(ours, name) + getattr(theirs, name))
+            for kind, line in theirs.first_line.items():
+                ours.first_line[kind] = min(line, ours.first_line.get(kind, line))
+
+    def totals(self) -> dict[str, int]:
+        """Every count summed over the files, with the number of files read."""
+        totals = {"files": sum(not entry.missing for entry in self.files.values())}
+        for name in _COUNTS:
+            totals[name] = sum(getattr(entry, name) for entry in self.files.values())
+        return totals
+
+    def problem_files(self) -> list[FileReport]:
+        """The entries with at least one problem, in input order."""
+        return [entry for entry in self.files.values() if entry.problems]
+
+    def summary(self) -> str:
+        """One line: the files read and the total of each kind of problem found."""
+        totals = self.totals()
+        found = [f"{totals[kind]:,} {kind.replace('_', ' ')}" for kind in PROBLEMS if totals[kind]]
+        return (f"input report: {totals['files']} file(s), {totals['lines']:,} lines, "
+                f"{totals['documents']:,} documents; "
+                + ("problems: " + ", ".join(found) if found else "no problems") + ".")
+
+    def format_table(self, max_rows: int = 50) -> str:
+        """The files with problems, one row each (at most `max_rows`), then the totals."""
+        totals = self.totals()
+        kinds = [kind for kind in PROBLEMS if totals[kind]]
+        headers = ["file", "lines", "documents", *kinds]
+        rows = [[entry.source, entry.lines, entry.documents, *(getattr(entry, k) for k in kinds)]
+                for entry in self.problem_files()]
+        shown = rows[:max_rows]
+        shown.append([f"total ({totals['files']} files)", totals["lines"], totals["documents"],
+                      *(totals[k] for k in kinds)])
+        cells = [headers] + [[str(cell) for cell in row] for row in shown]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+        lines = ["  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
+                           for i, cell in enumerate(row)) for row in cells]
+        if len(rows) > max_rows:
+            lines.insert(1 + max_rows, f"... and {len(rows) - max_rows} more file(s) with problems")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """The report as written to input_report.json: the rules, the totals, every file."""
+        return {
+            "strict": self.strict,
+            "max_line_chars": self.max_line_chars,
+            "problems": {kind: {"description": p.description, "without_strict": p.lenient}
+                         for kind, p in PROBLEMS.items()},
+            "totals": self.totals(),
+            "files": [dataclasses.asdict(entry) for entry in self.files.values()],
+        }
+
+    def log(self, logger: logging.Logger, where: str = "") -> None:
+        """Logs the summary (a warning with the table when there are problems, else info)."""
+        summary = self.summary() + (f" Details in {where}." if where else "")
+        if self.problem_files():
+            logger.warning("%s\n%s", summary, self.format_table())
+        else:
+            logger.info("%s", summary)
+
+
+@functools.cache
+def _control_characters() -> re.Pattern[str]:
+    """Control characters (category Cc) but tab, LF and CR, and the invisible format characters
+    (Cf: zero-width space and joiners, direction marks, soft hyphen, a BOM inside the text). Built
+    on first use: one pass over the code points that hold Cf characters (planes 0, 1 and 14)."""
+    ranges: list[list[int]] = []
+    for cp in (*range(0x20000), *range(0xE0000, 0xE1000)):
+        if unicodedata.category(chr(cp)) == "Cf":
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1][1] = cp
+            else:
+                ranges.append([cp, cp])
+    # As ranges: a class of single characters is several times slower to match.
+    format_chars = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{format_chars}]")
+
+
+def _check_line(report: InputReport, source: str, number: int, line: str) -> bool:
+    """Whether to keep a stripped, non-empty line: False for one over the length limit; a line
+    with control characters is kept (the tokenizer removes them) but counted."""
+    if report.max_line_chars is not None and len(line) > report.max_line_chars:
+        report.found(source, "overlong_lines", number,
+                     f"a line of {len(line):,} characters (max_line_chars={report.max_line_chars:,})")
+        return False
+    # Most lines are printable (no Cc, Cf, other spaces than " ", ...), which str.isprintable
+    # tells several times faster than the regex.
+    match = None if line.isprintable() else _control_characters().search(line)
+    if match:
+        report.found(source, "control_character_lines", number,
+                     f"control or zero-width character U+{ord(match.group()):04X} at column "
+                     f"{match.start() + 1}")
+    return True
+
+
+def _binary_evidence(sample: bytes) -> tuple[int, str] | None:
+    """(line, what) if the start of a file's text looks binary, else None."""
+    nul = sample.find(b"\0")
+    if nul >= 0:
+        return sample.count(b"\n", 0, nul) + 1, f"not text: a NUL byte at byte {nul}"
+    if len(sample) >= _BINARY_MIN_SAMPLE:
+        invalid = len(sample) - len(sample.decode("utf-8", "ignore").encode("utf-8"))
+        if invalid >= _BINARY_INVALID_SHARE * len(sample):
+            return 1, (f"not text: {invalid} of its first {len(sample)} bytes are not UTF-8 "
+                       "(binary, or another encoding)")
+    return None
+
+
+def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) -> list[str]:
     """Turns inputs into the list of sources to read, in order.
 
     Each pattern is a file (kept as given), a directory (its *.txt, *.txt.gz, *.jsonl and
@@ -115,8 +395,12 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
     spec `tfds:NAME[:SPLIT]` (checked for form, passed through unchanged). A file reached twice is
     kept only the first time, since reading it twice would duplicate its text.
 
+    With a `report`, a pattern that matches no file is counted as "missing" (under the pattern)
+    and skipped, unless the report is strict, and every source gets its entry, in order.
+
     Raises:
-      FileNotFoundError: for a pattern that matches no file, naming it and what to pass instead.
+      FileNotFoundError: for a pattern that matches no file (with a lenient report: only when no
+        pattern matches any file), naming it and what to pass instead.
       ValueError: for a malformed TFDS spec, or no patterns at all.
     """
     if isinstance(patterns, (str, os.PathLike)):
@@ -126,30 +410,37 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
     sources: list[str] = []
     seen: set[str] = set()
 
-    def add(path: str) -> None:
-        key = os.path.realpath(path)
+    missing: list[str] = []
+
+    def add(path: str, key: str) -> None:
         if key not in seen:
             seen.add(key)
             sources.append(path)
+            if report is not None:
+                report.file(path)  # Every source has an entry, in input order.
+
+    def matches_nothing(pattern: str, what: str) -> None:
+        if report is None:
+            raise FileNotFoundError(f"input {pattern!r}: {what}; {_INPUT_HELP}.")
+        report.found(pattern, "missing", detail=what)  # Raises if strict.
+        missing.append(pattern)
 
     for pattern in patterns:
         pattern = os.fspath(pattern)
         if is_tfds_source(pattern):
             parse_tfds_spec(pattern)
-            if pattern not in seen:
-                seen.add(pattern)
-                sources.append(pattern)
+            add(pattern, pattern)
             continue
         if os.path.isfile(pattern):
-            add(pattern)
+            add(pattern, os.path.realpath(pattern))
             continue
         if os.path.isdir(pattern):
             found = _directory_files(pattern)
             if not found:
-                raise FileNotFoundError(f"input directory {pattern!r} holds no file ending in "
-                                        f"{', '.join(DIRECTORY_SUFFIXES)}; {_INPUT_HELP}.")
+                matches_nothing(pattern, "a directory that holds no file ending in "
+                                         f"{', '.join(DIRECTORY_SUFFIXES)}")
             for path in found:
-                add(path)
+                add(path, os.path.realpath(path))
             continue
         matches = sorted(glob.glob(pattern, recursive=True)) if _is_glob(pattern) else []
         files: list[str] = []
@@ -157,9 +448,12 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
             files.extend(_directory_files(match) if os.path.isdir(match) else [match])
         if not files:
             what = "glob matches no file" if _is_glob(pattern) else "no such file or directory"
-            raise FileNotFoundError(f"input {pattern!r}: {what}; {_INPUT_HELP}.")
+            matches_nothing(pattern, what)
         for path in files:
-            add(path)
+            add(path, os.path.realpath(path))
+    if not sources:  # Only with a lenient report does this point come with nothing to read.
+        raise FileNotFoundError(f"none of the inputs exists ({', '.join(map(repr, missing))}); "
+                                f"{_INPUT_HELP}.")
     return sources
 
 
@@ -174,21 +468,33 @@ def _directory_files(directory: str) -> list[str]:
 
 
 def iter_documents(source: str, *, text_format: str = "lines", text_field: str = "text",
-                   tfds_data_dir: str | None = None) -> Iterator[list[str]]:
+                   tfds_data_dir: str | None = None,
+                   report: InputReport | None = None) -> Iterator[list[str]]:
     """Yields the documents of one source (a file or a TFDS spec from `expand_inputs`).
 
     A document is a non-empty list of stripped, non-empty lines: sentences for text_format
     "lines", paragraphs for "paragraphs" (see `document_sentences`). Only one document is held in
     memory at a time. `text_field` names the text of a JSONL record or TFDS example;
     `tfds_data_dir` is where TFDS datasets are prepared (default: TFDS's own, `TFDS_DATA_DIR` or
-    ~/tensorflow_datasets).
+    ~/tensorflow_datasets). With a `report`, bad lines and files are counted there and skipped
+    (see `InputReport`); without one, text that is not UTF-8 is an error.
 
     Raises:
-      ValueError: on an unknown text_format, text that is not UTF-8, a JSONL line that is not an
-        object with a string `text_field` (all naming file:line), or a paragraph-only TFDS dataset
-        read as "lines".
+      ValueError: on an unknown text_format, text that is not UTF-8 (without a report, or with a
+        strict one: then on any problem), a JSONL line that is not an object with a string
+        `text_field` (all naming file:line), or a paragraph-only TFDS dataset read as "lines".
       FileNotFoundError: if a TFDS dataset is not prepared in the data directory.
     """
+    return (lines for _, lines in iter_numbered_documents(
+        source, text_format=text_format, text_field=text_field, tfds_data_dir=tfds_data_dir,
+        report=report))
+
+
+def iter_numbered_documents(source: str, *, text_format: str = "lines", text_field: str = "text",
+                            tfds_data_dir: str | None = None, report: InputReport | None = None
+                            ) -> Iterator[tuple[int, list[str]]]:
+    """`iter_documents`, each document with the number of its first line (of its example, for
+    TFDS), so that a problem found later, after tokenizing, can name where it is."""
     check_text_format(text_format)
     if is_tfds_source(source):
         spec = parse_tfds_spec(source)
@@ -197,28 +503,37 @@ def iter_documents(source: str, *, text_format: str = "lines", text_field: str =
                              "sentence per line; read it with text_format='paragraphs' "
                              "(--text-format paragraphs) so it is split into sentences.")
     # Checked above, before the first document is asked for; the reading itself is lazy.
-    return _group_documents(_lines_and_breaks(source, text_field, tfds_data_dir))
+    report = report or InputReport.unreported()
+    return _group_documents(_lines_and_breaks(source, text_field, tfds_data_dir, report),
+                            report.file(source))
 
 
-def _group_documents(lines: Iterator[str | None]) -> Iterator[list[str]]:
+def _group_documents(lines: Iterator[tuple[int, str | None]], entry: FileReport
+                     ) -> Iterator[tuple[int, list[str]]]:
     document: list[str] = []
-    for line in lines:
+    first = 0
+    for number, line in lines:
         if line is None:
             if document:
-                yield document
+                entry.documents += 1
+                yield first, document
                 document = []
         else:
+            if not document:
+                first = number
             document.append(line)
     if document:
-        yield document
+        entry.documents += 1
+        yield first, document
 
 
-def iter_lines(source: str, *, text_field: str = "text",
-               tfds_data_dir: str | None = None) -> Iterator[str]:
+def iter_lines(source: str, *, text_field: str = "text", tfds_data_dir: str | None = None,
+               report: InputReport | None = None) -> Iterator[str]:
     """Yields the stripped, non-empty lines of one source, one at a time, without grouping them
     into documents: memory stays bounded even by a file with no blank line (vocab training
-    counts words this way). Errors as for `iter_documents`."""
-    for line in _lines_and_breaks(source, text_field, tfds_data_dir):
+    counts words this way). Problems and errors as for `iter_documents`."""
+    report = report or InputReport.unreported()
+    for _, line in _lines_and_breaks(source, text_field, tfds_data_dir, report):
         if line is not None:
             yield line
 
@@ -231,50 +546,104 @@ def document_sentences(lines: Sequence[str], text_format: str, language: str = "
     return [sentence for line in lines for sentence in split_sentences(line, language)]
 
 
-# --- Readers. Each yields stripped non-empty lines, and None where a document ends. -------------
+# --- Readers. Each yields (line number, stripped non-empty line), and (line number, None) where
+# a document ends; problems go to the report. ------------------------------------------------------
 
-def _lines_and_breaks(source: str, text_field: str, tfds_data_dir: str | None
-                      ) -> Iterator[str | None]:
+def _lines_and_breaks(source: str, text_field: str, tfds_data_dir: str | None,
+                      report: InputReport) -> Iterator[tuple[int, str | None]]:
     if is_tfds_source(source):
-        return _tfds_lines(parse_tfds_spec(source), source, text_field, tfds_data_dir)
+        return _tfds_lines(parse_tfds_spec(source), source, text_field, tfds_data_dir, report)
     if source.endswith(JSONL_SUFFIXES):
-        return _jsonl_lines(source, text_field)
-    return _text_file_lines(source)
+        return _jsonl_lines(source, text_field, report)
+    return _text_file_lines(source, report)
 
 
 def _open_binary(path: str):
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
-def _decoded_lines(path: str) -> Iterator[tuple[int, str]]:
+# What reading a file (or decompressing it) raises when it cannot be read: a missing or
+# unreadable file, a truncated or corrupt gzip stream.
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def _read_error(path: str, error: BaseException, lines_read: int) -> str:
+    where = f"; {lines_read:,} lines were read" if lines_read else ""
+    if path.endswith(".gz") and not isinstance(error, (FileNotFoundError, PermissionError,
+                                                       IsADirectoryError)):
+        return (f"not a complete gzip file ({error}{where}); names ending in .gz must be "
+                "gzip-compressed")
+    return f"cannot be read ({error}{where})"
+
+
+def _decoded_lines(path: str, report: InputReport, *, bounded: bool) -> Iterator[tuple[int, str]]:
     """(line number, text) of each line of a UTF-8 (optionally gzipped) file, read one at a time;
-    lines are split at "\\n" only, as TensorFlow's and Google's readers do."""
+    lines are split at "\\n" only, as TensorFlow's and Google's readers do.
+
+    Problems go to `report`, and what they concern is skipped: a file that cannot be read (from
+    where reading failed), a binary file (all of it), a line that is not UTF-8 (replacing its bad
+    bytes would put U+FFFD pieces into the vocab and the data) and, if `bounded`, a line of more
+    than 4 * max_line_chars bytes (read a chunk at a time, so it never sits in memory whole).
+    An empty file is counted once it is read.
+    """
+    entry = report.file(path)
+    number = 0
     try:
         with _open_binary(path) as f:
-            for number, raw in enumerate(f, start=1):
+            evidence = _binary_evidence(f.read(_BINARY_SAMPLE_BYTES))
+        if evidence:
+            report.found(path, "binary", *evidence)
+            return
+        # No UTF-8 character takes more than 4 bytes: a line of more bytes than this has more
+        # characters than the limit, whatever it holds (-1: no limit).
+        limit = 4 * report.max_line_chars + 1 if bounded and report.max_line_chars else -1
+        has_text = False
+        with _open_binary(path) as f:
+            while raw := f.readline(limit):
+                number += 1
+                entry.lines += 1
+                if not has_text and not raw.isspace():
+                    has_text = True
+                if len(raw) == limit and not raw.endswith(b"\n"):
+                    while raw and not raw.endswith(b"\n"):
+                        raw = f.readline(_SKIP_CHUNK_BYTES)
+                    report.found(path, "overlong_lines", number,
+                                 f"a line of more than {limit - 1:,} bytes (max_line_chars="
+                                 f"{report.max_line_chars:,})")
+                    continue
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    # Replacing bad bytes would put U+FFFD pieces into the vocab and the data.
-                    raise ValueError(f"{path}:{number}: invalid UTF-8 ({e.reason} at byte "
-                                     f"{e.start} of the line); convert the file to UTF-8 (e.g. "
-                                     "with iconv).") from e
+                    report.found(path, "invalid_utf8_lines", number,
+                                 f"invalid UTF-8 ({e.reason} at byte {e.start} of the line)")
+                    continue
                 if number == 1 and text.startswith("\ufeff"):
                     text = text[1:]  # A byte-order mark is not text.
                 yield number, text
-    except (gzip.BadGzipFile, EOFError) as e:
-        raise ValueError(f"{path}: not a complete gzip file ({e}); names ending in .gz must be "
-                         "gzip-compressed.") from e
+    except _READ_ERRORS as e:
+        report.found(path, "unreadable", detail=_read_error(path, e, number))
+        return
+    if not has_text:
+        report.found(path, "empty_file")
 
 
-def _text_file_lines(path: str) -> Iterator[str | None]:
-    for _, text in _decoded_lines(path):
-        yield text.strip() or None
-    yield None  # The end of a file ends its last document.
+def _text_file_lines(path: str, report: InputReport) -> Iterator[tuple[int, str | None]]:
+    number = 0
+    for number, text in _decoded_lines(path, report, bounded=True):
+        line = text.strip()
+        if not line:
+            yield number, None
+        elif _check_line(report, path, number, line):
+            yield number, line
+    yield number + 1, None  # The end of a file ends its last document.
 
 
-def _jsonl_lines(path: str, text_field: str) -> Iterator[str | None]:
-    for number, raw in _decoded_lines(path):
+def _jsonl_lines(path: str, text_field: str, report: InputReport
+                 ) -> Iterator[tuple[int, str | None]]:
+    # A record is a whole document, which may well be long: the length limit applies to the
+    # lines of its text, not to the record.
+    entry = report.file(path)
+    for number, raw in _decoded_lines(path, report, bounded=False):
         if not raw.strip():
             continue
         try:
@@ -291,8 +660,22 @@ def _jsonl_lines(path: str, text_field: str) -> Iterator[str | None]:
         if not isinstance(text, str):
             raise ValueError(f"{path}:{number}: field {text_field!r} is a "
                              f"{type(text).__name__}, not a string of text.")
-        yield from _split_text(text)
-        yield None
+        yield from _record_lines(report, entry, path, number, _split_text(text))
+
+
+def _record_lines(report: InputReport, entry: FileReport, source: str, number: int,
+                  lines: Iterable[str]) -> Iterator[tuple[int, str | None]]:
+    """The checked lines of one record (a JSONL line or a TFDS example), then its end. A record
+    without text is an empty document."""
+    empty = True
+    for line in lines:
+        empty = False
+        if _check_line(report, source, number, line):
+            yield number, line
+    if empty:
+        entry.documents += 1
+        report.found(source, "empty_documents", number)
+    yield number, None
 
 
 def _split_text(text: str) -> Iterator[str]:
@@ -302,8 +685,8 @@ def _split_text(text: str) -> Iterator[str]:
             yield line
 
 
-def _tfds_lines(spec: TfdsSpec, source: str, text_field: str, data_dir: str | None
-                ) -> Iterator[str | None]:
+def _tfds_lines(spec: TfdsSpec, source: str, text_field: str, data_dir: str | None,
+                report: InputReport) -> Iterator[tuple[int, str | None]]:
     # Imported here: it takes seconds, and only TFDS inputs need it.
     import tensorflow_datasets as tfds
 
@@ -319,7 +702,9 @@ def _tfds_lines(spec: TfdsSpec, source: str, text_field: str, data_dir: str | No
             f"tfds.builder({spec.name!r}).download_and_prepare()) or pass its data directory. "
             f"TFDS said: {e}") from e
     is_wiki40b = spec.dataset == "wiki40b"
+    entry = report.file(source)
     for index, example in enumerate(tfds.as_numpy(dataset)):
+        entry.lines += 1  # An example is the "line" of a TFDS source.
         if text_field not in example:
             raise ValueError(f"{source}: example {index} has no field {text_field!r} (found "
                              f"{sorted(example)}); pass text_field (--text-field) naming the "
@@ -328,13 +713,16 @@ def _tfds_lines(spec: TfdsSpec, source: str, text_field: str, data_dir: str | No
         try:
             text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
         except UnicodeDecodeError as e:
-            raise ValueError(f"{source}: example {index}: field {text_field!r} is not valid "
-                             f"UTF-8 ({e.reason}).") from e
+            report.found(source, "invalid_utf8_lines", index,
+                         f"field {text_field!r} is not valid UTF-8 ({e.reason})")
+            continue
         if is_wiki40b or text.lstrip().startswith(_WIKI40B_ARTICLE):
-            yield from wiki40b_paragraphs(text)
+            lines = wiki40b_paragraphs(text)
         else:
-            yield from _split_text(text)
-        yield None
+            lines = _split_text(text)
+        yield from _record_lines(report, entry, source, index, lines)
+    if not entry.lines:
+        report.found(source, "empty_file")
 
 
 def wiki40b_paragraphs(text: str) -> Iterator[str]:

@@ -43,10 +43,14 @@ def one_worker(corpus, uncased_vocab_path, tmp_path_factory):
 def test_blocks_cover_the_corpus_in_order(corpus):
     blocks = list(iter_blocks([corpus], CONFIG))
     assert len(blocks) >= 3
-    documents = [d for block in blocks for d in block]
+    documents = [d for block in blocks for d in block.documents]
     text = open(corpus, encoding="utf-8").read()
     assert documents == [d.splitlines() for d in text.split("\n\n") if d.strip()]
-    sizes = [sum(len(line) for d in block for line in d) for block in blocks]
+    # Each document's origin is the file and the number of its first line.
+    lines = text.split("\n")
+    assert [lines[line - 1] for block in blocks for _, line in block.origins] == [d[0] for d in documents]
+    assert {source for block in blocks for source, _ in block.origins} == {corpus}
+    sizes = [sum(len(line) for d in block.documents for line in d) for block in blocks]
     # Every block but the last reaches the target, and the last is not a small remainder.
     assert all(size >= CONFIG.block_chars for size in sizes[:-1])
     assert sizes[-1] >= CONFIG.block_chars // 2

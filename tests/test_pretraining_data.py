@@ -116,7 +116,7 @@ def records(created) -> list[dict]:
 def test_shards_and_manifest(created, records, corpus_files, uncased_vocab_path):
     out, manifest = created
     # The shards under their names and the manifest, and no temporary file left behind.
-    assert sorted(os.listdir(out)) == sorted(SHARD_NAMES + ["manifest.json"])
+    assert sorted(os.listdir(out)) == sorted(SHARD_NAMES + ["input_report.json", "manifest.json"])
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert [s["file"] for s in manifest["shards"]] == SHARD_NAMES
     for shard in manifest["shards"]:
@@ -271,7 +271,8 @@ def test_reruns_are_byte_identical_and_seeds_differ(created, corpus_files, uncas
     theirs = collections.Counter(raw for name in SHARD_NAMES
                                  for raw in raw_records(tmp_path / "other" / name))
     assert sum((ours & theirs).values()) < 0.02 * sum(ours.values())
-    assert sorted(os.listdir(tmp_path / "other")) == sorted(SHARD_NAMES + ["manifest.json"])
+    assert sorted(os.listdir(tmp_path / "other")) == sorted(SHARD_NAMES + ["input_report.json",
+                                                                          "manifest.json"])
 
 
 def test_failed_write_leaves_no_temporary_files_and_keeps_old_shards(tmp_path):
@@ -288,14 +289,16 @@ def test_failed_write_leaves_no_temporary_files_and_keeps_old_shards(tmp_path):
 
 
 def test_input_errors_name_the_file(tmp_path, uncased_vocab_path, corpus_files):
+    # Bad input is skipped and counted by default (tests/test_bad_input.py); these are the errors
+    # that remain: no input at all, a problem in strict mode, too little text.
     missing = tmp_path / "missing.txt"
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
-        create_pretraining_data([corpus_files[0], missing], uncased_vocab_path, tmp_path / "o1",
-                                CONFIG)
+        create_pretraining_data([missing], uncased_vocab_path, tmp_path / "o1", CONFIG)
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"A good line.\nAnother one.\nCaf\xe9 in Latin-1.\n\nMore text.\n")
     with pytest.raises(ValueError, match=re.escape(f"{bad}:3") + ".*UTF-8"):
-        create_pretraining_data([bad], uncased_vocab_path, tmp_path / "o2", CONFIG)
+        create_pretraining_data([bad], uncased_vocab_path, tmp_path / "o2",
+                                dataclasses.replace(CONFIG, strict=True))
     single = tmp_path / "single.txt"
     single.write_text("One document.\nWith two sentences.\n\n\n")
     with pytest.raises(ValueError, match="1 non-empty document"):
