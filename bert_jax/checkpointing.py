@@ -4,6 +4,10 @@ Saves are asynchronous (training continues while the arrays are written) and ato
 to a temporary directory and renames it once complete), and the last `max_to_keep` are kept.
 Each process also saves the position of its data iterator (`input_pipeline.reader.DataIterator`)
 in the same checkpoint, so that a resumed run reads exactly what an uninterrupted one would.
+
+A save that fails (a full disk, lost permissions) stops the run with a `CheckpointError` at the
+next save or wait, never silently. A checkpoint that cannot be restored (damaged, half-copied) is
+moved to `workdir/damaged_checkpoints/` and the one before it is used (`set_aside`).
 """
 
 from __future__ import annotations
@@ -12,16 +16,23 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from bert_jax.errors import RunStopped
 from input_pipeline import remote_files
 
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"
 logger = logging.getLogger(__name__)
+
+
+class CheckpointError(RunStopped):
+    """Writing a checkpoint failed; the run must stop rather than go on without one."""
 
 
 class DataIteratorHandler(ocp.CheckpointHandler):
@@ -70,26 +81,48 @@ def checkpoint_directory(workdir: str | os.PathLike) -> str:
 class Checkpointer:
     """Saves and restores `{"state": train state, "config": config dict}` under `workdir/checkpoints`."""
 
-    def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3, async_save: bool = True):
+    def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3, async_save: bool = True,
+                 cleanup_tmp_directories: bool = False):
+        self.workdir = os.fspath(workdir)
         self.directory = checkpoint_directory(workdir)
         self.manager = ocp.CheckpointManager(
             self.directory,
+            # The training loop removes the temporary directories of saves cut short by a kill
+            # (a reader, e.g. an export next to a running job, must not: one may be in flight).
+            # They lie inside `directory`, as everything this class ever deletes does.
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                                 enable_async_checkpointing=async_save),
+                                                 enable_async_checkpointing=async_save,
+                                                 cleanup_tmp_directories=cleanup_tmp_directories),
             item_names=("state", "config", "data"))
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        """Steps of the complete checkpoints, newest first."""
+        return sorted(self.manager.all_steps(), reverse=True)
+
     def save(self, step: int, state: Any, config: dict, data_iterator: Any = None,
              data_position: dict | None = None) -> None:
         """Starts saving `state` (and the data iterator's position) at `step`; returns before the
         arrays are on disk (async). The iterator is saved now, synchronously, so it must not
-        have read past `step`."""
+        have read past `step`. Raises CheckpointError if this save or the previous one failed."""
         items = dict(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config))
         if data_iterator is not None:
             items["data"] = DataIteratorSave(data_iterator, data_position or {})
-        self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        try:
+            self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        except Exception as e:  # orbax re-raises the previous async save's error here too
+            raise self._save_failed(e, step) from e
+
+    def _save_failed(self, error: Exception, step: int | None) -> CheckpointError:
+        saved = [s for s in self.all_steps() if step is None or s < step]
+        kept = (f"the last complete checkpoint is step {saved[0]}" if saved
+                else "no complete checkpoint exists yet")
+        return CheckpointError(
+            f"saving a checkpoint{'' if step is None else f' (step {step})'} in {self.directory} "
+            f"failed: {type(error).__name__}: {error}. The run stops here; {kept}. Free disk space "
+            "or fix the directory's permissions, then rerun the same command to resume.")
 
     def restore(self, step: int, abstract_state: Any) -> Any:
         """The state saved at `step`, laid out like `abstract_state` (shapes, dtypes, shardings)."""
@@ -114,7 +147,28 @@ class Checkpointer:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
     def wait_until_finished(self) -> None:
-        self.manager.wait_until_finished()
+        """Blocks until the saves in flight are on disk; raises CheckpointError if one failed."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            raise self._save_failed(e, None) from e
+
+    def set_aside(self, step: int, reason: str) -> str:
+        """Moves the checkpoint of `step`, which could not be restored, out of the way (into
+        `workdir/damaged_checkpoints/`, kept for inspection) so that the run resumes from the
+        one before it and can later save `step` again. Call on every process; process 0 moves."""
+        target = os.path.join(self.workdir, DAMAGED_DIR, f"{step}-{int(time.time())}")
+        logger.warning("checkpoint %s cannot be restored (%s); moving it to %s and falling back "
+                       "to the checkpoint before it", os.path.join(self.directory, str(step)),
+                       reason, target)
+        if jax.process_index() == 0:
+            epath.Path(target).parent.mkdir(parents=True, exist_ok=True)
+            epath.Path(self.directory, str(step)).rename(target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
+        self.manager.reload()
+        return target
 
     def close(self) -> None:
         self.manager.close()

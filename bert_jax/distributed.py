@@ -22,12 +22,16 @@ MODES = ("none", "auto", "explicit")
 
 def initialize(mode: str = "none", coordinator_address: str | None = None,
                num_processes: int | None = None, process_id: int | None = None,
-               initialization_timeout: int = 300) -> None:
+               initialization_timeout: int = 300, heartbeat_timeout: int = 100) -> None:
     """Starts JAX's distributed runtime for this process, before any other JAX call.
 
     mode "none": a single-process run (nothing to do). "auto": let JAX detect the cluster (TPU
     pod, SLURM, ...). "explicit": use the given coordinator (host:port of process 0), number of
     processes and process id, falling back to the BERT_JAX_* environment variables.
+
+    A process silent for `heartbeat_timeout` seconds (dead, or stopped) counts as failed: the
+    runtime then ends every other process with an error instead of letting it wait forever in a
+    collective.
     """
     if mode not in MODES:
         raise ValueError(f"distributed mode {mode!r} must be one of {MODES}.")
@@ -47,9 +51,11 @@ def initialize(mode: str = "none", coordinator_address: str | None = None,
         if not 0 <= process_id < num_processes:
             raise ValueError(f"--process-id={process_id} must be in [0, --num-processes={num_processes}).")
         jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                                   process_id=process_id, initialization_timeout=initialization_timeout)
+                                   process_id=process_id, initialization_timeout=initialization_timeout,
+                                   heartbeat_timeout_seconds=heartbeat_timeout)
     else:
-        jax.distributed.initialize(initialization_timeout=initialization_timeout)
+        jax.distributed.initialize(initialization_timeout=initialization_timeout,
+                                   heartbeat_timeout_seconds=heartbeat_timeout)
     logger.info("process %d of %d; %d local and %d global devices", jax.process_index(),
                 jax.process_count(), jax.local_device_count(), jax.device_count())
 

@@ -88,6 +88,9 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.log_every = 100
     config.train.checkpoint_every = 10_000
     config.train.keep_checkpoints = 3
+    # Steps with a non-finite loss or gradient are skipped (and counted); this many in a row stop
+    # the run with an error, the last good checkpoint left in place.
+    config.train.max_consecutive_nonfinite = 10
     config.train.eval_every = 0       # 0: evaluate only at the end (if eval_files is set).
     config.train.eval_steps = 100     # Batches per evaluation; 0 means the whole eval set.
     # Peak FLOP/s of one device for the MFU column; 0 means look the device up in a known table.
@@ -191,7 +194,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         errors.append(f"optimizer.learning_rate={opt.learning_rate} must be positive.")
     if train.rng_impl not in RNG_IMPLS:
         errors.append(f"train.rng_impl={train.rng_impl!r} must be one of {RNG_IMPLS}.")
-    for field in ("log_every", "checkpoint_every", "keep_checkpoints", "grad_accum_steps"):
+    for field in ("log_every", "checkpoint_every", "keep_checkpoints", "grad_accum_steps",
+                  "max_consecutive_nonfinite"):
         if train[field] < 1:
             errors.append(f"train.{field}={train[field]} must be at least 1.")
     try:
@@ -226,6 +230,46 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                       "`bert-jax create-data`.")
     if errors:
         raise ValueError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+# What a checkpoint's arrays and a resumed run's data depend on: a work directory whose saved
+# config differs in any of these cannot be resumed. Everything else (the learning-rate schedule,
+# logging, checkpoint intervals, the mesh, dropout, dtype) may change between restarts.
+RESUME_INVARIANT_FIELDS = (
+    "model.vocab_size", "model.hidden_size", "model.num_layers", "model.num_heads",
+    "model.intermediate_size", "model.max_position_embeddings", "model.type_vocab_size",
+    "model.scan_layers", "data.max_seq_length", "data.do_lower_case", "optimizer.name",
+)
+
+
+def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Raises a ValueError naming every field in which `config` differs from the `saved` config
+    of the run in `workdir` in a way a resumed run cannot follow (model shape, vocabulary,
+    sequence length, optimizer)."""
+    new = config.to_dict()
+    differences = []
+    for field in RESUME_INVARIANT_FIELDS:
+        section, name = field.split(".")
+        before, after = saved.get(section, {}).get(name), new[section][name]
+        if before != after:
+            differences.append(f"{field}: saved {before!r}, now {after!r}")
+    before_vocab, after_vocab = saved.get("data", {}).get("vocab_file"), config.data.vocab_file
+    if before_vocab and after_vocab and before_vocab != after_vocab:
+        before_hash, after_hash = (_file_sha256(p) for p in (before_vocab, after_vocab))
+        if before_hash and after_hash and before_hash != after_hash:
+            differences.append(f"data.vocab_file: saved {before_vocab!r}, now {after_vocab!r}, "
+                               "whose contents differ")
+    if differences:
+        raise ValueError(
+            f"the work directory {workdir} holds a run whose saved config cannot be continued "
+            "with this one:\n  - " + "\n  - ".join(differences) + "\nUse another --workdir for "
+            "a new run, or set these fields back to their saved values.")
+
+
+def _file_sha256(path: str) -> str | None:
+    from input_pipeline import remote_files
+    from input_pipeline.manifest import file_sha256
+    return file_sha256(path) if remote_files.exists(path) else None
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -1,8 +1,10 @@
-"""Progress reporting of the training loop: log lines and TensorBoard scalars with throughput,
-ETA, TFLOP/s and MFU. Only the first process writes."""
+"""Progress reporting of the training loop: log lines, TensorBoard scalars and `metrics.jsonl`
+(every report at full precision, one JSON object per line) with throughput, ETA, TFLOP/s and MFU.
+Only the first process writes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -36,7 +38,13 @@ class ProgressReporter:
         self._last_step = start_step
         self._last_time = time.perf_counter()
         self._writer = None
+        self._jsonl = None
         if workdir is not None and is_main_process:
+            from input_pipeline import remote_files
+            # Appended to: a resumed run adds its reports after those of the runs before it.
+            # (Cloud Storage objects cannot be appended to; there, TensorBoard has the numbers.)
+            if not remote_files.is_remote(workdir):
+                self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
             import input_pipeline  # noqa: F401  (quiets TensorFlow's start-up before importing it)
             import tensorflow as tf
             self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
@@ -71,6 +79,9 @@ class ProgressReporter:
         if self.is_main:
             logger.info(_log_line(prefix, step, self.num_steps, values, eta))
             self.write_scalars(step, values, prefix)
+            if self._jsonl is not None:
+                self._jsonl.write(json.dumps({"step": step, "prefix": prefix} | values) + "\n")
+                self._jsonl.flush()
         return values
 
     def write_scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
@@ -85,6 +96,8 @@ class ProgressReporter:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
 
 
 def _log_line(prefix: str, step: int, num_steps: int, values: dict[str, float], eta: float | None) -> str:

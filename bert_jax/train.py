@@ -4,9 +4,11 @@ checkpoints. Reads top to bottom; the step itself is the pure function in `bert_
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +21,8 @@ import optax
 
 from bert_jax import experiment_config, flops, sharding
 from bert_jax.checkpointing import Checkpointer
+from bert_jax.errors import RunStopped
+from bert_jax.preemption import PreemptionWatch
 from bert_jax.model import BertForPreTraining
 from bert_jax.optimizer import make_optimizer
 from bert_jax.progress import ProgressReporter
@@ -115,7 +119,7 @@ def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool,
         batch_size=config.train.global_batch_size // jax.process_count(),
         max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
         seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer, repeat=repeat,
-        dynamic_masking=masking)
+        dynamic_masking=masking, vocab_size=config.model.vocab_size)
 
 
 def train_batches(config: ml_collections.ConfigDict, phase: int):
@@ -169,6 +173,121 @@ def _global_batch(local_batch: dict[str, np.ndarray], mesh) -> dict[str, jax.Arr
             for k, v in local_batch.items()}
 
 
+class TrainingDiverged(RunStopped):
+    """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+class NonFiniteStreak:
+    """Counts consecutive skipped (non-finite) steps over the fetched per-step metrics and stops
+    the run once `limit` come in a row."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.length = 0
+        self.total = 0
+
+    def update(self, fetched: list[dict[str, Any]], last_step: int, checkpointer: Checkpointer) -> None:
+        for offset, metrics in enumerate(fetched):
+            if metrics["skipped"]:
+                self.length += 1
+                self.total += 1
+                if self.length == 1:
+                    logger.warning("step %d: non-finite loss (%s) or gradient norm (%s); the update "
+                                   "is skipped", last_step - len(fetched) + 1 + offset,
+                                   metrics["loss"], metrics["grad_norm"])
+            else:
+                self.length = 0
+            if self.length >= self.limit:
+                first = last_step - len(fetched) + 1 + offset - self.length + 1
+                checkpointer.wait_until_finished()
+                latest = checkpointer.latest_step()
+                kept = (f"the last checkpoint is step {latest} in {checkpointer.directory}" if latest
+                        else "no checkpoint was saved")
+                raise TrainingDiverged(
+                    f"{self.length} consecutive steps ({first} to {first + self.length - 1}) had a "
+                    f"non-finite loss or gradient (train.max_consecutive_nonfinite={self.limit}); "
+                    f"their updates were skipped and the run stops. The parameters did not change "
+                    f"since step {first - 1}; {kept}. Lower the learning rate, check the data, or "
+                    "use float32 compute.")
+
+
+def _interval_means(interval: list[dict[str, Any]]) -> dict[str, float]:
+    """Means over a log interval's steps, skipped (non-finite) steps left out of all but the
+    count of them."""
+    good = [m for m in interval if not m["skipped"]] or interval
+    means = {k: float(np.mean([m[k] for m in good])) for k in interval[0] if k != "skipped"}
+    return means | {"skipped_steps": float(sum(m["skipped"] for m in interval))}
+
+
+def resume(checkpointer: Checkpointer, config: ml_collections.ConfigDict, model: BertForPreTraining,
+           optimizer: optax.GradientTransformation, shardings: TrainState):
+    """(step, train state, data iterator) to start from: the newest checkpoint that restores,
+    else a fresh state at step 0.
+
+    The saved config must be compatible (`experiment_config.check_resumable`). A checkpoint that
+    fails to restore on any process is set aside on all of them, with a warning naming it, and
+    the one before it is tried. Finally every process checks that all agree on the step and the
+    data position.
+    """
+    abstract = abstract_state(model, optimizer, config, shardings)
+    start_step, state, batches, data_restored = 0, None, None, False
+    steps = checkpointer.all_steps()
+    _check_processes_agree({"newest checkpoint": steps[0] if steps else -1})
+    for step in steps:
+        error = None
+        try:
+            saved_config = checkpointer.restore_config(step)
+        except Exception as e:  # noqa: BLE001 - any failure to read means a damaged checkpoint
+            error = e
+        if _all_processes(error is None):  # every process makes the same collective calls
+            experiment_config.check_resumable(saved_config, config, checkpointer.workdir)
+            try:
+                state = checkpointer.restore(step, abstract)
+                phase = phase_at(config, step)
+                batches = train_batches(config, phase)
+                # At the phase switch the new phase's stream starts afresh, as it does unbroken.
+                data_restored = (phase_at(config, step - 1) != phase or
+                                 checkpointer.restore_data(step, batches, data_position(config, phase)))
+            except Exception as e:  # noqa: BLE001
+                error = e
+        if _all_processes(error is None):
+            logger.info("resuming from the checkpoint of step %d in %s", step, checkpointer.directory)
+            start_step = step
+            break
+        checkpointer.set_aside(step, f"{type(error).__name__}: {error}"[:500] if error
+                               else "it failed to restore on another process")
+        state = batches = None
+    if state is None:
+        state = create_state(model, optimizer, config, shardings)
+        batches = train_batches(config, phase_at(config, 0))
+    position = json.dumps(data_position(config, phase_at(config, start_step)), sort_keys=True)
+    _check_processes_agree({"step": start_step, "data position": zlib.crc32(position.encode()),
+                            "data position restored": data_restored})
+    return start_step, state, batches
+
+
+def _all_processes(ok: bool) -> bool:
+    """Whether `ok` holds on every process (a collective: every process must call it)."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+    return bool(np.all(multihost_utils.process_allgather(np.array(ok))))
+
+
+def _check_processes_agree(values: dict[str, int]) -> None:
+    """Raises unless every process holds the same `values`: processes that resumed from other
+    checkpoints or data positions (another work directory, another config) would silently train
+    on inconsistent state. A collective: every process must call it."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+    everyone = np.asarray(multihost_utils.process_allgather(np.array(list(values.values()), np.int64)))
+    if not (everyone == everyone[0]).all():
+        per_process = "; ".join(f"process {i}: {dict(zip(values, row.tolist()))}" for i, row in enumerate(everyone))
+        raise RuntimeError(f"the processes do not agree on {', '.join(values)} ({per_process}); every "
+                           "process must see the same work directory and config.")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                        on_report: Callable[[dict[str, float]], None] | None = None) -> dict[str, float]:
     """Pretrains from `config` in `workdir`, resuming from its latest checkpoint if any.
@@ -185,11 +304,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         check_shards_match([p for p in files.split(",") if p], max_seq_length=seq,
                            max_predictions_per_seq=preds, vocab_size=config.model.vocab_size,
                            vocab_file=config.data.vocab_file,
-                           dynamic_masking=config.data.dynamic_masking)
+                           dynamic_masking=config.data.dynamic_masking,
+                           config_prefix="data.phase2_" if phase == 2 else "data.")
     workdir = os.fspath(workdir)
     remote_files.makedirs(workdir)
-    if jax.process_index() == 0:
-        experiment_config.save_config(config, os.path.join(workdir, "config.json"))
 
     mesh = sharding.make_mesh(config.mesh.shape)
     model_config = experiment_config.bert_config(config)
@@ -197,14 +315,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     shardings = state_shardings(model, optimizer, config, mesh)
 
-    checkpointer = Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints)
-    start_step = checkpointer.latest_step()
-    if start_step is None:
-        state = create_state(model, optimizer, config, shardings)
-        start_step = 0
-    else:
-        logger.info("resuming from the checkpoint of step %d in %s", start_step, checkpointer.directory)
-        state = checkpointer.restore(start_step, abstract_state(model, optimizer, config, shardings))
+    checkpointer = Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints,
+                                cleanup_tmp_directories=True)
+    start_step, state, batches = resume(checkpointer, config, model, optimizer, shardings)
+    if jax.process_index() == 0:  # after `resume` has accepted the config
+        experiment_config.save_config(config, os.path.join(workdir, "config.json"))
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
     logger.info("model: %s parameters; mesh %s over %d devices (%s)", f"{num_params:,}",
                 dict(mesh.shape), jax.device_count(), jax.devices()[0].device_kind)
@@ -220,9 +335,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                       in_shardings=(shardings.params, batch_shard), out_shardings=sharding.replicated(mesh))
 
     phase = phase_at(config, start_step)
-    batches = train_batches(config, phase)
-    if start_step:
-        checkpointer.restore_data(start_step, batches, data_position(config, phase))
     peak = config.train.peak_flops_per_device or flops.peak_flops(jax.devices()[0].device_kind)
     reporter = ProgressReporter(
         workdir, config.train.num_steps, start_step, config.train.global_batch_size, 0, 0.0,
@@ -244,44 +356,74 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         return compiled
 
     last: dict[str, float] = {}
-    if start_step < config.train.num_steps:
-        batch = _global_batch(next(batches), mesh)
-        compiled = compile_phase(phase, batch)
-        reporter.restart_clock(start_step)
-        pending: list[dict[str, jax.Array]] = []
-        for step in range(start_step + 1, config.train.num_steps + 1):
-            state, metrics = compiled(state, batch)
-            pending.append(metrics)
-            if step % config.train.checkpoint_every == 0 or step == config.train.num_steps:
-                # Saved before the next batch is read, so the data position matches `step`.
-                checkpointer.save(step, state, config_dict, batches, data_position(config, phase))
-            if step < config.train.num_steps:
-                if phase_at(config, step) != phase:
-                    phase = phase_at(config, step)
-                    logger.info("step %d: switching to phase %d data", step, phase)
-                    batches = train_batches(config, phase)
-                    batch = _global_batch(next(batches), mesh)
-                    compiled = compile_phase(phase, batch)
+    preemption = PreemptionWatch()
+    preempted_at = None
+    try:
+        if start_step < config.train.num_steps:
+            batch = _global_batch(next(batches), mesh)
+            compiled = compile_phase(phase, batch)
+            reporter.restart_clock(start_step)
+            pending: list[dict[str, jax.Array]] = []  # on the device, not yet fetched
+            interval: list[dict[str, float]] = []     # fetched, not yet logged
+            nonfinite = NonFiniteStreak(config.train.max_consecutive_nonfinite)
+            for step in range(start_step + 1, config.train.num_steps + 1):
+                state, metrics = compiled(state, batch)
+                pending.append(metrics)
+                preempted = preemption.reached(step)
+                if step % config.train.checkpoint_every == 0 or step == config.train.num_steps or preempted:
+                    # Saved before the next batch is read, so the data position matches `step`.
+                    checkpointer.save(step, state, config_dict, batches, data_position(config, phase))
+                log_now = step % config.train.log_every == 0 or step == config.train.num_steps or preempted
+                # Fetching metrics only now and then keeps the host from waiting on the device
+                # every step; often enough to stop after K bad steps in a row, not later.
+                if log_now or len(pending) >= nonfinite.limit:
+                    fetched = jax.device_get(pending)
+                    pending = []
+                    nonfinite.update(fetched, step, checkpointer)
+                    interval += fetched
+                if preempted:
+                    last = reporter.report(step, _interval_means(interval))
+                    if on_report is not None:
+                        on_report(last | {"step": step})
+                    checkpointer.wait_until_finished()
+                    logger.warning("preempted: the checkpoint of step %d is saved in %s; rerun the "
+                                   "same command to resume", step, checkpointer.directory)
+                    preempted_at = step
+                    break
+                if step < config.train.num_steps:
+                    if phase_at(config, step) != phase:
+                        phase = phase_at(config, step)
+                        logger.info("step %d: switching to phase %d data", step, phase)
+                        batches = train_batches(config, phase)
+                        batch = _global_batch(next(batches), mesh)
+                        compiled = compile_phase(phase, batch)
+                        reporter.restart_clock(step)
+                    else:
+                        batch = _global_batch(next(batches), mesh)  # Overlaps with the device's work.
+                if log_now:
+                    last = reporter.report(step, _interval_means(interval))
+                    if on_report is not None:
+                        on_report(last | {"step": step})
+                    interval = []
+                if config.data.eval_files and config.train.eval_every and step % config.train.eval_every == 0 \
+                        and step < config.train.num_steps:
+                    reporter.report(step, evaluate(state.params, config, eval_fn, mesh), prefix="eval")
                     reporter.restart_clock(step)
-                else:
-                    batch = _global_batch(next(batches), mesh)  # Overlaps with the device's work.
-            if step % config.train.log_every == 0 or step == config.train.num_steps:
-                # Fetching metrics only here keeps the host from waiting on the device every step.
-                fetched = jax.device_get(pending)
-                last = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-                last = reporter.report(step, last)
-                if on_report is not None:
-                    on_report(last | {"step": step})
-                pending = []
-            if config.data.eval_files and config.train.eval_every and step % config.train.eval_every == 0 \
-                    and step < config.train.num_steps:
-                reporter.report(step, evaluate(state.params, config, eval_fn, mesh), prefix="eval")
-                reporter.restart_clock(step)
-    else:
-        logger.info("step %d reached: training is complete", config.train.num_steps)
-
-    checkpointer.wait_until_finished()
+        else:
+            logger.info("step %d reached: training is complete", config.train.num_steps)
+        checkpointer.wait_until_finished()
+    except BaseException:
+        preemption.close()
+        try:
+            checkpointer.close()
+        except Exception:  # noqa: BLE001 - the error that got us here is the one to report
+            pass
+        raise
+    preemption.close()
     checkpointer.close()
+    if preempted_at is not None:
+        reporter.close()
+        return {f"train_{k}": v for k, v in last.items()} | {"preempted_at_step": preempted_at}
     results = {f"train_{k}": v for k, v in last.items()}
     if config.data.eval_files:
         held_out = evaluate(state.params, config, eval_fn, mesh)

@@ -85,7 +85,8 @@ def train_step(state: TrainState, batch: Batch, *, model: BertForPreTraining,
                optimizer: optax.GradientTransformation, schedule: optax.Schedule,
                seed: int, grad_accum_steps: int = 1,
                rng_impl: str = "threefry2x32") -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step on the MLM + NSP loss of `batch`.
+    """One optimizer step on the MLM + NSP loss of `batch`; a step whose loss or gradient is not
+    finite leaves the parameters and optimizer state as they were (metrics["skipped"] is 1).
 
     With `grad_accum_steps` k > 1 the batch is processed as k micro-batches (rows i, i + k, ...,
     so that each stays spread over the data-parallel devices) whose gradients are summed: the
@@ -123,9 +124,15 @@ def train_step(state: TrainState, batch: Batch, *, model: BertForPreTraining,
             sums_and_grads, jax.tree.map(lambda x: x[0], micro_batches), dropout_key))
         (sums, grads), _ = jax.lax.scan(accumulate, zeros,
                                         (micro_batches, jnp.arange(grad_accum_steps)))
+    metrics = summarize(sums) | {"grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = summarize(sums) | {"grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
+    # A non-finite loss or gradient (a bad batch, an overflow) would poison every parameter and
+    # moment for good: such a step changes nothing but the step counter, and says so.
+    finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+    params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                     (params, opt_state), (state.params, state.opt_state))
+    metrics["skipped"] = 1.0 - finite.astype(jnp.float32)
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 

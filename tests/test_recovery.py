@@ -1,0 +1,201 @@
+"""In-process recovery of `train_and_evaluate`: a damaged newest checkpoint is set aside and the
+one before it used; non-finite steps are skipped, and K in a row stop the run; a work directory
+whose saved config is incompatible is refused naming the fields, while compatible changes resume;
+and every config rule of the issue is checked before anything is compiled."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+import jax
+import numpy as np
+import pytest
+
+from bert_jax import experiment_config
+from bert_jax.train import TrainingDiverged, train_and_evaluate
+
+
+def _config(tiny_run_config, num_steps: int, checkpoint_every: int = 3):
+    config = tiny_run_config(num_steps=num_steps, log_every=1, checkpoint_every=checkpoint_every)
+    config.data.eval_files = ""
+    config.optimizer.warmup_steps = 2
+    config.train.keep_checkpoints = 10
+    return config
+
+
+def _checkpoint_steps(workdir) -> list[int]:
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_previous_one_used(
+        tiny_run_config, tmp_path, caplog):
+    workdir = tmp_path / "run"
+    outside = tmp_path / "not_ours.txt"
+    outside.write_text("must survive")
+    reference = []
+    train_and_evaluate(_config(tiny_run_config, 9), tmp_path / "reference", on_report=reference.append)
+    train_and_evaluate(_config(tiny_run_config, 6), workdir)
+    assert _checkpoint_steps(workdir) == [3, 6]
+    # Damage the newest checkpoint's arrays: every file cut to half its length.
+    for path in (workdir / "checkpoints" / "6" / "state").rglob("*"):
+        if path.is_file() and path.stat().st_size > 1:
+            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+    resumed = []
+    with caplog.at_level(logging.WARNING):
+        train_and_evaluate(_config(tiny_run_config, 9), workdir, on_report=resumed.append)
+    [warning] = [r.getMessage() for r in caplog.records if "cannot be restored" in r.getMessage()]
+    assert str(workdir / "checkpoints" / "6") in warning and "falling back" in warning
+    [aside] = list((workdir / "damaged_checkpoints").iterdir())
+    assert aside.name.startswith("6-")
+    # Resumed from step 3, exactly as the uninterrupted 9-step run went on from there.
+    assert [r["step"] for r in resumed] == [4, 5, 6, 7, 8, 9]
+    for mine, theirs in zip(resumed, reference[3:], strict=True):
+        assert mine["loss"] == theirs["loss"] and mine["grad_norm"] == theirs["grad_norm"]
+    assert _checkpoint_steps(workdir) == [3, 6, 9]
+    assert outside.read_text() == "must survive"
+
+
+def _poison_batches(monkeypatch, bad: set[int]) -> None:
+    """Makes the loop's `bad` batches (1-based) carry NaN masked-LM weights, as garbage data or an
+    overflow would: the loss and every gradient become NaN."""
+    import bert_jax.train as train_module
+
+    original = train_module._global_batch
+    count = {"n": 0}
+
+    def poisoned(local_batch, mesh):
+        count["n"] += 1
+        if count["n"] in bad:
+            local_batch = dict(local_batch, masked_lm_weights=np.full_like(local_batch["masked_lm_weights"], np.nan))
+        return original(local_batch, mesh)
+    monkeypatch.setattr(train_module, "_global_batch", poisoned)
+
+
+def test_a_non_finite_step_is_skipped_and_counted(tiny_run_config, tmp_path, monkeypatch):
+    reference = []
+    train_and_evaluate(_config(tiny_run_config, 6, 1000), tmp_path / "reference", on_report=reference.append)
+    _poison_batches(monkeypatch, bad={4})
+    reports = []
+    train_and_evaluate(_config(tiny_run_config, 6, 1000), tmp_path / "run", on_report=reports.append)
+    assert [r["skipped_steps"] for r in reports] == [0, 0, 0, 1, 0, 0]
+    assert all(np.isfinite(r["loss"]) for r in reports[:3] + reports[4:])
+    # Steps 1-3 as without the bad batch; after it, the parameters are those of step 3, so
+    # step 5 differs from the reference (which did update at step 4) but is finite.
+    for mine, theirs in zip(reports[:3], reference[:3]):
+        assert mine["loss"] == theirs["loss"]
+    assert reports[4]["loss"] != reference[4]["loss"]
+
+
+def test_k_consecutive_non_finite_steps_stop_the_run(tiny_run_config, tmp_path, monkeypatch):
+    config = _config(tiny_run_config, 20, checkpoint_every=3)
+    config.train.max_consecutive_nonfinite = 4
+    _poison_batches(monkeypatch, bad=set(range(5, 100)))
+    with pytest.raises(TrainingDiverged) as stopped:
+        train_and_evaluate(config, tmp_path / "run")
+    message = str(stopped.value)
+    assert "4 consecutive steps (5 to 8)" in message
+    assert "train.max_consecutive_nonfinite=4" in message
+    assert "The parameters did not change since step 4" in message
+    assert f"the last checkpoint is step 6 in {tmp_path / 'run' / 'checkpoints'}" in message
+    assert _checkpoint_steps(tmp_path / "run") == [3, 6]
+
+
+def test_a_skipped_step_leaves_parameters_and_optimizer_state_bitwise_unchanged(tiny_run_config):
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.optimizer import make_optimizer
+    from bert_jax.sharding import make_mesh
+    from bert_jax.train import create_state, state_shardings
+    from bert_jax.train_step import train_step
+    from tests.test_train import _random_batch
+
+    config = _config(tiny_run_config, 10)
+    model = BertForPreTraining(experiment_config.bert_config(config))
+    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
+    state = create_state(model, optimizer, config, state_shardings(
+        model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1})))
+    step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule, seed=0))
+    good = _random_batch(8, vocab=config.model.vocab_size)
+    state, metrics = step(state, good)
+    assert metrics["skipped"] == 0
+    for poison in ("nan", "inf"):
+        bad = dict(good, masked_lm_weights=np.full_like(good["masked_lm_weights"], float(poison)))
+        after, metrics = step(state, bad)
+        assert metrics["skipped"] == 1 and int(after.step) == int(state.step) + 1
+        for a, b in zip(jax.tree.leaves((after.params, after.opt_state)),
+                        jax.tree.leaves((state.params, state.opt_state)), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_an_incompatible_work_directory_is_refused_naming_the_fields(tiny_run_config, tmp_path):
+    workdir = tmp_path / "run"
+    train_and_evaluate(_config(tiny_run_config, 3), workdir)
+    saved_config = (workdir / "config.json").read_text()
+    changed = _config(tiny_run_config, 6)
+    changed.model.hidden_size = 128
+    changed.model.intermediate_size = 256
+    changed.optimizer.name = "lamb"
+    with pytest.raises(ValueError) as refused:
+        train_and_evaluate(changed, workdir)
+    message = str(refused.value)
+    for field in ("model.hidden_size: saved 64, now 128", "model.intermediate_size: saved 128, now 256",
+                  "optimizer.name: saved 'adamw', now 'lamb'"):
+        assert field in message
+    assert "model.num_layers" not in message
+    # (Shards of another length are refused before this check: the config's own rule.)
+    changed = _config(tiny_run_config, 6)
+    changed.data.max_seq_length = 32
+    with pytest.raises(ValueError, match="data.max_seq_length: saved 64, now 32"):
+        experiment_config.check_resumable(json.loads(saved_config), changed, str(workdir))
+    assert (workdir / "config.json").read_text() == saved_config  # not overwritten by the refused one
+    assert _checkpoint_steps(workdir) == [3]
+
+
+def test_an_incompatible_vocab_file_is_refused(tiny_run_config, tmp_path):
+    workdir = tmp_path / "run"
+    train_and_evaluate(_config(tiny_run_config, 3), workdir)
+    other_vocab = tmp_path / "other_vocab.txt"
+    lines = open(_config(tiny_run_config, 3).data.vocab_file, encoding="utf-8").read().splitlines()
+    other_vocab.write_text("\n".join(lines[:-2] + lines[-1:] + lines[-2:-1]) + "\n", encoding="utf-8")
+    config = _config(tiny_run_config, 6)
+    config.data.vocab_file = str(other_vocab)
+    with pytest.raises(ValueError, match="data.vocab_file: saved .* whose contents differ"):
+        experiment_config.check_resumable(json.loads((workdir / "config.json").read_text()), config,
+                                          str(workdir))
+
+
+def test_compatible_changes_resume(tiny_run_config, tmp_path):
+    """The learning-rate schedule, logging and checkpoint intervals, dropout and the PRNG may
+    change between restarts."""
+    workdir = tmp_path / "run"
+    train_and_evaluate(_config(tiny_run_config, 3), workdir)
+    changed = _config(tiny_run_config, 5, checkpoint_every=5)
+    changed.optimizer.learning_rate = 1e-3
+    changed.optimizer.warmup_steps = 1
+    changed.train.log_every = 2
+    changed.model.hidden_dropout_rate = 0.0
+    changed.train.rng_impl = "rbg"
+    reports = []
+    train_and_evaluate(changed, workdir, on_report=reports.append)
+    assert [r["step"] for r in reports] == [4, 5]
+    assert _checkpoint_steps(workdir) == [3, 5]
+
+
+@pytest.mark.parametrize("overrides, devices, processes, expected", [
+    (["model.num_heads=5"], 1, 1, "model.hidden_size=768 must be divisible by model.num_heads=5"),
+    (["data.max_seq_length=1024"], 1, 1, "data.max_seq_length=1024 exceeds model.max_position_embeddings=512"),
+    (["train.global_batch_size=30", "mesh.shape.data=4"], 4, 1,
+     "train.global_batch_size=30 must be divisible by the data-parallel size 4"),
+    (["train.global_batch_size=9"], 1, 2, "train.global_batch_size=9 must be divisible by the number of processes 2"),
+    (["mesh.shape.data=4"], 8, 1, "4 devices but 8 are available"),
+    (["data.max_predictions_per_seq=200"], 1, 1, "data.max_predictions_per_seq=200 must be in [1, data.max_seq_length=128]"),
+    (["optimizer.warmup_steps=20", "train.num_steps=10"], 1, 1, "optimizer.warmup_steps=20 must be in [0, train.num_steps=10]"),
+    (["train.max_consecutive_nonfinite=0"], 1, 1, "train.max_consecutive_nonfinite=0 must be at least 1"),
+])
+def test_config_rules_name_field_value_and_rule(overrides, devices, processes, expected):
+    config = experiment_config.load_config("bert_base", ["data.train_files=shards/", *overrides])
+    with pytest.raises(ValueError) as error:
+        experiment_config.validate(config, num_devices=devices, num_processes=processes)
+    assert expected in str(error.value)
