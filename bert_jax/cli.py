@@ -5,7 +5,11 @@
   bert-jax create-data   text -> masked, NSP-paired shards    (input_pipeline.create_pretraining_data)
   bert-jax pretrain      train from a config in a work dir     (bert_jax.train)
   bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.hf_export)
+  bert-jax import        Hugging Face / Google BERT -> work dir (bert_jax.checkpoint_import)
   bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.fill_mask)
+  bert-jax nsp           P(sentence B follows sentence A)      (bert_jax.next_sentence)
+  bert-jax encode        sentence and token vectors            (bert_jax.encode)
+  bert-jax export-serving  StableHLO / SavedModel for serving  (bert_jax.serving_export)
 
 Heavy libraries are imported inside the subcommands, so `--help` answers at once.
 """
@@ -110,12 +114,99 @@ def _export(args: argparse.Namespace) -> None:
     print(f"exported step {step} of {args.workdir} to {out}")
 
 
+def _import(args: argparse.Namespace) -> None:
+    from bert_jax.checkpoint_import import import_to_workdir
+
+    out, imported = import_to_workdir(args.source, args.output, args.config, args.set, args.vocab,
+                                      seed=args.seed)
+    # The log line above names the source and the freshly initialized heads.
+    print(f"wrote the work directory {out} (a checkpoint at step 0, {imported.config.num_layers} "
+          f"layers of {imported.config.hidden_size}): `bert-jax export --workdir {out}` and "
+          f"`fill-mask` read it; `--set train.init_from={out}` continues pretraining from it")
+
+
+def _texts_from(args: argparse.Namespace, what: str) -> list[str]:
+    """The positional texts, then the lines of --file (blank lines skipped); at least one."""
+    texts = list(args.text)
+    if args.file:
+        with open(args.file, encoding="utf-8") as f:
+            texts += [line.rstrip("\r\n") for line in f if line.strip()]
+    if not texts:
+        raise ValueError(f"no {what}: pass them as arguments or with --file.")
+    return texts
+
+
 def _fill_mask(args: argparse.Namespace) -> None:
     from bert_jax.fill_mask import FillMask, format_predictions
 
-    fill_mask = FillMask.from_workdir(args.workdir, args.step)
-    for text, per_mask in zip(args.text, fill_mask(args.text, top_k=args.top_k)):
-        print(format_predictions(text, per_mask))
+    texts = _texts_from(args, "texts with [MASK]")
+    fill_mask = FillMask.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
+    for text, per_mask in zip(texts, fill_mask(texts, top_k=args.top_k)):
+        if args.format == "json":
+            print(json.dumps({"text": text, "predictions": per_mask}, ensure_ascii=False))
+        else:
+            print(format_predictions(text, per_mask))
+
+
+def _nsp(args: argparse.Namespace) -> None:
+    from bert_jax.next_sentence import NextSentencePredictor, format_results, read_pairs
+
+    pairs = [tuple(pair) for pair in args.pair] + (read_pairs(args.file) if args.file else [])
+    if not pairs:
+        raise ValueError("no sentence pairs: pass --pair A B (repeatable) or --file pairs.tsv.")
+    predictor = NextSentencePredictor.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
+    print(format_results(pairs, predictor(pairs, truncate=args.truncate), args.format))
+
+
+def _encode(args: argparse.Namespace) -> None:
+    from bert_jax.encode import SentenceEncoder, read_sentences, save_encodings
+
+    texts = read_sentences(args.input)
+    if not texts:
+        raise ValueError(f"{args.input} has no lines to encode.")
+    encoder = SentenceEncoder.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
+    encodings = encoder(texts, pooling=args.pooling, with_tokens=args.tokens is not None,
+                        truncate=args.truncate)
+    save_encodings(encodings, args.output, args.tokens)
+    print(f"wrote {encodings.sentence_vectors.shape[0]} {args.pooling}-pooled sentence vectors of "
+          f"size {encodings.sentence_vectors.shape[1]} to {args.output}"
+          + (f" and {len(encodings.token_ids)} token vectors to {args.tokens}" if args.tokens else ""))
+
+
+def _export_serving(args: argparse.Namespace) -> None:
+    from bert_jax.inference import MLM_HEAD, NSP_HEAD, POOLER, load_for_inference, require_heads
+    from bert_jax.serving_export import export_serving
+
+    loaded = load_for_inference(args.model, args.step, args.dtype)
+    if args.mlm_logits:
+        require_heads(loaded, [MLM_HEAD], "--mlm-logits")
+    # The outputs whose parameters the source holds (a BertModel export has no NSP head).
+    lacks = {prefix for prefix in (POOLER, NSP_HEAD) if any(m.startswith(prefix) for m in loaded.missing)}
+    outputs = ["sequence_output"]
+    if POOLER not in lacks:
+        outputs.append("pooled_output")
+        if NSP_HEAD not in lacks:
+            outputs.append("nsp_logits")
+    if args.mlm_logits:
+        outputs.append("mlm_logits")
+    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
+    out = export_serving(loaded.params, loaded.config, loaded.tokenizer, args.output, outputs=outputs,
+                         platforms=platforms, saved_model=args.saved_model)
+    print(f"exported {args.model} for serving ({', '.join(outputs)}; {', '.join(platforms)}) to {out}")
+
+
+def _add_model_arguments(p: argparse.ArgumentParser, batch_size: bool = True) -> None:
+    """--model (with --workdir as its old name), --step, --dtype and --batch-size."""
+    p.add_argument("--model", "--workdir", dest="model", required=True,
+                   help="a pretraining work directory, a Hugging Face BERT directory (e.g. from "
+                   "bert-jax export) or a Google BERT checkpoint")
+    p.add_argument("--step", type=int, help="checkpoint step of a work directory (default: latest)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="compute dtype (default: the model's)")
+    if batch_size:
+        p.add_argument("--batch-size", type=int, default=32,
+                       help="largest batch; inputs are padded to power-of-two batch sizes and "
+                       "lengths, so each shape compiles once")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,12 +314,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", help="vocab.txt (default: the run's data.vocab_file)")
     p.set_defaults(run=_export)
 
-    p = sub.add_parser("fill-mask", help="predict the tokens behind [MASK]")
-    p.add_argument("text", nargs="+", help="texts containing [MASK]")
-    p.add_argument("--workdir", required=True, help="work directory of a pretraining run")
-    p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    p = sub.add_parser("import", help="Hugging Face BERT or Google checkpoint -> bert-jax work dir",
+                       description="Converts a Hugging Face BERT directory (config.json with "
+                       "model.safetensors or pytorch_model.bin; BertModel, BertForMaskedLM, "
+                       "BertForPreTraining, ...) or a Google TensorFlow BERT checkpoint "
+                       "(bert_config.json + bert_model.ckpt) into a work directory: config.json, "
+                       "the vocab, and a checkpoint at step 0 that fill-mask, export and "
+                       "train.init_from read. Heads the source lacks are freshly initialized, "
+                       "and listed.")
+    p.add_argument("--from", dest="source", required=True, metavar="SRC",
+                   help="Hugging Face directory, Google checkpoint directory or prefix, or a "
+                   "bert-jax work directory")
+    p.add_argument("--output", required=True, help="work directory to create (must not exist)")
+    p.add_argument("--config", help="run config to start from (default: the defaults); the model "
+                   "fields are the checkpoint's")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set model.scan_layers=False")
+    p.add_argument("--vocab", help="vocab.txt or SentencePiece .model (default: the source's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the freshly initialized heads")
+    p.set_defaults(run=_import)
+
+    p = sub.add_parser("fill-mask", help="predict the tokens behind [MASK]",
+                       description="The top-k tokens for every [MASK] in each text, with score, "
+                       "token id, token string and the filled-in sequence, as transformers' "
+                       "fill-mask pipeline gives them.")
+    p.add_argument("text", nargs="*", help="texts containing [MASK]")
+    _add_model_arguments(p)
+    p.add_argument("--file", help="more texts, one per line")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: readable blocks; json: one JSON object per text")
     p.set_defaults(run=_fill_mask)
+
+    p = sub.add_parser("nsp", help="P(sentence B follows sentence A), from the NSP head",
+                       description="The probability that sentence B is the sentence after A "
+                       "(the pretraining next-sentence head; index 0 of its logits is 'is next').")
+    _add_model_arguments(p)
+    p.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"),
+                   help="a sentence pair (repeatable)")
+    p.add_argument("--file", help="pairs from a TSV file: 'sentence A<TAB>sentence B' per line")
+    p.add_argument("--format", choices=("jsonl", "table"), default="jsonl",
+                   help="jsonl: {sentence_a, sentence_b, is_next} per line; table: aligned columns")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut pairs longer than the model takes (longest sentence first) "
+                   "instead of stopping with an error")
+    p.set_defaults(run=_nsp)
+
+    p = sub.add_parser("encode", help="sentence vectors (.npy) and token vectors (.npz)",
+                       description="Encodes each line of a text file. Sentence vectors: a .npy "
+                       "[lines, hidden] (row i is line i+1). Token vectors (--tokens): a .npz "
+                       "with token_vectors [all tokens, hidden], token_ids and offsets [lines+1]; "
+                       "line i+1's tokens, [CLS] and [SEP] included, are rows "
+                       "offsets[i]:offsets[i+1].")
+    _add_model_arguments(p)
+    p.add_argument("--input", required=True, help="UTF-8 text file, one sentence per line")
+    p.add_argument("--output", required=True, help="sentence vectors, .npy")
+    p.add_argument("--tokens", help="also write the token vectors to this .npz")
+    p.add_argument("--pooling", choices=("mean", "max", "cls", "pooler"), default="mean",
+                   help="over real tokens only: mean, elementwise max, the [CLS] vector, or "
+                   "BERT's tanh pooler output")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut lines longer than the model takes instead of stopping with an error")
+    p.set_defaults(run=_encode)
+
+    p = sub.add_parser("export-serving", help="export the encoder as StableHLO (and a TF SavedModel)",
+                       description="Writes model.stablehlo (jax.export, symbolic batch and "
+                       "length, weights inside: loads with jax alone), serving.json (inputs, "
+                       "outputs, input format, tokenizer) and the vocab; --saved-model adds a "
+                       "TensorFlow SavedModel through jax2tf.")
+    _add_model_arguments(p, batch_size=False)
+    p.add_argument("--output", required=True, help="directory to write")
+    p.add_argument("--mlm-logits", action="store_true",
+                   help="also output the masked-LM logits [batch, length, vocab]")
+    p.add_argument("--platforms", default="cpu,cuda",
+                   help="comma-separated platforms the artifact runs on (cpu, cuda, rocm, tpu)")
+    p.add_argument("--saved-model", action="store_true",
+                   help="also write a TensorFlow SavedModel (needs tensorflow)")
+    p.set_defaults(run=_export_serving)
     return parser
 
 

@@ -82,6 +82,10 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.grad_accum_steps = 1
     config.train.num_steps = 1_000_000
     config.train.seed = 0
+    # Weights to start from instead of a random initialization: a Hugging Face BERT directory, a
+    # Google checkpoint (bert_config.json + bert_model.ckpt) or a bert-jax work directory. Used
+    # only when the work dir has no checkpoint yet; the model fields must match its shape.
+    config.train.init_from = ""
     # PRNG of the dropout masks: "threefry2x32" gives the same bits on every backend; "rbg" and
     # "unsafe_rbg" use the hardware generator, much cheaper on GPUs and TPUs.
     config.train.rng_impl = "threefry2x32"
@@ -225,6 +229,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     if train.global_batch_size % num_processes:
         errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible by "
                       f"the number of processes {num_processes}.")
+    if train.get("init_from"):
+        from bert_jax.checkpoint_import import source_exists
+        if not source_exists(train.init_from):
+            errors.append(f"train.init_from={train.init_from!r} does not exist (a Hugging Face "
+                          "directory, a Google checkpoint or a bert-jax work directory).")
     if not data.train_files:
         errors.append("data.train_files is empty: point it at the shards made by "
                       "`bert-jax create-data`.")

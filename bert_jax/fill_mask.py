@@ -1,92 +1,88 @@
 """Fill-mask inference: the top-k tokens for every `[MASK]` in a text, with their scores, in the
-form `transformers`' `pipeline("fill-mask")` returns them.
+form `transformers`' `pipeline("fill-mask")` returns them (`score`, `token`, `token_str`,
+`sequence`).
 
-The forward pass is jitted once per (batch, length, masks) bucket; lengths and mask counts are
-rounded up to powers of two so that a stream of requests compiles a handful of programs, not one
-per input.
+Texts are batched and padded to bucket shapes (`bert_jax.inference`), and the number of masks per
+text rounds up to a power of two too, so a stream of requests compiles a handful of programs, not
+one per input.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from bert_jax.model import BertConfig, BertForPreTraining
-from input_pipeline.tokenization import BertTokenizer, load_tokenizer
+from bert_jax.inference import MLM_HEAD, BucketedModel, doubling_sizes, padded_batches, round_up, single_sequence
 
 
-def _bucket(n: int, minimum: int, maximum: int) -> int:
-    size = minimum
-    while size < n:
-        size *= 2
-    return min(size, maximum)
+class FillMask(BucketedModel):
+    """Predicts the tokens behind `[MASK]` with a pretrained `BertForPreTraining`.
 
+    Build it with `FillMask.load(path)` (a work directory or a Hugging Face export) or from
+    (params, config, tokenizer).
+    """
+    required_heads = (MLM_HEAD,)
+    task = "fill-mask"
 
-class FillMask:
-    """Predicts the tokens behind `[MASK]` with a pretrained `BertForPreTraining`."""
-
-    def __init__(self, params: Any, config: BertConfig, tokenizer: BertTokenizer):
-        self.params = params
-        self.config = config
-        self.tokenizer = tokenizer
-        self.model = BertForPreTraining(config)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._top_k = self.jit(self._top_k_probabilities, static_argnames=("top_k",))
 
     @classmethod
     def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None) -> "FillMask":
         """Loads the latest (or the given) checkpoint of a pretraining run and its vocab."""
-        from bert_jax.experiment_config import bert_config
-        from bert_jax.train import load_trained_params
+        return cls.load(workdir, step)
 
-        params, config, _ = load_trained_params(workdir, step)
-        tokenizer = load_tokenizer(config.data.vocab_file, do_lower_case=config.data.do_lower_case)
-        return cls(params, bert_config(config), tokenizer)
-
-    @functools.partial(jax.jit, static_argnums=(0, 5))
-    def _top_k(self, params, input_ids, input_mask, mask_positions, top_k):
-        outputs = self.model.apply({"params": params}, input_ids, input_mask,
-                                   jnp.zeros_like(input_ids), mask_positions)
+    def _top_k_probabilities(self, params: Any, input_ids: jax.Array, input_mask: jax.Array,
+                             segment_ids: jax.Array, mask_positions: jax.Array, top_k: int):
+        outputs = self.model.apply({"params": params}, input_ids, input_mask, segment_ids, mask_positions)
         probs = jax.nn.softmax(outputs["mlm_logits"], axis=-1)
         return jax.lax.top_k(probs, top_k)
 
     def __call__(self, texts: str | list[str], top_k: int = 5) -> list[list[list[dict]]]:
         """For each text, for each `[MASK]` in it, the `top_k` predictions as dicts with `score`,
-        `token`, `token_str` and `sequence` (the text with the mask filled in)."""
+        `token` (its id), `token_str` and `sequence` (the text with this mask filled in).
+
+        Raises ValueError for a text without `[MASK]` or longer than the model takes.
+        """
         texts = [texts] if isinstance(texts, str) else list(texts)
         tok = self.tokenizer
-        encoded = [[tok.cls_id, *tok.encode(t), tok.sep_id] for t in texts]
-        max_len = self.config.max_position_embeddings
-        for text, ids in zip(texts, encoded):
-            if len(ids) > max_len:
-                raise ValueError(f"{text[:40]!r}... is {len(ids)} tokens; the model takes at most {max_len}.")
-            if tok.mask_id not in ids:
+        if not 1 <= top_k <= tok.vocab_size:
+            raise ValueError(f"top_k={top_k} must be between 1 and the vocab size, {tok.vocab_size}.")
+        sequences = [single_sequence(tok, text, self.buckets.max_length, what=f"text {i + 1}")
+                     for i, text in enumerate(texts)]
+        positions = [[i for i, t in enumerate(s.ids) if t == tok.mask_id] for s in sequences]
+        for text, pos in zip(texts, positions):
+            if not pos:
                 raise ValueError(f"{text!r} has no [MASK] token to fill in.")
-        positions = [[i for i, t in enumerate(ids) if t == tok.mask_id] for ids in encoded]
-        length = _bucket(max(map(len, encoded)), 16, max_len)
-        num_masks = _bucket(max(map(len, positions)), 1, length)
-        batch = _bucket(len(texts), 1, 1 << 30)
-        input_ids = np.zeros((batch, length), np.int32)
-        mask_positions = np.zeros((batch, num_masks), np.int32)
-        for row, (ids, pos) in enumerate(zip(encoded, positions)):
-            input_ids[row, :len(ids)] = ids
-            mask_positions[row, :len(pos)] = pos
-        scores, token_ids = jax.device_get(self._top_k(
-            self.params, input_ids, (input_ids != 0).astype(np.int32), mask_positions, top_k))
+
+        scores: list[np.ndarray] = [np.empty(0)] * len(texts)
+        token_ids: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for batch in padded_batches(sequences, self.buckets):
+            length = batch.input_ids.shape[1]
+            num_masks = round_up(max(len(positions[i]) for i in batch.rows), doubling_sizes(1, length))
+            mask_positions = np.zeros((batch.input_ids.shape[0], num_masks), np.int32)
+            for r, i in enumerate(batch.rows):
+                mask_positions[r, :len(positions[i])] = positions[i]
+            batch_scores, batch_ids = jax.device_get(self._top_k(
+                self.params, batch.input_ids, batch.input_mask, batch.segment_ids, mask_positions,
+                top_k=top_k))
+            for r, i in enumerate(batch.rows):
+                scores[i], token_ids[i] = batch_scores[r], batch_ids[r]
 
         results = []
-        for row, (ids, pos) in enumerate(zip(encoded, positions)):
+        for i, (sequence, pos) in enumerate(zip(sequences, positions)):
             per_mask = []
             for m, position in enumerate(pos):
                 predictions = []
-                for score, token in zip(scores[row, m], token_ids[row, m]):
-                    filled = list(ids)
+                for score, token in zip(scores[i][m], token_ids[i][m]):
+                    filled = list(sequence.ids)
                     filled[position] = int(token)
-                    # As the `transformers` pipeline: special tokens are dropped from the sequence
-                    # only when there is a single mask.
+                    # As the `transformers` pipeline: special tokens (the other masks among them)
+                    # are dropped from the sequence only when there is a single mask.
                     predictions.append({
                         "score": float(score), "token": int(token),
                         "token_str": tok.decode([int(token)]),

@@ -222,7 +222,7 @@ def _interval_means(interval: list[dict[str, Any]]) -> dict[str, float]:
 def resume(checkpointer: Checkpointer, config: ml_collections.ConfigDict, model: BertForPreTraining,
            optimizer: optax.GradientTransformation, shardings: TrainState):
     """(step, train state, data iterator) to start from: the newest checkpoint that restores,
-    else a fresh state at step 0.
+    else a fresh state at step 0 (holding the weights of `train.init_from`, if set).
 
     The saved config must be compatible (`experiment_config.check_resumable`). A checkpoint that
     fails to restore on any process is set aside on all of them, with a warning naming it, and
@@ -259,6 +259,11 @@ def resume(checkpointer: Checkpointer, config: ml_collections.ConfigDict, model:
         state = batches = None
     if state is None:
         state = create_state(model, optimizer, config, shardings)
+        if config.train.get("init_from"):
+            # Only a fresh run starts from imported weights; a resumed one has its own.
+            from bert_jax.checkpoint_import import initialize_params
+            state = state.replace(params=initialize_params(config.train.init_from, state.params,
+                                                           shardings.params, model.config))
         batches = train_batches(config, phase_at(config, 0))
     position = json.dumps(data_position(config, phase_at(config, start_step)), sort_keys=True)
     _check_processes_agree({"step": start_step, "data position": zlib.crc32(position.encode()),

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import TINY_MODEL_OVERRIDES
 
-SUBCOMMANDS = ["demo", "vocab", "create-data", "pretrain", "export", "fill-mask"]
+SUBCOMMANDS = ["demo", "vocab", "create-data", "pretrain", "export", "import", "fill-mask", "nsp",
+               "encode", "export-serving"]
 
 
 def _bert_jax() -> str:

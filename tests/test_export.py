@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -20,22 +18,26 @@ CONFIG = BertConfig(vocab_size=0, hidden_size=48, num_layers=3, num_heads=4, int
                     max_position_embeddings=128)
 
 
-def _perturbed_params(config: BertConfig, seed: int = 0):
-    """Initialized parameters with every leaf (biases and LayerNorm scales included) moved off
-    its initial constant, so a parameter exported to the wrong place cannot go unnoticed."""
-    ids = jnp.ones((1, 8), jnp.int32)
-    params = nn.unbox(BertForPreTraining(config).init(jax.random.key(seed), ids, ids, ids)["params"])
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    leaves = [x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
-    return jax.tree.unflatten(treedef, leaves)
+def perturbed_params(config: BertConfig, seed: int = 0):
+    """Parameters of `config` (scanned or not) whose every leaf (biases and LayerNorm scales
+    included) is off its initial constant, so a parameter exported to the wrong place cannot go
+    unnoticed. Drawn with numpy: compiling an initialization takes ten seconds on a busy CPU."""
+    from bert_jax.checkpoint_import import in_layout, parameter_shapes, set_path
+
+    rng = np.random.default_rng(seed)
+    params: dict = {}
+    for path, shape in parameter_shapes(config).items():
+        initial = 1.0 if path.endswith("/scale") else 0.0
+        set_path(params, tuple(path.split("/")),
+                 (initial + 0.05 * rng.standard_normal(shape)).astype(np.float32))
+    return in_layout(params, config)
 
 
 @pytest.fixture(scope="module", params=["gelu", "gelu_tanh"])
 def exported(request, tmp_path_factory, uncased_vocab_path):
     vocab_size = sum(1 for _ in open(uncased_vocab_path, encoding="utf-8"))
     config = BertConfig(**{**CONFIG.__dict__, "vocab_size": vocab_size, "hidden_act": request.param})
-    params = _perturbed_params(config)
+    params = perturbed_params(config)
     out = tmp_path_factory.mktemp("export") / "hf"
     export_to_huggingface(params, config, uncased_vocab_path, True, out)
     return config, params, out
@@ -108,3 +110,148 @@ def test_export_refuses_to_overwrite_a_foreign_directory(tmp_path, uncased_vocab
     with pytest.raises(FileExistsError, match="not an earlier export"):
         export_to_huggingface({}, config, uncased_vocab_path, True, precious)
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_export_writes_the_tokenizer_files(exported):
+    config, _, out = exported
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.txt",
+                                                "tokenizer_config.json", "special_tokens_map.json"}
+    special = json.loads((out / "special_tokens_map.json").read_text())
+    assert special == {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                       "cls_token": "[CLS]", "mask_token": "[MASK]"}
+    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
+    assert tokenizer_config["tokenizer_class"] == "BertTokenizer" and tokenizer_config["do_lower_case"]
+    assert tokenizer_config["model_max_length"] == config.max_position_embeddings
+
+
+# --- A SentencePiece vocab: spiece.model and a tokenizer.json that `transformers` loads. --------
+
+SP_VOCAB_SIZE = 800
+
+
+@pytest.fixture(scope="module", params=["unigram", "bpe"])
+def sentencepiece_export(request, tmp_path_factory):
+    from conftest import stdlib_docstring_lines
+    from input_pipeline.sentencepiece_tokenizer import train_sentencepiece
+
+    root = tmp_path_factory.mktemp(f"sentencepiece_{request.param}")
+    tokenizer = train_sentencepiece(stdlib_docstring_lines(8000), root / "sp.model", SP_VOCAB_SIZE,
+                                    model_type=request.param)
+    config = BertConfig(**{**CONFIG.__dict__, "vocab_size": SP_VOCAB_SIZE})
+    params = perturbed_params(config)
+    export_to_huggingface(params, config, root / "sp.model", True, root / "hf")
+    return config, params, tokenizer, root / "hf"
+
+
+def test_sentencepiece_export_files(sentencepiece_export):
+    _, _, tokenizer, out = sentencepiece_export
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "spiece.model",
+                                                "tokenizer.json", "tokenizer_config.json",
+                                                "special_tokens_map.json"}
+    assert (out / "spiece.model").read_bytes() == open(tokenizer.model_path, "rb").read()
+
+
+def test_sentencepiece_export_tokenizes_as_ours(sentencepiece_export):
+    """`AutoTokenizer` on the export against our SentencePieceTokenizer on held-out docstring
+    lines and prompts: the same ids, except Viterbi ties of the unigram lattice (the same text in
+    pieces of equal total score), which must be rare."""
+    from conftest import stdlib_docstring_lines
+
+    _, _, ours, out = sentencepiece_export
+    theirs = transformers.AutoTokenizer.from_pretrained(out)
+    scores = [ours._sp.get_score(i) for i in range(ours.vocab_size)]
+    prompts = ["The capital of France is [MASK].", "x[MASK]y", "a [MASK][MASK] b",
+               "``quoted''  naïve   CAFÉ", "[CLS] one [SEP] two", "   spaces   around   "]
+    lines = list(stdlib_docstring_lines(20_000)[12_000:14_000]) + prompts
+    ties = 0
+    for line in lines:
+        a, b = [ours.cls_id, *ours.encode(line), ours.sep_id], theirs(line)["input_ids"]
+        if a != b:
+            assert line not in prompts, (line, a, b)
+            assert ours.decode(a) == ours.decode(b) and sum(scores[i] for i in a) == pytest.approx(
+                sum(scores[i] for i in b), abs=1e-4), (line, a, b)
+            ties += 1
+    assert ties <= 0.005 * len(lines)
+    pair = theirs("first part", "second part")
+    assert pair["input_ids"] == [ours.cls_id, *ours.encode("first part"), ours.sep_id,
+                                 *ours.encode("second part"), ours.sep_id]
+    assert pair["token_type_ids"] == [0] * (len(ours.encode("first part")) + 2) + \
+        [1] * (len(ours.encode("second part")) + 1)
+    assert theirs.decode(pair["input_ids"], skip_special_tokens=True) == "first part second part"
+
+
+def test_sentencepiece_export_fill_mask_pipeline(sentencepiece_export):
+    """pipeline("fill-mask") on the export: the top-5 tokens of our own logits, in order, with
+    probabilities within 1e-4."""
+    config, params, ours, out = sentencepiece_export
+    pipeline = transformers.pipeline("fill-mask", model=str(out), top_k=5)
+    for text in ["Return the [MASK] of the file.", "If the value is [MASK], raise an error."]:
+        ids = np.array([[ours.cls_id, *ours.encode(text), ours.sep_id]])
+        position = int(np.flatnonzero(ids[0] == ours.mask_id)[0])
+        logits = BertForPreTraining(config).apply({"params": params}, ids, np.ones_like(ids),
+                                                  np.zeros_like(ids))["mlm_logits"][0, position]
+        probs = np.asarray(jax.nn.softmax(logits))
+        top = np.argsort(-probs)[:5]
+        theirs = pipeline(text)
+        assert [p["token"] for p in theirs] == top.tolist()
+        np.testing.assert_allclose([p["score"] for p in theirs], probs[top], atol=1e-4)
+        assert [p["token_str"] for p in theirs] == [ours.decode([t]) for t in top]
+
+
+# --- A checkpoint sharded over 8 devices. -------------------------------------------------------
+
+_SHARDED_SAVE = """
+import dataclasses, sys
+import jax
+from bert_jax import experiment_config, sharding, train
+from bert_jax.checkpoint_import import initialize_params, load_pretrained
+from bert_jax.checkpointing import Checkpointer
+from bert_jax.model import BertForPreTraining
+from bert_jax.optimizer import make_optimizer
+
+source, workdir = sys.argv[1:3]
+config = experiment_config.default_config()
+config.model.update(dataclasses.asdict(load_pretrained(source).config))
+config.model.scan_layers = True
+config.mesh.shape.update({"data": 2, "fsdp": 2, "tensor": 2})
+mesh = sharding.make_mesh(config.mesh.shape)
+model = BertForPreTraining(experiment_config.bert_config(config))
+optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
+shardings = train.state_shardings(model, optimizer, config, mesh)
+state = train.create_state(model, optimizer, config, shardings)
+state = state.replace(params=initialize_params(source, state.params, shardings.params, model.config))
+query = state.params["bert"]["layers"]["layer"]["attention"]["query"]["kernel"]
+print("devices", jax.device_count(), "query kernel shards", len({str(s.index) for s in query.addressable_shards}))
+checkpointer = Checkpointer(workdir, async_save=False)
+checkpointer.save(0, state, config.to_dict())
+checkpointer.wait_until_finished()
+checkpointer.close()
+"""
+
+
+@pytest.mark.parametrize("exported", ["gelu"], indirect=True)  # one activation is enough here
+def test_export_of_a_checkpoint_sharded_over_8_devices(exported, tmp_path):
+    """The export, loaded with `train.init_from` into a train state sharded over a 2x2x2 mesh of 8
+    (fake CPU) devices and saved there, then exported again from that checkpoint on one device:
+    the same tensors, bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.numpy import load_file
+
+    from bert_jax.train import load_trained_params
+
+    config, _, out = exported
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+           "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", _SHARDED_SAVE, str(out), str(tmp_path / "run")],
+                            capture_output=True, text=True, env=env, timeout=600,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "devices 8 query kernel shards 4" in result.stdout  # heads over tensor, hidden over fsdp
+    params, run_config, _ = load_trained_params(tmp_path / "run")
+    again = export_to_huggingface(params, config, out / "vocab.txt", True, tmp_path / "again")
+    first, second = load_file(str(out / "model.safetensors")), load_file(str(again / "model.safetensors"))
+    assert first.keys() == second.keys()
+    assert all(np.array_equal(first[k], second[k]) for k in first)

@@ -1,10 +1,16 @@
-"""Fill-mask from our checkpoint against `transformers`' fill-mask pipeline on the export of the
-same checkpoint: the same tokens, token strings and sequences, scores within 1e-4."""
+"""Fill-mask from our checkpoint, and from its export, against `transformers`' fill-mask pipeline
+on the export: the same tokens, token strings and sequences (one mask or several), scores within
+1e-4; batches give the answers single texts do, and compile once per bucket shape."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import transformers
+
+from bert_jax.cli import main
 
 from bert_jax.experiment_config import bert_config
 from bert_jax.fill_mask import FillMask
@@ -30,20 +36,25 @@ def trained(tiny_run_config, tmp_path_factory):
     return workdir, export
 
 
-def test_predictions_match_the_transformers_pipeline(trained):
+@pytest.mark.parametrize("source", ["workdir", "export"])
+def test_predictions_match_the_transformers_pipeline(trained, source):
     workdir, export = trained
-    ours = FillMask.from_workdir(workdir)(TEXTS, top_k=5)
+    ours = FillMask.load(workdir if source == "workdir" else export)(TEXTS, top_k=5)
     pipeline = transformers.pipeline("fill-mask", model=str(export), top_k=5)
+    largest = 0.0
     for text, per_mask in zip(TEXTS, ours):
         theirs = pipeline(text)
         theirs = [theirs] if isinstance(theirs[0], dict) else theirs  # One mask: a flat list.
         assert len(per_mask) == len(theirs) == text.count("[MASK]")
         for our_predictions, their_predictions in zip(per_mask, theirs):
+            assert [set(p) for p in our_predictions] == [set(p) for p in their_predictions]
             assert [p["token"] for p in our_predictions] == [p["token"] for p in their_predictions]
             assert [p["token_str"] for p in our_predictions] == [p["token_str"] for p in their_predictions]
             assert [p["sequence"] for p in our_predictions] == [p["sequence"] for p in their_predictions]
             for a, b in zip(our_predictions, their_predictions):
                 assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+                largest = max(largest, abs(a["score"] - b["score"]))
+    print(f"fill-mask ({source}) max |score difference| vs the pipeline: {largest:.2e}")
 
 
 def test_batches_give_the_same_answers_as_single_texts(trained):
@@ -58,3 +69,40 @@ def test_batches_give_the_same_answers_as_single_texts(trained):
 def test_text_without_mask_is_refused(trained):
     with pytest.raises(ValueError, match="has no \\[MASK\\]"):
         FillMask.from_workdir(trained[0])("no mask here")
+
+
+def test_many_texts_compile_once_per_bucket(trained):
+    fill_mask = FillMask.load(trained[0], max_batch_size=4)
+    words = "the file name of a new object is returned by this function".split()
+    rng = np.random.default_rng(0)
+    texts = []
+    for _ in range(60):  # 3 to 40 words, 1 to 3 masks.
+        text = list(rng.choice(words, int(rng.integers(3, 41))))
+        for position in rng.choice(len(text), int(rng.integers(1, 4)), replace=False):
+            text[position] = "[MASK]"
+        texts.append(" ".join(text))
+    for start in range(0, len(texts), 7):
+        fill_mask(texts[start:start + 7], top_k=2)
+    compiled = fill_mask.trace_count
+    # Lengths 16, 32, 64; batches 1, 2, 4; masks per text 1, 2, 4: at most 27 programs.
+    assert compiled <= 27 and compiled == fill_mask._top_k._cache_size()
+    for start in range(0, len(texts), 7):
+        fill_mask(texts[start:start + 7], top_k=2)
+    assert fill_mask.trace_count == compiled
+    print(f"fill-mask: {len(texts)} texts, {compiled} traces")
+
+
+def test_command_line_reads_texts_from_a_file_and_prints_json(trained, tmp_path, capsys):
+    workdir, export = trained
+    texts = tmp_path / "texts.txt"
+    texts.write_text(TEXTS[1] + "\n\n" + TEXTS[2] + "\n", encoding="utf-8")
+    assert main(["fill-mask", TEXTS[0], "--file", str(texts), "--model", str(export),
+                 "--format", "json", "--top-k", "2"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in records] == TEXTS
+    assert records == [{"text": t, "predictions": p}
+                       for t, p in zip(TEXTS, FillMask.load(workdir)(TEXTS, top_k=2))]
+    assert main(["fill-mask", "--workdir", str(workdir), "nothing to fill"]) == 2
+    assert "has no [MASK]" in capsys.readouterr().err
+    assert main(["fill-mask", "--model", str(workdir)]) == 2
+    assert "no texts with [MASK]" in capsys.readouterr().err

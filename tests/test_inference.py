@@ -1,0 +1,298 @@
+"""Next-sentence prediction and encoding from our checkpoint against `transformers` on the export
+of the same checkpoint (`BertForNextSentencePrediction`, `BertModel`): the same token ids, logits,
+probabilities and vectors within 1e-4. Loading from a work directory and from its export gives the
+same model, and a stream of requests of varied sizes compiles once per bucket shape, then never.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from bert_jax.cli import main
+from bert_jax.encode import POOLINGS, SentenceEncoder, load_token_vectors
+from bert_jax.fill_mask import FillMask
+from bert_jax.experiment_config import bert_config
+from bert_jax.hf_export import export_to_huggingface
+from bert_jax.inference import ShapeBuckets, load_model, padded_batches, sequence_pair, single_sequence
+from bert_jax.model import unscan_params
+from bert_jax.next_sentence import NextSentencePredictor, read_pairs
+from bert_jax.train import load_trained_params, train_and_evaluate
+from tests.conftest import stdlib_docstring_lines
+
+PAIRS = [
+    ("Return the value of the named attribute of object.", "If the string is the name of one "
+     "of the object's attributes, the result is the value of that attribute."),
+    ("Open the file and return a stream.", "Raise an error if the file cannot be opened."),
+    ("The socket must be bound to an address.", "Return a new list containing all items."),
+    ("Short.", "x"),
+]
+SENTENCES = [
+    "Return the number of items in a container.",
+    "x",
+    "If the optional argument is given, it is used as the default value for missing keys, "
+    "and the returned mapping is a new object each time the function is called.",
+    "Decode the bytes using the codec registered for encoding.",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_run_config, tmp_path_factory):
+    """A tiny model trained a few steps, and its Hugging Face export."""
+    workdir = tmp_path_factory.mktemp("inference_run")
+    config = tiny_run_config(num_steps=30, log_every=30)
+    config.data.eval_files = ""
+    train_and_evaluate(config, workdir)
+    params, config, _ = load_trained_params(workdir)
+    export = export_to_huggingface(params, bert_config(config), config.data.vocab_file,
+                                   config.data.do_lower_case, workdir / "export")
+    return workdir, export
+
+
+@pytest.mark.parametrize("head", ["trained", "random"])
+def test_nsp_matches_transformers(trained, head, tmp_path):
+    """The trained head (a few steps leave it near 0.5), and a random one of larger weights whose
+    probabilities are far from 0.5, so that reading the wrong index could not pass."""
+    workdir, export = trained
+    if head == "trained":
+        predictor = NextSentencePredictor.load(workdir)
+    else:
+        params, config, tokenizer = load_model(workdir)
+        kernel = np.random.default_rng(0).normal(0, 0.5, params["next_sentence"]["kernel"].shape)
+        params = {**params, "next_sentence": {"kernel": kernel.astype(np.float32),
+                                              "bias": np.zeros(2, np.float32)}}
+        predictor = NextSentencePredictor(params, config, tokenizer)
+        export = export_to_huggingface(params, config, trained[1] / "vocab.txt", True, tmp_path / "hf")
+    logits, probabilities = predictor.logits(PAIRS), predictor(PAIRS)
+
+    tokenizer = transformers.BertTokenizer.from_pretrained(export)
+    inputs = tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True, return_tensors="pt")
+    for i, (a, b) in enumerate(PAIRS):  # The same [CLS] A [SEP] B [SEP] ids and segments.
+        ours = sequence_pair(predictor.tokenizer, a, b, 512)
+        n = len(ours.ids)
+        assert inputs["input_ids"][i, :n].tolist() == ours.ids
+        assert inputs["token_type_ids"][i, :n].tolist() == ours.segments
+    model = transformers.BertForNextSentencePrediction.from_pretrained(export).eval()
+    with torch.no_grad():
+        theirs = model(**inputs).logits.numpy()
+    their_probabilities = torch.softmax(torch.tensor(theirs), -1)[:, 0].numpy()  # 0 = "is next".
+    print(f"NSP ({head} head) P(is next) {np.round(probabilities, 4).tolist()}: max |logit "
+          f"difference| {np.abs(logits - theirs).max():.2e}, max |probability difference| "
+          f"{np.abs(probabilities - their_probabilities).max():.2e}")
+    np.testing.assert_allclose(logits, theirs, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(probabilities, their_probabilities, atol=1e-4, rtol=0)
+    if head == "random":
+        assert np.abs(probabilities - 0.5).min() > 0.05
+
+
+def test_encode_matches_transformers(trained):
+    workdir, export = trained
+    encoder = SentenceEncoder.load(export)
+    tokenizer = transformers.BertTokenizer.from_pretrained(export)
+    inputs = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    model = transformers.BertModel.from_pretrained(export).eval()
+    with torch.no_grad():
+        out = model(**inputs)
+    hidden, mask = out.last_hidden_state.numpy(), inputs["attention_mask"].numpy()
+    real = mask[..., None] > 0
+    expected = {
+        "mean": (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True),
+        "max": np.where(real, hidden, -np.inf).max(1),
+        "cls": hidden[:, 0],
+        "pooler": out.pooler_output.numpy(),
+    }
+    assert set(expected) == set(POOLINGS)
+    differences = {}
+    for pooling in POOLINGS:
+        encodings = encoder(SENTENCES, pooling=pooling, with_tokens=True)
+        differences[pooling] = np.abs(encodings.sentence_vectors - expected[pooling]).max()
+        np.testing.assert_allclose(encodings.sentence_vectors, expected[pooling], atol=1e-4, rtol=0)
+    for i in range(len(SENTENCES)):
+        n = int(mask[i].sum())
+        assert encodings.token_ids[encodings.offsets[i]:encodings.offsets[i + 1]].tolist() == \
+            inputs["input_ids"][i, :n].tolist()
+        np.testing.assert_allclose(encodings.tokens(i), hidden[i, :n], atol=1e-4, rtol=0)
+    differences["tokens"] = max(np.abs(encodings.tokens(i) - hidden[i, :int(mask[i].sum())]).max()
+                                for i in range(len(SENTENCES)))
+    print("encode max |difference| vs BertModel: "
+          + ", ".join(f"{k} {v:.2e}" for k, v in differences.items()))
+
+
+def test_work_directory_and_its_export_load_the_same_model(trained):
+    workdir, export = trained
+    params, config, tokenizer = load_model(workdir)
+    hf_params, hf_config, hf_tokenizer = load_model(export)
+    assert config.scan_layers and not hf_config.scan_layers
+    ours = jax.tree.leaves_with_path(unscan_params(params, config.num_layers))
+    theirs = dict(jax.tree.leaves_with_path(hf_params))
+    assert len(ours) == len(theirs)
+    for path, value in ours:
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(theirs[path]), err_msg=str(path))
+    assert hf_tokenizer.vocab == tokenizer.vocab
+    a = SentenceEncoder(params, config, tokenizer)(SENTENCES).sentence_vectors
+    b = SentenceEncoder(hf_params, hf_config, hf_tokenizer)(SENTENCES).sentence_vectors
+    np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
+def test_a_bert_model_without_heads_encodes_and_refuses_head_tasks(trained, tmp_path, capsys):
+    """A directory `transformers.BertModel` saved (no masked-LM or NSP head) loads through the
+    importer: encoding works and matches the full export; the tasks needing heads refuse."""
+    _, export = trained
+    bare = tmp_path / "bert_model"
+    transformers.BertModel.from_pretrained(export).save_pretrained(bare)
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copyfile(export / name, bare / name)
+    for pooling in ("mean", "pooler"):  # BertModel keeps the pooler.
+        np.testing.assert_allclose(SentenceEncoder.load(bare)(SENTENCES, pooling=pooling).sentence_vectors,
+                                   SentenceEncoder.load(export)(SENTENCES, pooling=pooling).sentence_vectors,
+                                   atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"has no masked_lm parameters .* fill-mask needs them"):
+        FillMask.load(bare)
+    with pytest.raises(ValueError, match=r"has no next_sentence parameters .* next-sentence prediction needs"):
+        NextSentencePredictor.load(bare)
+    assert main(["fill-mask", "--model", str(bare), "a [MASK]."]) == 2
+    assert "fill-mask needs them" in capsys.readouterr().err
+    assert main(["export-serving", "--model", str(bare), "--output", str(tmp_path / "serving")]) == 0
+    metadata = json.loads((tmp_path / "serving" / "serving.json").read_text())
+    assert sorted(o["name"] for o in metadata["outputs"]) == ["pooled_output", "sequence_output"]
+
+
+def test_pooling_ignores_padding(trained):
+    """A text alone and beside a much longer one (so padded far) gets the same vectors."""
+    encoder = SentenceEncoder.load(trained[0])
+    long_text = " ".join(SENTENCES * 6)
+    for pooling in POOLINGS:
+        alone = encoder([SENTENCES[0]], pooling=pooling).sentence_vectors[0]
+        padded = encoder([SENTENCES[0], long_text], pooling=pooling).sentence_vectors[0]
+        np.testing.assert_allclose(alone, padded, atol=1e-5, rtol=0, err_msg=pooling)
+
+
+def _varied_texts(count: int, seed: int = 0) -> list[str]:
+    """Real lines joined in runs of 1 to 12, so lengths span several buckets (about 5 to 400 tokens)."""
+    lines = stdlib_docstring_lines(2000)
+    rng = np.random.default_rng(seed)
+    return [" ".join(lines[j] for j in rng.integers(0, len(lines), rng.integers(1, 13)))
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("task", ["encode", "nsp"])
+def test_a_stream_of_requests_compiles_once_per_bucket(trained, task):
+    cls = SentenceEncoder if task == "encode" else NextSentencePredictor
+    model = cls.load(trained[0], max_batch_size=8)
+    buckets = model.buckets
+    assert buckets == ShapeBuckets((16, 32, 64, 128, 256, 512), (1, 2, 4, 8))
+    texts = _varied_texts(400)
+    rng = np.random.default_rng(1)
+    requests, start = [], 0
+    while start < len(texts):  # Requests of 1 to 20 texts.
+        size = int(rng.integers(1, 21))
+        requests.append(texts[start:start + size])
+        start += size
+
+    def run(request):
+        if task == "encode":
+            model(request, truncate=True)
+        else:
+            model(list(zip(request, reversed(request))), truncate=True)
+
+    def tokens(request):
+        if task == "encode":
+            return [single_sequence(model.tokenizer, t, 512, truncate=True) for t in request]
+        return [sequence_pair(model.tokenizer, a, b, 512, truncate=True)
+                for a, b in zip(request, reversed(request))]
+
+    shapes = {b.input_ids.shape for r in requests for b in padded_batches(tokens(r), buckets)}
+    lengths = {len(s.ids) for r in requests for s in tokens(r)}
+    for request in requests:
+        run(request)
+    compiled = model.trace_count
+    jitted = model._encode if task == "encode" else model._logits
+    print(f"{task}: {len(texts)} texts of {len(lengths)} distinct token lengths "
+          f"({min(lengths)}-{max(lengths)}) in {len(requests)} requests: {compiled} traces, "
+          f"{len(shapes)} distinct bucket shapes, {buckets.num_shapes} possible; "
+          f"jit cache size {jitted._cache_size()}")
+    assert compiled == len(shapes) <= buckets.num_shapes
+    assert jitted._cache_size() == compiled
+    assert len(lengths) > 5 * compiled  # Far fewer programs than lengths.
+    for request in requests:  # The same stream again: nothing new to compile.
+        run(request)
+    assert model.trace_count == compiled
+
+
+def test_too_long_inputs_are_refused_or_truncated(trained):
+    encoder = SentenceEncoder.load(trained[0])
+    too_long = " ".join(SENTENCES * 30)
+    with pytest.raises(ValueError, match=r"text 2 .* at most 512\. .*truncate"):
+        encoder(["fine", too_long])
+    encodings = encoder(["fine", too_long], truncate=True, with_tokens=True)
+    assert encodings.offsets[2] - encodings.offsets[1] == 512
+    assert encodings.token_ids[encodings.offsets[2] - 1] == encoder.tokenizer.sep_id
+    predictor = NextSentencePredictor.load(trained[0])
+    with pytest.raises(ValueError, match=r"pair 1 .* at most 512"):
+        predictor([(too_long, "b")])
+    pair = sequence_pair(predictor.tokenizer, too_long, "short text", 512, truncate=True)
+    assert len(pair.ids) == 512 and pair.segments.count(1) == len(predictor.tokenizer.encode("short text")) + 1
+
+
+def test_nsp_command_line(trained, tmp_path, capsys):
+    workdir, export = trained
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{a}\t{b}\n" for a, b in PAIRS[:2]) + "\n", encoding="utf-8")
+    assert main(["nsp", "--model", str(export), "--file", str(pairs),
+                 "--pair", PAIRS[2][0], PAIRS[2][1]]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [(r["sentence_a"], r["sentence_b"]) for r in records] == [PAIRS[2], *PAIRS[:2]]
+    expected = NextSentencePredictor.load(workdir)([PAIRS[2], *PAIRS[:2]])
+    np.testing.assert_allclose([r["is_next"] for r in records], expected, atol=1e-5)
+    assert main(["nsp", "--model", str(workdir), "--pair", "A.", "B.", "--format", "table"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["is_next", "sentence"] and len(table) == 2
+
+    pairs.write_text("only one sentence\n", encoding="utf-8")
+    assert main(["nsp", "--model", str(export), "--file", str(pairs)]) == 2
+    assert f"{pairs}:1: expected 'sentence A<TAB>sentence B'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=":1:"):
+        read_pairs(pairs)
+    assert main(["nsp", "--model", str(export)]) == 2
+    assert "no sentence pairs" in capsys.readouterr().err
+    assert main(["nsp", "--model", str(tmp_path / "nowhere"), "--pair", "a", "b"]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+
+
+def test_encode_command_line(trained, tmp_path, capsys):
+    workdir, _ = trained
+    text = tmp_path / "sentences.txt"
+    text.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    out, tokens = tmp_path / "vectors.npy", tmp_path / "tokens.npz"
+    assert main(["encode", "--model", str(workdir), "--input", str(text), "--output", str(out),
+                 "--tokens", str(tokens), "--pooling", "max"]) == 0
+    assert f"wrote {len(SENTENCES)} max-pooled sentence vectors" in capsys.readouterr().out
+    expected = SentenceEncoder.load(workdir)(SENTENCES, pooling="max", with_tokens=True)
+    np.testing.assert_allclose(np.load(out), expected.sentence_vectors, atol=1e-6)
+    per_text = load_token_vectors(tokens)
+    assert len(per_text) == len(SENTENCES)
+    for i, vectors in enumerate(per_text):
+        np.testing.assert_allclose(vectors, expected.tokens(i), atol=1e-6)
+    with np.load(tokens) as data:
+        assert data["offsets"].tolist() == expected.offsets.tolist()
+
+    assert main(["encode", "--model", str(workdir), "--input", str(tmp_path / "missing.txt"),
+                 "--output", str(out)]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("subcommand", ["nsp", "encode", "export-serving", "fill-mask"])
+def test_new_subcommands_have_help(subcommand):
+    result = subprocess.run([sys.executable, "-m", "bert_jax.cli", subcommand, "--help"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"usage: bert-jax {subcommand}" in result.stdout and "--model" in result.stdout
