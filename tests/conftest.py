@@ -204,3 +204,21 @@ def tiny_run_config(tiny_run_overrides):
             f"train.num_steps={num_steps}", f"train.log_every={log_every}",
             f"train.checkpoint_every={checkpoint_every}"))
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_model(tiny_run_config, tmp_path_factory):
+    """(work directory, Hugging Face export) of the tiny model trained 60 steps: the model the
+    inference, fill-mask and serving tests query."""
+    from bert_jax.experiment_config import bert_config
+    from bert_jax.hf_export import export_to_huggingface
+    from bert_jax.train import load_trained_params, train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("tiny_trained_model")
+    config = tiny_run_config(num_steps=60, log_every=30)
+    config.data.eval_files = ""
+    train_and_evaluate(config, workdir)
+    params, config, _ = load_trained_params(workdir)
+    export = export_to_huggingface(params, bert_config(config), config.data.vocab_file,
+                                   config.data.do_lower_case, workdir / "export")
+    return workdir, export

@@ -12,10 +12,7 @@ import transformers
 
 from bert_jax.cli import main
 
-from bert_jax.experiment_config import bert_config
 from bert_jax.fill_mask import FillMask
-from bert_jax.hf_export import export_to_huggingface
-from bert_jax.train import load_trained_params, train_and_evaluate
 
 TEXTS = [
     "Return the [MASK] of the file.",
@@ -25,15 +22,9 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_run_config, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("fill_mask_run")
-    config = tiny_run_config(num_steps=60, log_every=30)
-    config.data.eval_files = ""
-    train_and_evaluate(config, workdir)
-    params, config, _ = load_trained_params(workdir)
-    export = export_to_huggingface(params, bert_config(config), config.data.vocab_file,
-                                   config.data.do_lower_case, workdir / "export")
-    return workdir, export
+def trained(tiny_trained_model):
+    """A tiny model trained a few steps (work directory), and its Hugging Face export."""
+    return tiny_trained_model
 
 
 @pytest.mark.parametrize("source", ["workdir", "export"])

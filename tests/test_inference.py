@@ -20,12 +20,10 @@ import transformers
 from bert_jax.cli import main
 from bert_jax.encode import POOLINGS, SentenceEncoder, load_token_vectors
 from bert_jax.fill_mask import FillMask
-from bert_jax.experiment_config import bert_config
 from bert_jax.hf_export import export_to_huggingface
 from bert_jax.inference import ShapeBuckets, load_model, padded_batches, sequence_pair, single_sequence
 from bert_jax.model import unscan_params
 from bert_jax.next_sentence import NextSentencePredictor, read_pairs
-from bert_jax.train import load_trained_params, train_and_evaluate
 from tests.conftest import stdlib_docstring_lines
 
 PAIRS = [
@@ -45,16 +43,9 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_run_config, tmp_path_factory):
-    """A tiny model trained a few steps, and its Hugging Face export."""
-    workdir = tmp_path_factory.mktemp("inference_run")
-    config = tiny_run_config(num_steps=30, log_every=30)
-    config.data.eval_files = ""
-    train_and_evaluate(config, workdir)
-    params, config, _ = load_trained_params(workdir)
-    export = export_to_huggingface(params, bert_config(config), config.data.vocab_file,
-                                   config.data.do_lower_case, workdir / "export")
-    return workdir, export
+def trained(tiny_trained_model):
+    """A tiny model trained a few steps (work directory), and its Hugging Face export."""
+    return tiny_trained_model
 
 
 @pytest.mark.parametrize("head", ["trained", "random"])

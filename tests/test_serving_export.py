@@ -18,7 +18,6 @@ from bert_jax.cli import main
 from bert_jax.inference import encoder_outputs, load_model
 from bert_jax.model import BertForPreTraining
 from bert_jax.serving_export import ARTIFACT_FILE, METADATA_FILE, SAVED_MODEL_DIR
-from bert_jax.train import train_and_evaluate
 
 try:
     from jax.experimental import jax2tf  # noqa: F401
@@ -90,12 +89,8 @@ np.savez(outputs_path, **results)
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_run_config, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("serving_run")
-    config = tiny_run_config(num_steps=30, log_every=30)
-    config.data.eval_files = ""
-    train_and_evaluate(config, workdir)
-    return workdir
+def trained(tiny_trained_model):
+    return tiny_trained_model[0]
 
 
 @pytest.fixture(scope="module")
