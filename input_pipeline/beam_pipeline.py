@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from input_pipeline.create_pretraining_data import (BlockProcessor, CreationConfig, block_order_key,
                                                     iter_blocks, logger, write_input_report)
 from input_pipeline.manifest import build_manifest, read_manifest, shard_name, write_manifest
-from input_pipeline.text_sources import InputReport, expand_inputs
+from input_pipeline.input_report import InputReport
+from input_pipeline.text_sources import expand_inputs
 from input_pipeline.tfrecord import write_atomically
 from input_pipeline.tokenization import load_tokenizer
 

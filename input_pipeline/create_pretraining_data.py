@@ -42,9 +42,9 @@ from input_pipeline.features import serialize_examples
 from input_pipeline.instances import PairingConfig, create_sentence_pairs
 from input_pipeline.manifest import MANIFEST_NAME, build_manifest, shard_name, write_manifest
 from input_pipeline.masking import MaskingConfig, mask_batch_with_rng
-from input_pipeline.text_sources import (DEFAULT_MAX_LINE_CHARS, TEXT_FORMATS, InputReport,
-                                         document_sentences, expand_inputs,
-                                         iter_numbered_documents, problem_message)
+from input_pipeline.input_report import DEFAULT_MAX_LINE_CHARS, InputReport, problem_message
+from input_pipeline.text_sources import (TEXT_FORMATS, document_sentences, expand_inputs,
+                                         iter_numbered_documents)
 from input_pipeline.tfrecord import frame, write_atomically
 from input_pipeline.tokenization import load_tokenizer
 
@@ -83,7 +83,7 @@ class CreationConfig:
     # Lines longer than this are skipped and counted: never a sentence, and a memory hazard.
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS
     # False: bad input is skipped and counted in input_report.json. True: the first problem
-    # (`text_sources.PROBLEMS`) is an error naming file and line.
+    # (`input_report.PROBLEMS`) is an error naming file and line.
     strict: bool = False
 
     def __post_init__(self):
@@ -359,7 +359,7 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     `output_dir` from the text `inputs` (files, globs, directories, `.gz`, `.jsonl`,
     `tfds:NAME[:SPLIT]`), using `num_workers` processes. Returns the manifest.
 
-    Bad input is skipped and counted per file (see `text_sources.InputReport`; the report is
+    Bad input is skipped and counted per file (see `input_report.InputReport`; the report is
     logged and written as `input_report.json`), or, with `config.strict`, raises on the first
     problem, naming file and line. Missing inputs are skipped, but at least one must exist.
 

@@ -26,7 +26,7 @@ import pytest
 from conftest import stdlib_docstring_lines
 from input_pipeline.create_pretraining_data import (INPUT_REPORT_NAME, CreationConfig,
                                                     create_pretraining_data)
-from input_pipeline.text_sources import PROBLEMS, FileReport
+from input_pipeline.input_report import PROBLEMS, FileReport
 
 CONFIG = CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2, num_shards=2,
                         seed=3)
