@@ -15,8 +15,6 @@ import logging
 import os
 import random
 import re
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -317,9 +315,12 @@ def test_too_little_good_text_says_what_the_report_found(tmp_path, uncased_vocab
     assert not os.listdir(tmp_path / "out")
 
 
-def _run_cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bert_jax.cli", "create-data", *args],
-                          capture_output=True, text=True, cwd=REPO_ROOT, **kwargs)
+def _run_cli(args: list[str], max_file_bytes: int | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "bert_jax.cli", "create-data", *args]
+    if max_file_bytes is not None:  # a stand-in for a full disk
+        command = [sys.executable, str(REPO_ROOT / "tests" / "file_size_limit.py"), str(max_file_bytes),
+                   *command]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
 
 
 def test_cli_strict_and_max_line_chars(tmp_path, uncased_vocab_path):
@@ -338,15 +339,6 @@ def test_cli_strict_and_max_line_chars(tmp_path, uncased_vocab_path):
 
 
 # --- A full disk: a clear error, and nothing under a final name. ----------------------------------
-
-def _limit_file_size(max_bytes: int):
-    def limit() -> None:
-        # SIGXFSZ would kill the process; ignored, the write fails with EFBIG ("File too large")
-        # as it fails with ENOSPC on a full disk.
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
-    return limit
-
 
 @pytest.fixture(scope="module")
 def disk_corpus(tmp_path_factory, uncased_vocab_path) -> dict:
@@ -377,7 +369,7 @@ def test_a_failed_write_is_clear_and_leaves_nothing_behind(stage, workers, disk_
     # Half a shard fails the shard's write; 4 kB fails the first block's, in a worker process.
     max_bytes = disk_corpus["shard_size"] // 2 if stage == "shard" else 4096
     result = _run_cli(disk_corpus["args"] + ["--output-dir", str(out), "--workers", str(workers)],
-                      preexec_fn=_limit_file_size(max_bytes))
+                      max_file_bytes=max_bytes)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     if stage == "shard":

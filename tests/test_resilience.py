@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -230,19 +229,13 @@ def test_a_dead_or_hung_process_stops_the_other_within_seconds(overrides, tmp_pa
                                             "Connection reset by peer")), log[-3000:]
 
 
-def _limit_file_size(limit: int):
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 def test_a_failed_checkpoint_save_stops_the_run_with_a_clear_error(overrides, tmp_path):
     workdir = tmp_path / "run"
     # Larger than the logs and config, smaller than the model's arrays.
     limit = 200_000
-    done = subprocess.run(_command(workdir, overrides), env=_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT_S, preexec_fn=_limit_file_size(limit))
+    limited = [sys.executable, str(REPO / "tests" / "file_size_limit.py"), str(limit),
+               *_command(workdir, overrides)]
+    done = subprocess.run(limited, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 1, done.stderr[-3000:]
     # (orbax logs the failure's traceback from its thread; the run's own last word is the message)
     [message] = [line for line in done.stderr.splitlines() if line.startswith("bert-jax pretrain: stopped:")]
