@@ -28,7 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bert_jax.model import BertConfig, BertForPreTraining, unscan_params
+from bert_jax.model import BertConfig, BertForPreTraining, scan_params, unscan_params
 
 logger = logging.getLogger(__name__)
 
@@ -97,16 +97,6 @@ def parameter_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
     ids = jax.ShapeDtypeStruct((1, 2), np.int32)
     boxed = jax.eval_shape(lambda x: BertForPreTraining(config).init(jax.random.key(0), x, x, x), ids)
     return {path: tuple(leaf.shape) for path, leaf in flatten(nn.unbox(boxed["params"])).items()}
-
-
-def scan_params(params: dict, num_layers: int) -> dict:
-    """Unscanned parameters (`bert/layer_{i}/...`) laid out as a `scan_layers` model's
-    (`bert/layers/layer/...`, a leading layers axis): the inverse of `model.unscan_params`."""
-    bert = params["bert"]
-    layers = [bert[f"layer_{i}"] for i in range(num_layers)]
-    stacked = jax.tree.map(lambda *xs: np.stack(xs), *layers)
-    rest = {k: v for k, v in bert.items() if not k.startswith("layer_")}
-    return {**params, "bert": {**rest, "layers": {"layer": stacked}}}
 
 
 def in_layout(params: dict, config: BertConfig) -> dict:

@@ -18,6 +18,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -263,6 +264,16 @@ def unscan_params(params: Any, num_layers: int) -> Any:
     layers = {f"layer_{i}": jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(num_layers)}
     rest = {k: v for k, v in bert.items() if k != "layers"}
     return {**params, "bert": {**rest, **layers}}
+
+
+def scan_params(params: Any, num_layers: int) -> Any:
+    """Unscanned parameters (`bert/layer_{i}/...`) laid out as a `scan_layers` model's
+    (`bert/layers/layer/...`, a leading layers axis), for import: the inverse of `unscan_params`."""
+    bert = params["bert"]
+    layers = [bert[f"layer_{i}"] for i in range(num_layers)]
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *layers)
+    rest = {k: v for k, v in bert.items() if not k.startswith("layer_")}
+    return {**params, "bert": {**rest, "layers": {"layer": stacked}}}
 
 
 class MaskedLMHead(nn.Module):
