@@ -21,6 +21,11 @@ reused while the pins are unchanged. The peer's step is `benchmarks/hf_flax_step
 
 The difference under test is the masked-LM head: ours projects only the masked positions onto the
 vocabulary, Hugging Face's projects every position (the loss then gathers the masked ones).
+
+With `--packed-shards DIR` our side trains instead on rows packed (`input_pipeline.packing`, up to
+`--max-sequences` per row) from real shards made with the same sequence length, and its seq/s
+counts the real sequences in them; the peer's step costs the same whatever its rows hold, one
+sequence each, so its seq/s is what it would train on from the same shards.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ def ensure_peer_venv(venv: Path) -> Path:
 
 
 def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
-                 overrides: list[str]) -> dict:
+                 overrides: list[str], packed_shards: str = "", max_sequences: int = 4) -> dict:
     """Our side, as `benchmarks/train_step.py` measures it, plus the first loss and the checks
     that the model and batch are the peer's."""
     import functools
@@ -76,7 +81,7 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
 
     sys.path.insert(0, str(HERE))
     import hf_flax_step
-    from step_timing import synthetic_batch, time_step
+    from step_timing import packed_batch, synthetic_batch, time_step
 
     common = ["data.train_files=unused", f"data.max_seq_length={seq}",
               f"data.max_predictions_per_seq={predictions}", f"train.global_batch_size={batch}",
@@ -97,6 +102,8 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
     config = experiment_config.load_config(f"bert_{size}", [*common, *overrides])
     m = experiment_config.bert_config(config)
     arrays = synthetic_batch(batch, seq, predictions, m.vocab_size)
+    if packed_shards:
+        arrays = packed_batch(packed_shards, batch, seq, predictions, max_sequences)
 
     mesh = sharding.make_mesh(config.mesh.shape)
     model = BertForPreTraining(m)
@@ -108,13 +115,17 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
     step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
                                      seed=config.train.seed), donate_argnums=0)
     timing = time_step(step, state, batch_arrays, steps)
+    if packed_shards:
+        sequences = float(arrays["next_sentence_weights"].sum())
+        timing["seq_per_s"] *= sequences / batch
+        timing["sequences_per_row"] = sequences / batch
     versions = hf_flax_step.versions()
     versions.pop("transformers")
     return {"side": "ours", "size": size, "batch": batch, "seq": seq, "predictions": predictions,
             "steps": steps, "num_params": int(num_params), **timing,
             # Matmul FLOPs per step (`bert_jax.flops`): ours, and the same model with the
             # vocabulary projection at every position, as Hugging Face's head does it.
-            "train_flops": flops.train_flops_per_step(m, batch, seq, predictions),
+            "train_flops": flops.train_flops_per_step(m, batch, seq, arrays["masked_lm_ids"].shape[1]),
             "hf_train_flops": flops.train_flops_per_step(m, batch, seq, seq),
             "versions": versions}
 
@@ -144,12 +155,15 @@ def main() -> None:
     parser.add_argument("--peer-python", help="use this interpreter for the peer instead of --peer-venv")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="config override for our side only (e.g. model.dtype=bfloat16)")
+    parser.add_argument("--packed-shards", default="", metavar="DIR",
+                        help="our side trains on rows packed from these shards (see above)")
+    parser.add_argument("--max-sequences", type=int, default=4, help="sequences per packed row")
     parser.add_argument("--ours-only", metavar="SIZE", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.ours_only:
         print(json.dumps(measure_ours(args.ours_only, args.batch, args.seq, args.predictions,
-                                      args.steps[0], args.set)))
+                                      args.steps[0], args.set, args.packed_shards, args.max_sequences)))
         return
     if len(args.steps) not in (1, len(args.sizes)):
         parser.error("--steps takes one number or one per size")
@@ -162,7 +176,8 @@ def main() -> None:
         ours = hf = None
         for _ in range(args.rounds):
             run = run_side([sys.executable, str(Path(__file__).resolve()), "--ours-only", size, *shape,
-                            "--steps", str(n), *[f"--set={s}" for s in args.set]])
+                            "--steps", str(n), *[f"--set={s}" for s in args.set],
+                            "--packed-shards", args.packed_shards, "--max-sequences", str(args.max_sequences)])
             print(f"ours {size}: {run['step_ms']:.1f} ms/step (load {run['load_after']:.2f})",
                   file=sys.stderr)
             ours = run if ours is None or run["step_ms"] < ours["step_ms"] else ours
@@ -174,13 +189,16 @@ def main() -> None:
 
     print(f"{rows[0][2]['device']}, {os.cpu_count()} cores; float32, {args.predictions} masked-LM "
           f"predictions per sequence")
-    print("| model | batch x seq | steps | ours step ms | ours seq/s | HF step ms | HF seq/s | ours / HF "
+    if args.packed_shards:
+        print(f"ours: rows packed from {args.packed_shards}, {rows[0][2]['sequences_per_row']:.2f} "
+              f"sequences per row (up to {args.max_sequences}); HF: one sequence per row")
+    print("| model | batch x seq | steps | ours step ms | ours seq/s | HF step ms | HF seq/s | ours / HF seq/s "
           "| HF / ours matmul FLOPs | ours compile s | HF compile s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size, n, ours, hf in rows:
         print(f"| BERT-{size.capitalize()} | {args.batch} x {args.seq} | {n} | {ours['step_ms']:.1f} | "
               f"{ours['seq_per_s']:.1f} | {hf['step_ms']:.1f} | {hf['seq_per_s']:.1f} | "
-              f"{hf['step_ms'] / ours['step_ms']:.2f}x | {ours['hf_train_flops'] / ours['train_flops']:.2f}x | "
+              f"{ours['seq_per_s'] / hf['seq_per_s']:.2f}x | {ours['hf_train_flops'] / ours['train_flops']:.2f}x | "
               f"{ours['compile_s']:.1f} | {hf['compile_s']:.1f} |")
     print()
     print("| model | parameters ours / HF | mean step ms ours / HF | CPU s per step ours / HF (ratio) "

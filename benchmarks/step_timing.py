@@ -27,6 +27,20 @@ def synthetic_batch(batch: int, seq: int, predictions: int, vocab: int, seed: in
     }
 
 
+def packed_batch(directory: str, batch: int, seq: int, predictions: int, max_sequences: int) -> dict:
+    """`batch` rows packed from the first 2,048 examples of the shards in `directory`, in the
+    order the trainer's `PackedBatches` serves them."""
+    from input_pipeline.packing import PackedBatches, PackingConfig
+    from input_pipeline.reader import ReaderConfig, numpy_batches
+
+    window = 2048
+    examples = next(numpy_batches(ReaderConfig((directory,), window, seq, predictions, repeat=False)))
+    real = examples.pop("example_weights") > 0
+    examples = {k: v[real] for k, v in examples.items()}
+    rows = PackedBatches(iter([examples]), batch, seq, PackingConfig(max_sequences, predictions + max_sequences, window))
+    return next(rows)
+
+
 def time_step(step, state, batch, steps: int) -> dict:
     """Compiles `step(state, batch) -> (state, metrics)` (a jitted function that donates the
     state), runs it once, then times `steps` steps one by one; returns the measurements."""

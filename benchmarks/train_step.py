@@ -9,6 +9,10 @@ config, as in `bert_jax/flops.py`), MFU against the device's datasheet peak and 
 `--peak-tflops` (a measured practical peak), and the device's peak memory. `--memory-batch N`
 also compiles the step at batch N (without running it) so that XLA's memory plan at two batch
 sizes gives the largest batch that fits (the plan grows linearly with the batch).
+
+`--batch-file B.npz` times the step on a saved batch instead (e.g. rows packed from real shards,
+written by `benchmarks/packing.py --save-batch`; no TensorFlow needed to read it): its rows,
+length and predictions set the shapes, and sequences/s counts the sequences in packed rows.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import time
 
 import jax
+import numpy as np
 
 from bert_jax import experiment_config, flops, sharding
 from bert_jax.model import BertForPreTraining
@@ -39,7 +44,12 @@ def planned_bytes(compiled) -> int | None:
 
 
 def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: list[str],
-            memory_batch: int = 0, peak_tflops: float = 0.0) -> dict:
+            memory_batch: int = 0, peak_tflops: float = 0.0, batch_file: str = "") -> dict:
+    saved = dict(np.load(batch_file)) if batch_file else None
+    if saved is not None:
+        batch, seq = saved["input_ids"].shape
+        overrides = [*overrides, f"data.max_predictions_per_seq={saved['masked_lm_ids'].shape[1]}"]
+
     def setup(rows: int):
         config = experiment_config.load_config(f"bert_{size}", [
             "data.train_files=unused", f"data.max_seq_length={seq}", f"train.global_batch_size={rows}",
@@ -50,8 +60,10 @@ def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: 
         optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
         shardings = state_shardings(model, optimizer, config, mesh)
         predictions = config.data.max_predictions_per_seq
-        batch_arrays = jax.device_put(synthetic_batch(rows, seq, predictions, model_config.vocab_size),
-                                      sharding.batch_sharding(mesh))
+        arrays = synthetic_batch(rows, seq, predictions, model_config.vocab_size)
+        if saved is not None and rows == batch:
+            arrays = saved
+        batch_arrays = jax.device_put(arrays, sharding.batch_sharding(mesh))
         step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
                                          seed=0, rng_impl=config.train.rng_impl), donate_argnums=0)
         return config, model_config, model, optimizer, shardings, batch_arrays, step
@@ -72,13 +84,15 @@ def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: 
     device = jax.devices()[0]
     stats = device.memory_stats() or {}
     step_flops = flops.train_flops_per_step(model_config, batch, seq, predictions)
+    sequences = float(saved["next_sentence_weights"].sum()) if saved is not None and \
+        "next_sentence_weights" in saved else batch
     tflops = step_flops / seconds / 1e12 / jax.device_count()
     datasheet = flops.peak_flops(device.device_kind)
     result = {
         "size": size, "dtype": dtype, "batch": batch, "seq": seq, "overrides": overrides,
         "device": f"{jax.device_count()} x {device.device_kind}", "jax": jax.__version__,
-        "compile_s": compile_seconds, "step_ms": seconds * 1e3, "seq_per_s": batch / seconds,
-        "tok_per_s": batch * seq / seconds, "tflops": tflops, "first_loss": first_loss,
+        "compile_s": compile_seconds, "step_ms": seconds * 1e3, "seq_per_s": sequences / seconds,
+        "sequences_per_row": sequences / batch, "tok_per_s": batch * seq / seconds, "tflops": tflops, "first_loss": first_loss,
         "last_loss": float(metrics["loss"]),
         "mfu_datasheet": tflops * 1e12 / datasheet if datasheet else None,
         "mfu_practical": tflops / peak_tflops if peak_tflops else None,
@@ -112,6 +126,7 @@ def main() -> None:
                         help="also plan memory at this batch, for the largest batch that fits")
     parser.add_argument("--peak-tflops", type=float, default=0.0,
                         help="a measured practical peak per device, for a second MFU column")
+    parser.add_argument("--batch-file", default="", help="time the step on this saved batch (.npz)")
     parser.add_argument("--json", action="store_true", help="print one JSON line per measurement")
     args = parser.parse_args()
     device = jax.devices()[0]
@@ -121,7 +136,7 @@ def main() -> None:
         print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         r = measure(size, args.batch, args.seq, args.steps, args.dtype, args.set, args.memory_batch,
-                    args.peak_tflops)
+                    args.peak_tflops, args.batch_file)
         if args.json:
             print(json.dumps(r), flush=True)
             continue

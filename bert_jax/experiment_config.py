@@ -65,6 +65,13 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.phase2_max_seq_length = 512
     config.data.phase2_max_predictions_per_seq = 80
     config.data.phase2_start_fraction = 0.9
+    # Sequence packing (input_pipeline.packing): up to this many examples side by side in one
+    # row instead of one padded row each; the model computes the same for each of them. Pays
+    # where examples are short (phase 2, short documents). Rows hold
+    # max_predictions_per_seq + max_sequences_per_pack masked-LM predictions.
+    config.data.packing = False
+    config.data.max_sequences_per_pack = 4
+    config.data.packing_window = 2048  # Examples packed together (per process).
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adamw"
@@ -185,6 +192,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                           f"must be in [1, data.phase2_max_seq_length={data.phase2_max_seq_length}].")
         if not 0 < data.phase2_start_fraction < 1:
             errors.append(f"data.phase2_start_fraction={data.phase2_start_fraction} must be in (0, 1).")
+    if data.packing:
+        if data.max_sequences_per_pack < 1:
+            errors.append(f"data.max_sequences_per_pack={data.max_sequences_per_pack} must be at least 1.")
+        per_process = train.global_batch_size // max(num_processes, 1)
+        if data.packing_window < per_process:
+            errors.append(f"data.packing_window={data.packing_window} must be at least the batch of "
+                          f"one process (train.global_batch_size / processes = {per_process}).")
     if data.dynamic_masking and not data.vocab_file:
         errors.append("data.dynamic_masking=True needs data.vocab_file (the reader masks with it).")
     if not 0 < data.masked_lm_prob < 1:

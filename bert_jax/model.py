@@ -8,6 +8,12 @@ so Hugging Face's) layout, which keeps the checkpoint converters one-to-one.
 Every parameter carries logical axis names ("vocab", "embed", "heads", "kv", "mlp"); the
 mesh rules in `bert_jax.sharding` map them onto device axes, so parallelism is configured, not
 coded. Task heads for fine-tuning sit beside the pretraining heads and share `BertModel`.
+
+Packed rows (`input_pipeline.packing`: several short sequences in one row) run through the same
+modules: `input_mask` then numbers each token's sequence (1, 2, ...; 0 is padding), tokens attend
+only within their own sequence, positions restart at every sequence (`position_ids`), and the
+pooler and next-sentence head read every sequence's `[CLS]` (`cls_positions`). Each sequence's
+outputs are those it would have alone in a row.
 """
 
 from __future__ import annotations
@@ -116,8 +122,9 @@ class Embeddings(nn.Module):
         self.layer_norm = _layer_norm(c, "layer_norm")
         self.dropout = nn.Dropout(c.hidden_dropout_rate)
 
-    def __call__(self, input_ids: Array, segment_ids: Array, deterministic: bool) -> Array:
-        positions = jnp.arange(input_ids.shape[-1])[None, :]
+    def __call__(self, input_ids: Array, segment_ids: Array, deterministic: bool,
+                 position_ids: Array | None = None) -> Array:
+        positions = jnp.arange(input_ids.shape[-1])[None, :] if position_ids is None else position_ids
         x = (self.word_embeddings(input_ids) + self.position_embeddings(positions)
              + self.token_type_embeddings(segment_ids))
         x = self.layer_norm(x.astype(self.config.compute_dtype))
@@ -163,13 +170,18 @@ def cudnn_attention_supported(q: Array) -> bool:
 
 def fused_attention(q: Array, k: Array, v: Array, input_mask: Array, require_cudnn: bool = False) -> Array:
     """Softmax attention of [batch, length, heads, head_dim] queries over the keys whose
-    `input_mask` is 1, through `jax.nn.dot_product_attention`.
+    `input_mask` is 1, through `jax.nn.dot_product_attention`; or, given a [batch, 1, length,
+    length] boolean mask (`packed_attention_mask`), over the keys it allows each query.
 
     cuDNN's kernel masks padding by per-row key lengths, which is the same mask because BERT's
     padding always comes last (input_mask is ones, then zeros). A row with no real token (the
     filler of a partial evaluation batch) gets length 1, not 0, so that it stays finite.
     """
-    if require_cudnn or cudnn_attention_supported(q):
+    use_cudnn = require_cudnn or cudnn_attention_supported(q)
+    if input_mask.ndim == 4:
+        return jax.nn.dot_product_attention(q, k, v, mask=input_mask,
+                                            implementation="cudnn" if use_cudnn else "xla")
+    if use_cudnn:
         lengths = jnp.maximum(jnp.sum(input_mask, axis=-1, dtype=jnp.int32), 1)
         return jax.nn.dot_product_attention(q, k, v, key_value_seq_lengths=lengths,
                                             implementation="cudnn")
@@ -222,8 +234,17 @@ def _layer_class(config: BertConfig) -> type[nn.Module]:
 
 def attention_bias_from_mask(input_mask: Array) -> Array:
     """[batch, length] 1/0 mask to an additive [batch, 1, 1, length] bias: padded keys get a large
-    negative score, so they receive no attention weight."""
-    return jnp.where(input_mask[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
+    negative score, so they receive no attention weight. A [batch, 1, length, length] boolean
+    mask (`packed_attention_mask`) becomes a bias of its own shape."""
+    allowed = input_mask if input_mask.ndim == 4 else input_mask[:, None, None, :] > 0
+    return jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
+
+
+def packed_attention_mask(sequence_ids: Array) -> Array:
+    """[batch, 1, length, length] booleans from a packed row's sequence numbers (1, 2, ... per
+    token, 0 on padding): a token attends to the tokens of its own sequence only. A padding
+    query attends to the padding keys, which keeps its (unused) output finite."""
+    return sequence_ids[:, None, :, None] == sequence_ids[:, None, None, :]
 
 
 class BertModel(nn.Module):
@@ -237,11 +258,19 @@ class BertModel(nn.Module):
 
     @nn.compact
     def __call__(self, input_ids: Array, input_mask: Array, segment_ids: Array,
-                 deterministic: bool = True) -> tuple[Array, Array]:
+                 deterministic: bool = True, position_ids: Array | None = None,
+                 cls_positions: Array | None = None) -> tuple[Array, Array]:
         """Returns the sequence output [batch, length, hidden] and the pooled `[CLS]` output
-        [batch, hidden]."""
+        [batch, hidden].
+
+        Packed rows pass `position_ids` [batch, length] (each sequence's own positions) and
+        `cls_positions` [batch, sequences] (where each sequence starts); `input_mask` then holds
+        sequence numbers, and the pooled output is [batch, sequences, hidden].
+        """
         c = self.config
-        x = self.embeddings(input_ids, segment_ids, deterministic)
+        x = self.embeddings(input_ids, segment_ids, deterministic, position_ids)
+        if position_ids is not None:
+            input_mask = packed_attention_mask(input_mask)
         if c.scan_layers:
             layers = nn.scan(_ScanStep, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
                              in_axes=nn.broadcast, length=c.num_layers,
@@ -250,7 +279,8 @@ class BertModel(nn.Module):
         else:
             for i in range(c.num_layers):
                 x = _layer_class(c)(c, deterministic, name=f"layer_{i}")(x, input_mask)
-        pooled = jnp.tanh(self.pooler(x[:, 0]))
+        first = x[:, 0] if cls_positions is None else jnp.take_along_axis(x, cls_positions[..., None], axis=1)
+        pooled = jnp.tanh(self.pooler(first))
         return x, pooled
 
 
@@ -301,10 +331,13 @@ class BertForPreTraining(nn.Module):
         self.next_sentence = _dense(self.config, 2, ("embed", None), "next_sentence")
 
     def __call__(self, input_ids: Array, input_mask: Array, segment_ids: Array,
-                 masked_lm_positions: Array | None = None, deterministic: bool = True) -> dict[str, Array]:
+                 masked_lm_positions: Array | None = None, deterministic: bool = True,
+                 position_ids: Array | None = None, cls_positions: Array | None = None) -> dict[str, Array]:
         """Returns `mlm_logits` [batch, predictions, vocab] at `masked_lm_positions` (at every
-        position when None) and `nsp_logits` [batch, 2] (index 1 is "random next")."""
-        sequence, pooled = self.bert(input_ids, input_mask, segment_ids, deterministic)
+        position when None) and `nsp_logits` [batch, 2] (index 1 is "random next"); for packed
+        rows (see `BertModel`), `nsp_logits` [batch, sequences, 2]."""
+        sequence, pooled = self.bert(input_ids, input_mask, segment_ids, deterministic,
+                                     position_ids, cls_positions)
         if masked_lm_positions is not None:
             # Projecting only the ~15% masked positions onto the vocabulary, not all of them,
             # saves most of the head's FLOPs and memory.

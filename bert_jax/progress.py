@@ -60,14 +60,18 @@ class ProgressReporter:
         steps = step - self._last_step
         seconds = now - self._last_time
         values = dict(metrics)
+        # Real sequences and tokens per step, as the train step counts them (packed rows hold
+        # several sequences; padding is no token); else full rows of seq_length.
+        sequences = values.pop("sequences", self.global_batch_size)
+        tokens = values.pop("tokens", self.global_batch_size * self.seq_length)
         if prefix == "train" and steps > 0 and seconds > 0:
             steps_per_second = steps / seconds
             flops_per_second = steps_per_second * self.flops_per_step
             values |= {
                 "steps_per_second": steps_per_second,
                 "step_seconds": 1 / steps_per_second,
-                "sequences_per_second": steps_per_second * self.global_batch_size,
-                "tokens_per_second": steps_per_second * self.global_batch_size * self.seq_length,
+                "sequences_per_second": steps_per_second * sequences,
+                "tokens_per_second": steps_per_second * tokens,
                 "tflops_per_second": flops_per_second / 1e12,
             }
             if self.peak_flops_total:

@@ -102,8 +102,15 @@ def phase_shapes(config: ml_collections.ConfigDict, phase: int) -> tuple[str, in
     return data.train_files, data.max_seq_length, data.max_predictions_per_seq
 
 
+def predictions_per_row(config: ml_collections.ConfigDict, phase: int) -> int:
+    """Masked-LM predictions in one row of `phase`'s batches: a packed row has room for one
+    more per sequence, the rounding of each sequence's 15%."""
+    _, _, preds = phase_shapes(config, phase)
+    return preds + config.data.max_sequences_per_pack if config.data.packing else preds
+
+
 def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool,
-                   max_seq_length: int, max_predictions_per_seq: int):
+                   max_seq_length: int, max_predictions_per_seq: int, batch_size: int | None = None):
     from input_pipeline.masking import MaskingConfig
     from input_pipeline.reader import ReaderConfig
     from input_pipeline.tokenization import load_tokenizer
@@ -116,7 +123,7 @@ def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool,
             whole_word_masking=config.data.whole_word_masking)
     return ReaderConfig(
         file_patterns=tuple(p for p in files.split(",") if p),
-        batch_size=config.train.global_batch_size // jax.process_count(),
+        batch_size=batch_size or config.train.global_batch_size // jax.process_count(),
         max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
         seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer, repeat=repeat,
         dynamic_masking=masking, vocab_size=config.model.vocab_size)
@@ -124,12 +131,20 @@ def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool,
 
 def train_batches(config: ml_collections.ConfigDict, phase: int):
     """This process's part of every global batch of `phase`, from the start of its stream
-    (`DataIterator.restore` moves it to a checkpoint's position)."""
+    (`restore` moves it to a checkpoint's position); packed rows with `data.packing`."""
+    from input_pipeline.packing import PackedBatches, PackingConfig
     from input_pipeline.reader import DataIterator
 
     files, seq, preds = phase_shapes(config, phase)
-    return DataIterator(_reader_config(config, files, True, seq, preds),
-                        jax.process_index(), jax.process_count())
+    if not config.data.packing:
+        return DataIterator(_reader_config(config, files, True, seq, preds),
+                            jax.process_index(), jax.process_count())
+    windows = DataIterator(_reader_config(config, files, True, seq, preds, config.data.packing_window),
+                           jax.process_index(), jax.process_count())
+    packing = PackingConfig(config.data.max_sequences_per_pack, predictions_per_row(config, phase),
+                            config.data.packing_window)
+    return PackedBatches(windows, config.train.global_batch_size // jax.process_count(), seq, packing,
+                         seed=config.train.seed)
 
 
 def data_position(config: ml_collections.ConfigDict, phase: int) -> dict:
@@ -137,7 +152,9 @@ def data_position(config: ml_collections.ConfigDict, phase: int) -> dict:
     files, seq, preds = phase_shapes(config, phase)
     return {"phase": phase, "files": files, "max_seq_length": seq, "max_predictions_per_seq": preds,
             "global_batch_size": config.train.global_batch_size, "seed": config.train.seed,
-            "shuffle_buffer": config.data.shuffle_buffer, "dynamic_masking": config.data.dynamic_masking}
+            "shuffle_buffer": config.data.shuffle_buffer, "dynamic_masking": config.data.dynamic_masking,
+            **({"max_sequences_per_pack": config.data.max_sequences_per_pack,
+                "packing_window": config.data.packing_window} if config.data.packing else {})}
 
 
 def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
@@ -348,10 +365,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
     def compile_phase(phase: int, batch: dict[str, jax.Array]):
         """Compiles the step for the phase's shapes and points the reporter's FLOP count at it."""
-        _, seq, preds = phase_shapes(config, phase)
+        _, seq, _ = phase_shapes(config, phase)
         reporter.seq_length = seq
         reporter.flops_per_step = flops.train_flops_per_step(
-            model_config, config.train.global_batch_size, seq, preds)
+            model_config, config.train.global_batch_size, seq, predictions_per_row(config, phase))
         compile_start = time.perf_counter()
         compiled = step_fn.lower(state, batch).compile()
         compile_seconds = time.perf_counter() - compile_start

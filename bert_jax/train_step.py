@@ -56,14 +56,26 @@ def next_sentence_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array)
             "nsp_count": jnp.sum(weights)}
 
 
+def next_sentence_weights(batch: Batch) -> jax.Array:
+    """The weight of every next-sentence label: 1 per real sequence, 0 for the padding examples
+    of a partial evaluation batch and for the empty sequence slots of packed rows."""
+    labels = batch["next_sentence_labels"]
+    if "next_sentence_weights" in batch:  # packed rows
+        return batch["next_sentence_weights"]
+    return batch.get("example_weights", jnp.ones(labels.shape, jnp.float32))
+
+
 def pretraining_sums(model: BertForPreTraining, params: Any, batch: Batch,
                      dropout_key: jax.Array | None) -> dict[str, jax.Array]:
+    """Loss and accuracy sums (`masked_lm_loss`, `next_sentence_loss`) of one batch of plain or
+    packed rows (`input_pipeline.packing`: with `position_ids` and `cls_positions`)."""
     outputs = model.apply(
         {"params": params}, batch["input_ids"], batch["input_mask"], batch["segment_ids"],
         batch["masked_lm_positions"], deterministic=dropout_key is None,
+        position_ids=batch.get("position_ids"), cls_positions=batch.get("cls_positions"),
         rngs=None if dropout_key is None else {"dropout": dropout_key})
     labels = batch["next_sentence_labels"]
-    example_weights = batch.get("example_weights", jnp.ones(labels.shape, jnp.float32))
+    example_weights = next_sentence_weights(batch)
     input_tokens = jnp.take_along_axis(batch["input_ids"], batch["masked_lm_positions"], axis=1)
     return (masked_lm_loss(outputs["mlm_logits"], batch["masked_lm_ids"], batch["masked_lm_weights"],
                            input_tokens)
@@ -100,7 +112,7 @@ def train_step(state: TrainState, batch: Batch, *, model: BertForPreTraining,
     """
     dropout_key = jax.random.fold_in(jax.random.key(seed, impl=rng_impl), state.step)
     mlm_total = jnp.sum(batch["masked_lm_weights"]) + 1e-5
-    nsp_total = jnp.asarray(batch["next_sentence_labels"].size, jnp.float32)
+    nsp_total = jnp.sum(next_sentence_weights(batch))
 
     def sums_and_grads(micro: Batch, key: jax.Array):
         def loss_fn(params):
@@ -124,7 +136,9 @@ def train_step(state: TrainState, batch: Batch, *, model: BertForPreTraining,
             sums_and_grads, jax.tree.map(lambda x: x[0], micro_batches), dropout_key))
         (sums, grads), _ = jax.lax.scan(accumulate, zeros,
                                         (micro_batches, jnp.arange(grad_accum_steps)))
-    metrics = summarize(sums) | {"grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
+    metrics = summarize(sums) | {"grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step),
+                                 # Real sequences and tokens (not padding): packed rows hold several.
+                                 "sequences": nsp_total, "tokens": jnp.sum(batch["input_mask"] > 0, dtype=jnp.float32)}
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     # A non-finite loss or gradient (a bad batch, an overflow) would poison every parameter and
