@@ -113,7 +113,8 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
     batch_arrays = jax.device_put(arrays, sharding.batch_sharding(mesh))
     step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                                     seed=config.train.seed), donate_argnums=0)
+                                     seed=config.train.seed, rng_impl=config.train.rng_impl),
+                   donate_argnums=0)
     timing = time_step(step, state, batch_arrays, steps)
     if packed_shards:
         sequences = float(arrays["next_sentence_weights"].sum())
