@@ -133,13 +133,32 @@ def tiny_config(mesh: tuple[int, int, int], num_steps: int = 2, extra: tuple[str
 
 
 def global_batch_numpy(config, step: int) -> dict:
-    """A deterministic global batch: padded sequences of two segments, some padding predictions."""
+    """A deterministic global batch: padded sequences of two segments, some padding predictions;
+    with `data.packing`, rows packed from 4 times as many shorter sequences."""
     import numpy as np
 
-    rng = np.random.default_rng(1000 + step)
-    batch_size, seq = config.train.global_batch_size, config.data.max_seq_length
+    if config.data.packing:
+        from input_pipeline.packing import PackedBatches, PackingConfig
+
+        k = config.data.max_sequences_per_pack
+        examples = _examples_numpy(config, 1000 + step, 4 * config.train.global_batch_size, shortest=6,
+                                   longest=config.data.max_seq_length // 2)
+        packing = PackingConfig(k, config.data.max_predictions_per_seq + k, len(examples["input_ids"]))
+        rows = next(PackedBatches(iter([examples]), config.train.global_batch_size,
+                                  config.data.max_seq_length, packing, seed=step))
+        assert rows["next_sentence_weights"].sum() > 1.5 * len(rows["input_ids"])
+        return rows
+    seq = config.data.max_seq_length
+    return _examples_numpy(config, 1000 + step, config.train.global_batch_size, seq // 2, seq)
+
+
+def _examples_numpy(config, seed: int, batch_size: int, shortest: int, longest: int) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    seq = config.data.max_seq_length
     preds, vocab = config.data.max_predictions_per_seq, config.model.vocab_size
-    lengths = rng.integers(seq // 2, seq + 1, batch_size)
+    lengths = rng.integers(shortest, longest + 1, batch_size)
     positions = np.arange(seq)[None, :]
     input_mask = (positions < lengths[:, None]).astype(np.int32)
     input_ids = rng.integers(5, vocab, (batch_size, seq)).astype(np.int32) * input_mask

@@ -50,6 +50,42 @@ def equivalence(tmp_path_factory) -> dict:
     return result
 
 
+@pytest.fixture(scope="module")
+def packed_equivalence(tmp_path_factory) -> dict:
+    """The same check on packed rows (`data.packing`): 4 sequences per row, attention masks of
+    [rows, 1, 32, 32] and per-sequence [CLS] positions split with the batch."""
+    import os
+
+    out = tmp_path_factory.mktemp("packed_equivalence")
+    saved = os.environ.get("BERT_JAX_TEST_OVERRIDES")
+    os.environ["BERT_JAX_TEST_OVERRIDES"] = json.dumps(["data.packing=True", "data.max_sequences_per_pack=4"])
+    try:
+        [result] = run_workers("equivalence", out, "--steps", "2", "--meshes", *PACKED_MESHES,
+                               timeout=TIMEOUT_S)
+    finally:
+        if saved is None:
+            del os.environ["BERT_JAX_TEST_OVERRIDES"]
+        else:
+            os.environ["BERT_JAX_TEST_OVERRIDES"] = saved
+    return result
+
+
+PACKED_MESHES = ("2,4,1", "2,2,2")
+
+
+@pytest.mark.parametrize("mesh", PACKED_MESHES)
+def test_packed_rows_train_alike_on_every_mesh(packed_equivalence, mesh):
+    reference = packed_equivalence["reference_losses"]
+    result = packed_equivalence["meshes"][mesh]
+    for step, (got, want) in enumerate(zip(result["losses"], reference)):
+        for key in ("loss", "mlm_loss", "nsp_loss", "grad_norm"):
+            assert got[key] == pytest.approx(want[key], rel=LOSS_RTOL), (mesh, step, key)
+    # The rows held more than one sequence each: the step counted them.
+    assert all(r["sequences"] > 1.5 * 16 for r in reference)
+    assert _total(result["params"]) < STATE_RTOL
+    assert _total(result["updates"]) < STATE_RTOL
+
+
 def _total(diffs: dict[str, list[float]], select=lambda key: True) -> float:
     """||a - b|| / ||b|| over all the selected leaves together."""
     diff = math.sqrt(sum(d * d for k, (d, _) in diffs.items() if select(k)))
