@@ -57,7 +57,7 @@ def main() -> None:
         n = sum(len(w["input_ids"]) for w in windows)
         tokens = sum(int(np.count_nonzero(w["input_mask"])) for w in windows)
         for k in args.max_sequences:
-            config = PackingConfig(k, preds + k, args.window)
+            config = PackingConfig(k, preds + k)
             start = time.perf_counter()
             rows = sum(len(pack_examples(w, seq, config)["input_ids"]) for w in windows)
             seconds = time.perf_counter() - start

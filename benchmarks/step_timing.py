@@ -37,7 +37,7 @@ def packed_batch(directory: str, batch: int, seq: int, predictions: int, max_seq
     examples = next(numpy_batches(ReaderConfig((directory,), window, seq, predictions, repeat=False)))
     real = examples.pop("example_weights") > 0
     examples = {k: v[real] for k, v in examples.items()}
-    rows = PackedBatches(iter([examples]), batch, seq, PackingConfig(max_sequences, predictions + max_sequences, window))
+    rows = PackedBatches(iter([examples]), batch, seq, PackingConfig(max_sequences, predictions + max_sequences))
     return next(rows)
 
 

@@ -141,8 +141,7 @@ def train_batches(config: ml_collections.ConfigDict, phase: int):
                             jax.process_index(), jax.process_count())
     windows = DataIterator(_reader_config(config, files, True, seq, preds, config.data.packing_window),
                            jax.process_index(), jax.process_count())
-    packing = PackingConfig(config.data.max_sequences_per_pack, predictions_per_row(config, phase),
-                            config.data.packing_window)
+    packing = PackingConfig(config.data.max_sequences_per_pack, predictions_per_row(config, phase))
     return PackedBatches(windows, config.train.global_batch_size // jax.process_count(), seq, packing,
                          seed=config.train.seed)
 

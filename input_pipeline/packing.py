@@ -38,8 +38,6 @@ class PackingConfig:
     max_sequences_per_pack: int = 4
     # Masked-LM predictions per row, over all of its sequences.
     max_predictions_per_pack: int = 24
-    # Examples packed together: more pack tighter; each window is packed on the host.
-    window: int = 2048
 
 
 def pack_examples(examples: dict[str, np.ndarray], max_seq_length: int,

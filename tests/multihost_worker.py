@@ -135,15 +135,13 @@ def tiny_config(mesh: tuple[int, int, int], num_steps: int = 2, extra: tuple[str
 def global_batch_numpy(config, step: int) -> dict:
     """A deterministic global batch: padded sequences of two segments, some padding predictions;
     with `data.packing`, rows packed from 4 times as many shorter sequences."""
-    import numpy as np
-
     if config.data.packing:
         from input_pipeline.packing import PackedBatches, PackingConfig
 
         k = config.data.max_sequences_per_pack
         examples = _examples_numpy(config, 1000 + step, 4 * config.train.global_batch_size, shortest=6,
                                    longest=config.data.max_seq_length // 2)
-        packing = PackingConfig(k, config.data.max_predictions_per_seq + k, len(examples["input_ids"]))
+        packing = PackingConfig(k, config.data.max_predictions_per_seq + k)
         rows = next(PackedBatches(iter([examples]), config.train.global_batch_size,
                                   config.data.max_seq_length, packing, seed=step))
         assert rows["next_sentence_weights"].sum() > 1.5 * len(rows["input_ids"])

@@ -193,7 +193,7 @@ def test_packed_rows_give_each_sequence_its_unpacked_outputs_losses_and_gradient
 def test_packed_batches_resume_to_the_same_rows(tiny_corpus, tmp_path):
     reader = ReaderConfig(file_patterns=(str(tiny_corpus["train"]),), batch_size=64, max_seq_length=64,
                           max_predictions_per_seq=10, seed=3, shuffle_buffer=200)
-    packing = PackingConfig(max_sequences_per_pack=4, max_predictions_per_pack=14, window=64)
+    packing = PackingConfig(max_sequences_per_pack=4, max_predictions_per_pack=14)
 
     def batches():
         return PackedBatches(numpy_batches(reader), batch_size=16, max_seq_length=64, config=packing, seed=3)
