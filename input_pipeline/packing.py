@@ -29,10 +29,6 @@ import io
 
 import numpy as np
 
-# What a packed row holds beyond the original feature names.
-PACKED_FEATURES = ("position_ids", "cls_positions", "next_sentence_weights")
-
-
 @dataclasses.dataclass(frozen=True)
 class PackingConfig:
     max_sequences_per_pack: int = 4
