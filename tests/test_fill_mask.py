@@ -21,15 +21,9 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_trained_model):
-    """A tiny model trained a few steps (work directory), and its Hugging Face export."""
-    return tiny_trained_model
-
-
 @pytest.mark.parametrize("source", ["workdir", "export"])
-def test_predictions_match_the_transformers_pipeline(trained, source):
-    workdir, export = trained
+def test_predictions_match_the_transformers_pipeline(tiny_trained_model, source):
+    workdir, export = tiny_trained_model
     ours = FillMask.load(workdir if source == "workdir" else export)(TEXTS, top_k=5)
     pipeline = transformers.pipeline("fill-mask", model=str(export), top_k=5)
     largest = 0.0
@@ -48,8 +42,8 @@ def test_predictions_match_the_transformers_pipeline(trained, source):
     print(f"fill-mask ({source}) max |score difference| vs the pipeline: {largest:.2e}")
 
 
-def test_batches_give_the_same_answers_as_single_texts(trained):
-    workdir, _ = trained
+def test_batches_give_the_same_answers_as_single_texts(tiny_trained_model):
+    workdir, _ = tiny_trained_model
     fill_mask = FillMask.from_workdir(workdir)
     batched = fill_mask(TEXTS, top_k=3)
     for text, expected in zip(TEXTS, batched):
@@ -57,13 +51,13 @@ def test_batches_give_the_same_answers_as_single_texts(trained):
         assert [[p["token"] for p in m] for m in single] == [[p["token"] for p in m] for m in expected]
 
 
-def test_text_without_mask_is_refused(trained):
+def test_text_without_mask_is_refused(tiny_trained_model):
     with pytest.raises(ValueError, match="has no \\[MASK\\]"):
-        FillMask.from_workdir(trained[0])("no mask here")
+        FillMask.from_workdir(tiny_trained_model[0])("no mask here")
 
 
-def test_many_texts_compile_once_per_bucket(trained):
-    fill_mask = FillMask.load(trained[0], max_batch_size=4)
+def test_many_texts_compile_once_per_bucket(tiny_trained_model):
+    fill_mask = FillMask.load(tiny_trained_model[0], max_batch_size=4)
     words = "the file name of a new object is returned by this function".split()
     rng = np.random.default_rng(0)
     texts = []
@@ -83,8 +77,8 @@ def test_many_texts_compile_once_per_bucket(trained):
     print(f"fill-mask: {len(texts)} texts, {compiled} traces")
 
 
-def test_command_line_reads_texts_from_a_file_and_prints_json(trained, tmp_path, capsys):
-    workdir, export = trained
+def test_command_line_reads_texts_from_a_file_and_prints_json(tiny_trained_model, tmp_path, capsys):
+    workdir, export = tiny_trained_model
     texts = tmp_path / "texts.txt"
     texts.write_text(TEXTS[1] + "\n\n" + TEXTS[2] + "\n", encoding="utf-8")
     assert main(["fill-mask", TEXTS[0], "--file", str(texts), "--model", str(export),

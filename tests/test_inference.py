@@ -42,17 +42,11 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_trained_model):
-    """A tiny model trained a few steps (work directory), and its Hugging Face export."""
-    return tiny_trained_model
-
-
 @pytest.mark.parametrize("head", ["trained", "random"])
-def test_nsp_matches_transformers(trained, head, tmp_path):
-    """The trained head (a few steps leave it near 0.5), and a random one of larger weights whose
+def test_nsp_matches_transformers(tiny_trained_model, head, tmp_path):
+    """The tiny_trained_model head (a few steps leave it near 0.5), and a random one of larger weights whose
     probabilities are far from 0.5, so that reading the wrong index could not pass."""
-    workdir, export = trained
+    workdir, export = tiny_trained_model
     if head == "trained":
         predictor = NextSentencePredictor.load(workdir)
     else:
@@ -61,7 +55,8 @@ def test_nsp_matches_transformers(trained, head, tmp_path):
         params = {**params, "next_sentence": {"kernel": kernel.astype(np.float32),
                                               "bias": np.zeros(2, np.float32)}}
         predictor = NextSentencePredictor(params, config, tokenizer)
-        export = export_to_huggingface(params, config, trained[1] / "vocab.txt", True, tmp_path / "hf")
+        export = export_to_huggingface(params, config, tiny_trained_model[1] / "vocab.txt", True,
+                                       tmp_path / "hf")
     logits, probabilities = predictor.logits(PAIRS), predictor(PAIRS)
 
     tokenizer = transformers.BertTokenizer.from_pretrained(export)
@@ -84,8 +79,8 @@ def test_nsp_matches_transformers(trained, head, tmp_path):
         assert np.abs(probabilities - 0.5).min() > 0.05
 
 
-def test_encode_matches_transformers(trained):
-    workdir, export = trained
+def test_encode_matches_transformers(tiny_trained_model):
+    workdir, export = tiny_trained_model
     encoder = SentenceEncoder.load(export)
     tokenizer = transformers.BertTokenizer.from_pretrained(export)
     inputs = tokenizer(SENTENCES, padding=True, return_tensors="pt")
@@ -117,8 +112,8 @@ def test_encode_matches_transformers(trained):
           + ", ".join(f"{k} {v:.2e}" for k, v in differences.items()))
 
 
-def test_work_directory_and_its_export_load_the_same_model(trained):
-    workdir, export = trained
+def test_work_directory_and_its_export_load_the_same_model(tiny_trained_model):
+    workdir, export = tiny_trained_model
     params, config, tokenizer = load_model(workdir)
     hf_params, hf_config, hf_tokenizer = load_model(export)
     assert config.scan_layers and not hf_config.scan_layers
@@ -133,10 +128,10 @@ def test_work_directory_and_its_export_load_the_same_model(trained):
     np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
 
 
-def test_a_bert_model_without_heads_encodes_and_refuses_head_tasks(trained, tmp_path, capsys):
+def test_a_bert_model_without_heads_encodes_and_refuses_head_tasks(tiny_trained_model, tmp_path, capsys):
     """A directory `transformers.BertModel` saved (no masked-LM or NSP head) loads through the
     importer: encoding works and matches the full export; the tasks needing heads refuse."""
-    _, export = trained
+    _, export = tiny_trained_model
     bare = tmp_path / "bert_model"
     transformers.BertModel.from_pretrained(export).save_pretrained(bare)
     for name in ("vocab.txt", "tokenizer_config.json"):
@@ -156,9 +151,9 @@ def test_a_bert_model_without_heads_encodes_and_refuses_head_tasks(trained, tmp_
     assert sorted(o["name"] for o in metadata["outputs"]) == ["pooled_output", "sequence_output"]
 
 
-def test_pooling_ignores_padding(trained):
+def test_pooling_ignores_padding(tiny_trained_model):
     """A text alone and beside a much longer one (so padded far) gets the same vectors."""
-    encoder = SentenceEncoder.load(trained[0])
+    encoder = SentenceEncoder.load(tiny_trained_model[0])
     long_text = " ".join(SENTENCES * 6)
     for pooling in POOLINGS:
         alone = encoder([SENTENCES[0]], pooling=pooling).sentence_vectors[0]
@@ -175,9 +170,9 @@ def _varied_texts(count: int, seed: int = 0) -> list[str]:
 
 
 @pytest.mark.parametrize("task", ["encode", "nsp"])
-def test_a_stream_of_requests_compiles_once_per_bucket(trained, task):
+def test_a_stream_of_requests_compiles_once_per_bucket(tiny_trained_model, task):
     cls = SentenceEncoder if task == "encode" else NextSentencePredictor
-    model = cls.load(trained[0], max_batch_size=8)
+    model = cls.load(tiny_trained_model[0], max_batch_size=8)
     buckets = model.buckets
     assert buckets == ShapeBuckets((16, 32, 64, 128, 256, 512), (1, 2, 4, 8))
     texts = _varied_texts(400)
@@ -218,23 +213,23 @@ def test_a_stream_of_requests_compiles_once_per_bucket(trained, task):
     assert model.trace_count == compiled
 
 
-def test_too_long_inputs_are_refused_or_truncated(trained):
-    encoder = SentenceEncoder.load(trained[0])
+def test_too_long_inputs_are_refused_or_truncated(tiny_trained_model):
+    encoder = SentenceEncoder.load(tiny_trained_model[0])
     too_long = " ".join(SENTENCES * 30)
     with pytest.raises(ValueError, match=r"text 2 .* at most 512\. .*truncate"):
         encoder(["fine", too_long])
     encodings = encoder(["fine", too_long], truncate=True, with_tokens=True)
     assert encodings.offsets[2] - encodings.offsets[1] == 512
     assert encodings.token_ids[encodings.offsets[2] - 1] == encoder.tokenizer.sep_id
-    predictor = NextSentencePredictor.load(trained[0])
+    predictor = NextSentencePredictor.load(tiny_trained_model[0])
     with pytest.raises(ValueError, match=r"pair 1 .* at most 512"):
         predictor([(too_long, "b")])
     pair = sequence_pair(predictor.tokenizer, too_long, "short text", 512, truncate=True)
     assert len(pair.ids) == 512 and pair.segments.count(1) == len(predictor.tokenizer.encode("short text")) + 1
 
 
-def test_nsp_command_line(trained, tmp_path, capsys):
-    workdir, export = trained
+def test_nsp_command_line(tiny_trained_model, tmp_path, capsys):
+    workdir, export = tiny_trained_model
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("".join(f"{a}\t{b}\n" for a, b in PAIRS[:2]) + "\n", encoding="utf-8")
     assert main(["nsp", "--model", str(export), "--file", str(pairs),
@@ -259,8 +254,8 @@ def test_nsp_command_line(trained, tmp_path, capsys):
     assert "nowhere does not exist" in capsys.readouterr().err
 
 
-def test_encode_command_line(trained, tmp_path, capsys):
-    workdir, _ = trained
+def test_encode_command_line(tiny_trained_model, tmp_path, capsys):
+    workdir, _ = tiny_trained_model
     text = tmp_path / "sentences.txt"
     text.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
     out, tokens = tmp_path / "vectors.npy", tmp_path / "tokens.npz"
