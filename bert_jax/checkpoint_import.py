@@ -22,6 +22,7 @@ import functools
 import logging
 import os
 import shutil
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,37 @@ def _group(paths: list[str]) -> list[str]:
 
 
 # --- Parameter trees. ----------------------------------------------------------------------------
+
+class TensorMisfit(ValueError):
+    """A checkpoint tensor whose shape does not fit the parameter it maps to."""
+
+
+def collect_params(entries: Iterable[tuple[str, tuple[str, ...], Any]], available: Container[str],
+                   read: Callable[[str, str, Any], np.ndarray]) -> tuple[dict, list[str], list[str], set[str]]:
+    """Our unscanned parameter tree from a checkpoint's named tensors, for the importers.
+
+    `entries` are (source name, our parameter path, how to convert); `read(name, path, how)`
+    returns our array, or raises `TensorMisfit` saying why the tensor does not fit. A missing
+    head parameter is listed (to be initialized afresh); any other missing or misfit tensor is an
+    error. Returns (params, missing paths, errors, the source names used).
+    """
+    params: dict = {}
+    missing, errors, used = [], [], set()
+    for name, path, how in entries:
+        key = "/".join(path)
+        if name not in available:
+            if key.startswith(HEAD_PREFIXES):
+                missing.append(key)
+            else:
+                errors.append(f"{name} is missing")
+            continue
+        used.add(name)
+        try:
+            set_path(params, path, read(name, key, how))
+        except TensorMisfit as misfit:
+            errors.append(str(misfit))
+    return params, missing, errors, used
+
 
 def set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:
     """tree[path[0]][path[1]]... = value, creating the dicts on the way."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bert_jax.checkpoint_import import HEAD_PREFIXES, ImportedModel, parameter_shapes, set_path
+from bert_jax.checkpoint_import import ImportedModel, TensorMisfit, collect_params, parameter_shapes
 from bert_jax.model import BertConfig
 from input_pipeline import remote_files
 
@@ -140,22 +140,18 @@ def load_google_checkpoint(path: str, vocab_file: str | None = None) -> Imported
     reader = tf.train.load_checkpoint(prefix)
     available = reader.get_variable_to_shape_map()
     shapes = parameter_shapes(config)
-    params: dict = {}
-    missing, errors, used = [], [], set()
-    for name, our_path, transform in variable_table(config):
-        key = "/".join(our_path)
-        if name not in available:
-            if key.startswith(HEAD_PREFIXES):
-                missing.append(key)
-            else:
-                errors.append(f"{name} is missing")
-            continue
-        used.add(name)
-        value = np.ascontiguousarray(transform(reader.get_tensor(name).astype(np.float32)))
-        if value.shape != shapes[key]:
-            errors.append(f"{name} has shape {available[name]}, which does not fit {config_path}")
-            continue
-        set_path(params, our_path, value)
+
+    def read(name: str, path: str, transform: Transform) -> np.ndarray:
+        misfit = TensorMisfit(f"{name} has shape {available[name]}, which does not fit {config_path}")
+        try:  # a reshape into attention heads fails on a tensor of another size
+            value = np.ascontiguousarray(transform(reader.get_tensor(name).astype(np.float32)))
+        except ValueError:
+            raise misfit from None
+        if value.shape != shapes[path]:
+            raise misfit
+        return value
+
+    params, missing, errors, used = collect_params(variable_table(config), available, read)
     if errors:
         raise ValueError(f"{prefix}: not a complete BERT of its {CONFIG_FILE}:\n  - " + "\n  - ".join(errors))
     ignored = sorted(n for n in available if n not in used and not _NOT_PARAMETERS.search(n))

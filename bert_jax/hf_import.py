@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from bert_jax.checkpoint_import import HEAD_PREFIXES, ImportedModel, parameter_shapes, set_path
-from bert_jax.hf_export import parameter_table
+from bert_jax.checkpoint_import import ImportedModel, TensorMisfit, collect_params, parameter_shapes
+from bert_jax.hf_export import TensorMapping, parameter_table
 from bert_jax.model import BertConfig
 
 
@@ -135,25 +135,18 @@ def from_huggingface_state_dict(tensors: dict[str, np.ndarray], config: BertConf
             "bert.embeddings.position_ids"}  # tied, tied, and a constant buffer
 
     shapes = parameter_shapes(config)
-    params: dict = {}
-    missing, errors = [], []
-    for mapping in parameter_table(config):
-        path = "/".join(mapping.path)
-        if mapping.hf_name not in named:
-            if path.startswith(HEAD_PREFIXES):
-                missing.append(path)
-            else:
-                errors.append(f"{mapping.hf_name} is missing")
-            continue
-        used.add(mapping.hf_name)
-        tensor = named[mapping.hf_name]
+
+    def read(name: str, path: str, mapping: TensorMapping) -> np.ndarray:
+        tensor = named[name]
         # The shape config.json implies (np.empty allocates nothing it does not need).
         expected = mapping.to_hf(np.empty(shapes[path], np.float32)).shape
         if tuple(tensor.shape) != expected:
-            errors.append(f"{mapping.hf_name} has shape {tuple(tensor.shape)}; config.json implies {expected}")
-            continue
-        set_path(params, mapping.path,
-                 np.ascontiguousarray(mapping.from_hf(np.asarray(tensor, dtype=np.float32))))
+            raise TensorMisfit(f"{name} has shape {tuple(tensor.shape)}; config.json implies {expected}")
+        return np.ascontiguousarray(mapping.from_hf(np.asarray(tensor, dtype=np.float32)))
+
+    params, missing, errors, found = collect_params(
+        ((m.hf_name, m.path, m) for m in parameter_table(config)), named, read)
+    used |= found
     if errors:
         raise ValueError(f"{source}: not a complete BERT of its config.json:\n  - " + "\n  - ".join(errors))
     ignored = sorted(name for name in named if name not in used)

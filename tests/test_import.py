@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -306,6 +307,21 @@ def test_google_checkpoint_found_by_prefix_and_by_directory(google_checkpoint):
     assert by_prefix.source == by_directory.source
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(by_prefix.params),
                                                       jax.tree.leaves(by_directory.params)))
+
+
+def test_google_tensors_that_do_not_fit_the_config_are_named(google_checkpoint, tmp_path):
+    """A bert_config.json of another hidden size: every tensor that does not fit is named with its
+    shape, the attention kernels too (whose reshape into heads fails), not a bare numpy error."""
+    copy = tmp_path / "copy"
+    shutil.copytree(google_checkpoint, copy)
+    config = json.loads((copy / "bert_config.json").read_text())
+    (copy / "bert_config.json").write_text(json.dumps(config | {"hidden_size": 60}))
+    with pytest.raises(ValueError, match="not a complete BERT of its bert_config.json") as error:
+        load_pretrained(copy)
+    message = str(error.value)
+    assert f"bert/encoder/layer_0/attention/self/query/kernel has shape [64, 64], which does not fit " \
+        f"{copy / 'bert_config.json'}" in message
+    assert "bert/encoder/layer_1/intermediate/dense/kernel has shape [64, 128]" in message
 
 
 # --- Continuing pretraining: train.init_from. -------------------------------------------------
