@@ -178,8 +178,8 @@ def _check_first_record(directory: str, file_patterns: Sequence[str], max_seq_le
     return [f"shards in {directory} do not match the config: record 0 of {first}: {problem}"]
 
 
-def _host_files(config: ReaderConfig, process_index: int, process_count: int) -> tuple[list[str], list[int]]:
-    files = list_shards(config.file_patterns)
+def _host_files(files: Sequence[str], process_index: int, process_count: int) -> tuple[list[str], list[int]]:
+    """The files of process `process_index` among all the listed `files`, and their indices."""
     if len(files) < process_count:
         raise ValueError(f"{len(files)} shard files for {process_count} processes: every process "
                          "needs at least one file; write more shards (`--num-shards`).")
@@ -197,7 +197,11 @@ def make_dataset(config: ReaderConfig, process_index: int = 0, process_count: in
     statelessly from (seed, e), examples are mixed by a seeded shuffle buffer across epoch
     boundaries, and batches are full. Without, one pass in file order, unshuffled.
     """
-    files, file_ids = _host_files(config, process_index, process_count)
+    return _dataset(config, *_host_files(list_shards(config.file_patterns), process_index, process_count))
+
+
+def _dataset(config: ReaderConfig, files: list[str], file_ids: list[int]) -> tf.data.Dataset:
+    """`make_dataset` of this process's listed `files` (and their indices among all files)."""
     num_files = len(files)
     files_t = tf.constant(files)
     ids_t = tf.constant(file_ids, tf.int64)
@@ -436,13 +440,15 @@ class DataIterator:
 
     def __init__(self, config: ReaderConfig, process_index: int = 0, process_count: int = 1):
         self.config = config
-        # Kept to find a bad record in: the error TensorFlow raises does not name the file.
-        self._files = _host_files(config, process_index, process_count)[0]
-        self._dataset = make_dataset(config, process_index, process_count)
+        every_file = list_shards(config.file_patterns)  # listed once: on a bucket, a request
+        # This process's files are kept to find a bad record in: the error TensorFlow raises
+        # does not name the file.
+        self._files, file_ids = _host_files(every_file, process_index, process_count)
+        self._dataset = _dataset(config, self._files, file_ids)
         self._iterator = iter(self._dataset)
         self._num_batches = None
         if not config.repeat:
-            counts = [count_examples(_host_files(config, i, process_count)[0])
+            counts = [count_examples(_host_files(every_file, i, process_count)[0])
                       for i in range(process_count)]
             self._num_batches = math.ceil(max(counts) / config.batch_size)
             self._yielded = 0
