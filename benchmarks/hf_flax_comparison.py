@@ -101,9 +101,8 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
         raise SystemExit(f"bert_{size}'s optimizer differs from the peer's: {o}")
     config = experiment_config.load_config(f"bert_{size}", [*common, *overrides])
     m = experiment_config.bert_config(config)
-    arrays = synthetic_batch(batch, seq, predictions, m.vocab_size)
-    if packed_shards:
-        arrays = packed_batch(packed_shards, batch, seq, predictions, max_sequences)
+    arrays = (packed_batch(packed_shards, batch, seq, predictions, max_sequences) if packed_shards
+              else synthetic_batch(batch, seq, predictions, m.vocab_size))
 
     mesh = sharding.make_mesh(config.mesh.shape)
     model = BertForPreTraining(m)

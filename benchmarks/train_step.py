@@ -60,9 +60,8 @@ def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: 
         optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
         shardings = state_shardings(model, optimizer, config, mesh)
         predictions = config.data.max_predictions_per_seq
-        arrays = synthetic_batch(rows, seq, predictions, model_config.vocab_size)
-        if saved is not None and rows == batch:
-            arrays = saved
+        arrays = (saved if saved is not None and rows == batch
+                  else synthetic_batch(rows, seq, predictions, model_config.vocab_size))
         batch_arrays = jax.device_put(arrays, sharding.batch_sharding(mesh))
         step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
                                          seed=0, rng_impl=config.train.rng_impl), donate_argnums=0)
