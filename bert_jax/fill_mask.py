@@ -73,6 +73,11 @@ class FillMask(BucketedModel):
             for r, i in enumerate(batch.rows):
                 scores[i], token_ids[i] = batch_scores[r], batch_ids[r]
 
+        def known(ids: list[int]) -> list[int]:
+            # A model vocab padded past the vocab file (allowed, for sharding) has ids with no
+            # token; the pipeline's tokenizer decodes them to nothing, so they are dropped here.
+            return [t for t in ids if t < tok.vocab_size]
+
         results = []
         for i, (sequence, pos) in enumerate(zip(sequences, positions)):
             per_mask = []
@@ -85,8 +90,8 @@ class FillMask(BucketedModel):
                     # are dropped from the sequence only when there is a single mask.
                     predictions.append({
                         "score": float(score), "token": int(token),
-                        "token_str": tok.decode([int(token)]),
-                        "sequence": tok.decode(filled, skip_special_tokens=len(pos) == 1)})
+                        "token_str": tok.decode(known([int(token)])),
+                        "sequence": tok.decode(known(filled), skip_special_tokens=len(pos) == 1)})
                 per_mask.append(predictions)
             results.append(per_mask)
         return results

@@ -21,13 +21,11 @@ TEXTS = [
 ]
 
 
-@pytest.mark.parametrize("source", ["workdir", "export"])
-def test_predictions_match_the_transformers_pipeline(tiny_trained_model, source):
-    workdir, export = tiny_trained_model
-    ours = FillMask.load(workdir if source == "workdir" else export)(TEXTS, top_k=5)
-    pipeline = transformers.pipeline("fill-mask", model=str(export), top_k=5)
+def assert_matches_pipeline(texts: list[str], ours: list, pipeline) -> float:
+    """Asserts that `ours` (FillMask's output on `texts`) has the pipeline's keys, tokens, token
+    strings and sequences, and scores within 1e-4; returns the largest score difference."""
     largest = 0.0
-    for text, per_mask in zip(TEXTS, ours):
+    for text, per_mask in zip(texts, ours, strict=True):
         theirs = pipeline(text)
         theirs = [theirs] if isinstance(theirs[0], dict) else theirs  # One mask: a flat list.
         assert len(per_mask) == len(theirs) == text.count("[MASK]")
@@ -39,7 +37,39 @@ def test_predictions_match_the_transformers_pipeline(tiny_trained_model, source)
             for a, b in zip(our_predictions, their_predictions):
                 assert a["score"] == pytest.approx(b["score"], abs=1e-4)
                 largest = max(largest, abs(a["score"] - b["score"]))
+    return largest
+
+
+@pytest.mark.parametrize("source", ["workdir", "export"])
+def test_predictions_match_the_transformers_pipeline(tiny_trained_model, source):
+    workdir, export = tiny_trained_model
+    ours = FillMask.load(workdir if source == "workdir" else export)(TEXTS, top_k=5)
+    pipeline = transformers.pipeline("fill-mask", model=str(export), top_k=5)
+    largest = assert_matches_pipeline(TEXTS, ours, pipeline)
     print(f"fill-mask ({source}) max |score difference| vs the pipeline: {largest:.2e}")
+
+
+def test_a_model_vocab_padded_past_the_vocab_file_matches_the_pipeline(tmp_path, uncased_vocab_path):
+    """A model vocab larger than the vocab file (allowed, and suggested for sharding) has ids with
+    no token; where they rank among the top k, the pipeline gives them an empty token string and
+    leaves them out of the sequence. Their output biases are raised so that they rank first."""
+    from bert_jax.hf_export import export_to_huggingface
+    from bert_jax.model import BertConfig
+    from input_pipeline.tokenization import load_tokenizer
+    from test_export import perturbed_params
+
+    vocab_lines = sum(1 for _ in open(uncased_vocab_path, encoding="utf-8"))
+    config = BertConfig(vocab_size=-(-vocab_lines // 128) * 128, hidden_size=16, num_layers=1, num_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    assert config.vocab_size > vocab_lines + 2
+    params = perturbed_params(config)
+    params["masked_lm"]["output_bias"][vocab_lines:vocab_lines + 2] += 20.0
+    export = export_to_huggingface(params, config, uncased_vocab_path, True, tmp_path / "hf")
+    fill_mask = FillMask(params, config, load_tokenizer(uncased_vocab_path, do_lower_case=True))
+    ours = fill_mask(TEXTS, top_k=4)
+    assert {p["token"] for per_mask in ours for predictions in per_mask for p in predictions[:2]} == {
+        vocab_lines, vocab_lines + 1}
+    assert_matches_pipeline(TEXTS, ours, transformers.pipeline("fill-mask", model=str(export), top_k=4))
 
 
 def test_batches_give_the_same_answers_as_single_texts(tiny_trained_model):
