@@ -17,6 +17,7 @@ import operator
 import os
 from collections.abc import Iterable, Sequence
 
+from input_pipeline import remote_files
 from input_pipeline.create_pretraining_data import (BlockProcessor, CreationConfig, block_order_key,
                                                     iter_blocks, logger, write_input_report)
 from input_pipeline.manifest import build_manifest, read_manifest, shard_name, write_manifest
@@ -34,12 +35,24 @@ def _import_beam():
     return beam
 
 
+def resolve_path(path: str | os.PathLike) -> str:
+    """`path` as the workers must see it: a local path made absolute (a worker's working
+    directory is not ours), a remote one (`gs://bucket/...`) unchanged, since `abspath` would
+    turn it into a local path under the working directory (`/cwd/gs:/bucket/...`)."""
+    path = os.fspath(path)
+    return path if remote_files.is_remote(path) else os.path.abspath(path)
+
+
 def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
                       config: CreationConfig = CreationConfig(), *, prefix: str = "train",
                       pipeline_args: Sequence[str] = ()) -> dict:
     """Writes the shards, input report and manifest of `create_pretraining_data` with Beam;
     `pipeline_args` are Beam's own flags (e.g. `--runner=DataflowRunner --project=...`). Returns
-    the manifest."""
+    the manifest.
+
+    Inputs, vocab and output may be remote (`gs://bucket/...`, read and written through
+    tf.io.gfile), as they must be for workers on other machines; local paths are made absolute.
+    """
     beam = _import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -47,8 +60,9 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
     # workers, and the parts are joined before it is written.
     paths_report = config.input_report()
     sources = expand_inputs(inputs, paths_report)
-    vocab_path = os.path.abspath(vocab_path)
-    os.makedirs(output_dir, exist_ok=True)
+    vocab_path = resolve_path(vocab_path)
+    output_dir = resolve_path(output_dir)
+    remote_files.makedirs(output_dir)
 
     class ProcessBlock(beam.DoFn):
         def setup(self):

@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import glob
 import gzip
+import io
 import json
 import os
 import re
@@ -47,6 +48,7 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
+from input_pipeline import remote_files
 from input_pipeline.input_report import FileReport, InputReport
 from input_pipeline.sentences import split_sentences
 
@@ -220,26 +222,26 @@ def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) ->
             parse_tfds_spec(pattern)
             add(pattern, pattern)
             continue
-        if os.path.isfile(pattern):
-            add(pattern, os.path.realpath(pattern))
+        if _isfile(pattern):
+            add(pattern, _realpath(pattern))
             continue
-        if os.path.isdir(pattern):
+        if remote_files.isdir(pattern):
             found = _directory_files(pattern)
             if not found:
                 matches_nothing(pattern, "a directory that holds no file ending in "
                                          f"{', '.join(DIRECTORY_SUFFIXES)}")
             for path in found:
-                add(path, os.path.realpath(path))
+                add(path, _realpath(path))
             continue
-        matches = sorted(glob.glob(pattern, recursive=True)) if _is_glob(pattern) else []
+        matches = _glob(pattern) if _is_glob(pattern) else []
         files: list[str] = []
         for match in matches:
-            files.extend(_directory_files(match) if os.path.isdir(match) else [match])
+            files.extend(_directory_files(match) if remote_files.isdir(match) else [match])
         if not files:
             what = "glob matches no file" if _is_glob(pattern) else "no such file or directory"
             matches_nothing(pattern, what)
         for path in files:
-            add(path, os.path.realpath(path))
+            add(path, _realpath(path))
     if not sources:  # Only with a lenient report does this point come with nothing to read.
         raise FileNotFoundError(f"none of the inputs exists ({', '.join(map(repr, missing))}); "
                                 f"{_INPUT_HELP}.")
@@ -250,10 +252,33 @@ def _is_glob(pattern: str) -> bool:
     return any(char in pattern for char in "*?[")
 
 
+# Local paths keep the standard library's exact behavior (`os.path.isfile` is false for a device,
+# `realpath` finds a file reached through a link twice); remote ones (gs://) go through
+# `remote_files`, where there are no links and a path is its own identity.
+
+def _isfile(path: str) -> bool:
+    return remote_files.isfile(path) if remote_files.is_remote(path) else os.path.isfile(path)
+
+
+def _realpath(path: str) -> str:
+    return path if remote_files.is_remote(path) else os.path.realpath(path)
+
+
+def _glob(pattern: str) -> list[str]:
+    # tf.io.gfile's glob has no `**`: on a bucket, `*` stays within one directory.
+    if remote_files.is_remote(pattern):
+        return remote_files.glob(pattern)
+    return sorted(glob.glob(pattern, recursive=True))
+
+
 def _directory_files(directory: str) -> list[str]:
-    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
-                  if name.endswith(DIRECTORY_SUFFIXES)
-                  and os.path.isfile(os.path.join(directory, name)))
+    if remote_files.is_remote(directory):
+        names = [path.rstrip("/").rsplit("/", 1)[-1]
+                 for path in remote_files.glob(directory.rstrip("/") + "/*")]
+    else:
+        names = os.listdir(directory)
+    return sorted(os.path.join(directory, name) for name in names
+                  if name.endswith(DIRECTORY_SUFFIXES) and _isfile(os.path.join(directory, name)))
 
 
 def iter_documents(source: str, *, text_format: str = "lines", text_field: str = "text",
@@ -347,8 +372,56 @@ def _lines_and_breaks(source: str, text_field: str, tfds_data_dir: str | None,
     return _text_file_lines(source, report)
 
 
-def _open_binary(path: str):
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+def _open_binary(path: str) -> io.BufferedIOBase:
+    """`path` (local or remote), decompressed if it ends in .gz, as a binary file whose
+    `readline` takes a size limit (tf.io.gfile's does not)."""
+    if not remote_files.is_remote(path):
+        return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    raw = io.BufferedReader(_RemoteReader(path), buffer_size=1 << 20)
+    # GzipFile leaves a file object it was given open: _ClosingGzipFile closes it too.
+    return _ClosingGzipFile(raw) if path.endswith(".gz") else raw
+
+
+class _RemoteReader(io.RawIOBase):
+    """A remote file (tf.io.gfile) as a raw binary stream, so that io.BufferedReader and gzip
+    can read it; its read errors (TensorFlow's, which are not OSErrors) become OSErrors, so that
+    they are reported like a local file's."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._path = path
+        self._file = remote_files.open_file(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        import tensorflow as tf  # Imported already: remote_files opened the file with it.
+        try:
+            data = self._file.read(len(buffer))
+        except tf.errors.NotFoundError as e:
+            raise FileNotFoundError(f"{self._path}: {e.message}") from e
+        except tf.errors.OpError as e:
+            raise OSError(f"{self._path}: {e.message}") from e
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+class _ClosingGzipFile(gzip.GzipFile):
+    def __init__(self, raw: io.BufferedIOBase):
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
 
 
 # What reading a file (or decompressing it) raises when it cannot be read: a missing or

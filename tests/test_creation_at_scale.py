@@ -94,6 +94,40 @@ def test_beam_direct_runner_writes_the_same_shards(one_worker, corpus, uncased_v
     assert shard_bytes(tmp_path) == shard_bytes(out)
 
 
+def test_beam_reads_and_writes_remote_paths(one_worker, corpus, uncased_vocab_path):
+    """Vocab, inputs (a file, gzipped, and a glob) and output on a remote file system (TensorFlow's
+    in-process `ram://`, through the same tf.io.gfile calls as gs://) are used as they are, not
+    made local (`os.path.abspath("gs://b/v.txt")` is "/cwd/gs:/b/v.txt"): the same shards as the
+    local run."""
+    pytest.importorskip("apache_beam")
+    tf = pytest.importorskip("tensorflow")
+    from input_pipeline.beam_pipeline import resolve_path, run_beam_pipeline
+
+    assert resolve_path("gs://bucket/vocab.txt") == "gs://bucket/vocab.txt"
+    assert resolve_path("vocab.txt") == os.path.join(os.getcwd(), "vocab.txt")
+    out, manifest = one_worker
+    root = "ram://beam-remote"
+    tf.io.gfile.makedirs(f"{root}/text")
+    tf.io.gfile.copy(uncased_vocab_path, f"{root}/vocab.txt", overwrite=True)
+    # The corpus split in two at a document boundary: the first half gzipped, the second half
+    # plain, reached by a glob, so that every way of naming and reading a remote input is used.
+    text = open(corpus, encoding="utf-8").read()
+    cut = text.index("\n\n", len(text) // 2) + 2
+    with tf.io.gfile.GFile(f"{root}/text/a.txt.gz", "wb") as f:
+        f.write(gzip.compress(text[:cut].encode("utf-8")))
+    with tf.io.gfile.GFile(f"{root}/text/b.txt", "w") as f:
+        f.write(text[cut:])
+    inputs = [f"{root}/text/a.txt.gz", f"{root}/text/b*.txt"]
+    beam_manifest = run_beam_pipeline(inputs, f"{root}/vocab.txt", f"{root}/out", CONFIG,
+                                      pipeline_args=["--runner=DirectRunner"])
+    assert beam_manifest["inputs"] == [f"{root}/text/a.txt.gz", f"{root}/text/b.txt"]
+    assert {**beam_manifest, "inputs": manifest["inputs"]} == manifest
+    remote_shards = {name: tf.io.gfile.GFile(f"{root}/out/{name}", "rb").read()
+                     for name in sorted(tf.io.gfile.listdir(f"{root}/out")) if name.endswith(".tfrecord")}
+    assert remote_shards == shard_bytes(out)
+    assert tf.io.gfile.exists(f"{root}/out/input_report.json")
+
+
 # Peak RSS (MB) of one creation run in a fresh process, so that runs do not share a heap.
 _PEAK_RSS_SCRIPT = textwrap.dedent("""
     import json, resource, sys
