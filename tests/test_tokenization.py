@@ -1,7 +1,8 @@
 """Our WordPiece tokenizer against `transformers.BertTokenizer` (the Rust `tokenizers` backend).
 
 The reference is `hf(texts, add_special_tokens=False)["input_ids"]` with the same vocab and
-settings, and every comparison must give identical ids: on tens of thousands of real lines from the
+settings (the real uncased vocab lower-cased and not, and a cased vocab trained here, cased),
+and every comparison must give identical ids: on tens of thousands of real lines from the
 standard library (English docstrings, the language reference, and non-English text), crafted edge
 cases, random Unicode, and every code point one at a time. Where the pure-Python
 `BertTokenizerLegacy` disagrees with the reference, a test shows the disagreement and that we
@@ -20,19 +21,53 @@ from conftest import pydoc_topic_lines, stdlib_docstring_lines, stdlib_non_engli
 
 from input_pipeline.tokenization import (SPECIAL_TOKENS, BasicTokenizer, BertTokenizer,
                                          load_vocab, save_vocab)
+from input_pipeline.vocabulary import count_words, train_wordpiece
 
 transformers = pytest.importorskip("transformers")
 
 UNCASED, CASED = True, False
 CASINGS = [pytest.param(UNCASED, id="uncased"), pytest.param(CASED, id="cased")]
+# (do_lower_case, vocab): the uncased vocab both ways, and a genuinely cased vocab (trained here)
+# cased: with the uncased vocab, cased text finds few of its capitalized words, so "cased" alone
+# barely exercises WordPiece on capitals.
+VOCAB_CASINGS = [pytest.param(UNCASED, "uncased", id="uncased"),
+                 pytest.param(CASED, "uncased", id="cased"),
+                 pytest.param(CASED, "cased", id="cased-vocab")]
+CASED_VOCAB_SIZE = 4000
 
 
 @pytest.fixture(scope="module")
-def hf_tokenizer(uncased_vocab_path):
-    """`hf_tokenizer(do_lower_case, max_input_chars_per_word=100)`: the reference, cached."""
+def vocab_path(uncased_vocab_path, tmp_path_factory):
+    """`vocab_path(name)`: the real uncased 30k vocab ("uncased"), or a 4k cased vocab ("cased")
+    trained, on first use, on the language reference and the non-English lines -- other text than
+    the docstrings it is compared on, so that those meet unseen words, splits and [UNK]s."""
     @functools.cache
-    def make(do_lower_case: bool, max_input_chars_per_word: int = 100):
-        tokenizer = transformers.BertTokenizer(uncased_vocab_path, do_lower_case=do_lower_case)
+    def path(name: str) -> str:
+        if name == "uncased":
+            return uncased_vocab_path
+        assert name == "cased", name
+        counts = count_words(pydoc_topic_lines() + stdlib_non_english_lines(),
+                             BasicTokenizer(do_lower_case=False))
+        tokens = train_wordpiece(counts, CASED_VOCAB_SIZE)
+        assert len(tokens) == CASED_VOCAB_SIZE
+        # Cased for real: a hundred or more capitalized tokens ("The", "TypeError"; 149), most
+        # beside their lower-case form ("the"; 117).
+        capitalized = [t for t in tokens if t[:1].isupper() and len(t) > 1]
+        assert len(capitalized) > 100, capitalized
+        assert sum(t.lower() in tokens for t in capitalized) > 75, capitalized
+        out = str(tmp_path_factory.mktemp("cased_vocab") / "vocab.txt")
+        save_vocab(tokens, out)
+        return out
+    return path
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(vocab_path):
+    """`hf_tokenizer(do_lower_case, max_input_chars_per_word=100, vocab="uncased")`: the
+    reference, cached."""
+    @functools.cache
+    def make(do_lower_case: bool, max_input_chars_per_word: int = 100, vocab: str = "uncased"):
+        tokenizer = transformers.BertTokenizer(vocab_path(vocab), do_lower_case=do_lower_case)
         # `BertTokenizer` has no argument for it; the Rust model does.
         tokenizer.backend_tokenizer.model.max_input_chars_per_word = max_input_chars_per_word
         return tokenizer
@@ -40,11 +75,12 @@ def hf_tokenizer(uncased_vocab_path):
 
 
 @pytest.fixture(scope="module")
-def our_tokenizer(uncased_vocab_path):
-    """`our_tokenizer(do_lower_case, max_input_chars_per_word=100)`, cached."""
+def our_tokenizer(vocab_path):
+    """`our_tokenizer(do_lower_case, max_input_chars_per_word=100, vocab="uncased")`, cached."""
     @functools.cache
-    def make(do_lower_case: bool, max_input_chars_per_word: int = 100) -> BertTokenizer:
-        return BertTokenizer.from_vocab_file(uncased_vocab_path, do_lower_case=do_lower_case,
+    def make(do_lower_case: bool, max_input_chars_per_word: int = 100,
+             vocab: str = "uncased") -> BertTokenizer:
+        return BertTokenizer.from_vocab_file(vocab_path(vocab), do_lower_case=do_lower_case,
                                              max_input_chars_per_word=max_input_chars_per_word)
     return make
 
@@ -72,13 +108,14 @@ CORPORA = {
 }
 
 
-@pytest.mark.parametrize("do_lower_case", CASINGS)
+@pytest.mark.parametrize("do_lower_case, vocab", VOCAB_CASINGS)
 @pytest.mark.parametrize("corpus", list(CORPORA))
-def test_real_text_matches_transformers(corpus, do_lower_case, hf_tokenizer, our_tokenizer):
+def test_real_text_matches_transformers(corpus, do_lower_case, vocab, hf_tokenizer, our_tokenizer):
     lines_of, min_lines = CORPORA[corpus]
     lines = lines_of()
     assert len(lines) >= min_lines, f"only {len(lines)} lines of {corpus}"
-    assert_same_ids(our_tokenizer(do_lower_case), hf_tokenizer(do_lower_case), lines)
+    assert_same_ids(our_tokenizer(do_lower_case, vocab=vocab),
+                    hf_tokenizer(do_lower_case, vocab=vocab), lines)
 
 
 def test_non_english_text_covers_many_scripts():
@@ -201,10 +238,11 @@ EDGE_CASES = {
 }
 
 
-@pytest.mark.parametrize("do_lower_case", CASINGS)
+@pytest.mark.parametrize("do_lower_case, vocab", VOCAB_CASINGS)
 @pytest.mark.parametrize("text", [pytest.param(text, id=name) for name, text in EDGE_CASES.items()])
-def test_edge_case_matches_transformers(text, do_lower_case, hf_tokenizer, our_tokenizer):
-    assert_same_ids(our_tokenizer(do_lower_case), hf_tokenizer(do_lower_case), [text])
+def test_edge_case_matches_transformers(text, do_lower_case, vocab, hf_tokenizer, our_tokenizer):
+    assert_same_ids(our_tokenizer(do_lower_case, vocab=vocab),
+                    hf_tokenizer(do_lower_case, vocab=vocab), [text])
 
 
 SPECIAL_TOKEN_TEXTS = ["the [MASK] sat.", "a [SEP] b [CLS]c[PAD]d [UNK]", "[mask] [Mask] [MASK]]",
@@ -244,10 +282,11 @@ def _random_unicode_texts(count: int, seed: int) -> list[str]:
             for _ in range(count)]
 
 
-@pytest.mark.parametrize("do_lower_case", CASINGS)
-def test_random_unicode_matches_transformers(do_lower_case, hf_tokenizer, our_tokenizer):
+@pytest.mark.parametrize("do_lower_case, vocab", VOCAB_CASINGS)
+def test_random_unicode_matches_transformers(do_lower_case, vocab, hf_tokenizer, our_tokenizer):
     texts = _random_unicode_texts(3000, seed=1234)
-    assert_same_ids(our_tokenizer(do_lower_case), hf_tokenizer(do_lower_case), texts)
+    assert_same_ids(our_tokenizer(do_lower_case, vocab=vocab),
+                    hf_tokenizer(do_lower_case, vocab=vocab), texts)
 
 
 def test_character_classes_match_tokenizers(hf_tokenizer, our_tokenizer):
@@ -268,16 +307,17 @@ def test_character_classes_match_tokenizers(hf_tokenizer, our_tokenizer):
 
 # --- Settings. ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("do_lower_case", CASINGS)
-def test_longest_vocab_tokens_inside_longer_words(do_lower_case, hf_tokenizer, our_tokenizer,
-                                                  uncased_vocab_path):
+@pytest.mark.parametrize("do_lower_case, vocab", VOCAB_CASINGS)
+def test_longest_vocab_tokens_inside_longer_words(do_lower_case, vocab, hf_tokenizer,
+                                                  our_tokenizer, vocab_path):
     """WordPiece tries no piece longer than the vocab's longest token: check the boundary, with
     the longest tokens as the start (and, after a "q", the continuation) of longer words."""
-    tokens = sorted(load_vocab(uncased_vocab_path), key=len, reverse=True)
+    tokens = sorted(load_vocab(vocab_path(vocab)), key=len, reverse=True)
     whole = [t for t in tokens if not t.startswith("##")][:50]
     continuations = [t[2:] for t in tokens if t.startswith("##")][:50]
     texts = [f"{t}x {t}s {t}{t}" for t in whole] + [f"q{t}x q{t}" for t in continuations]
-    assert_same_ids(our_tokenizer(do_lower_case), hf_tokenizer(do_lower_case), texts)
+    assert_same_ids(our_tokenizer(do_lower_case, vocab=vocab),
+                    hf_tokenizer(do_lower_case, vocab=vocab), texts)
 
 
 @pytest.mark.parametrize("max_chars", [100, 200])
@@ -353,10 +393,10 @@ def _decode_lines() -> list[str]:
 
 
 @pytest.mark.parametrize("skip_special_tokens", [False, True], ids=["keep-special", "skip-special"])
-@pytest.mark.parametrize("do_lower_case", CASINGS)
-def test_decode_matches_transformers(do_lower_case, skip_special_tokens, hf_tokenizer,
+@pytest.mark.parametrize("do_lower_case, vocab", VOCAB_CASINGS)
+def test_decode_matches_transformers(do_lower_case, vocab, skip_special_tokens, hf_tokenizer,
                                      our_tokenizer):
-    hf, ours = hf_tokenizer(do_lower_case), our_tokenizer(do_lower_case)
+    hf, ours = hf_tokenizer(do_lower_case, vocab=vocab), our_tokenizer(do_lower_case, vocab=vocab)
     lines = _decode_lines()
     id_lists = hf(lines)["input_ids"]  # With [CLS] and [SEP].
     tokens = ["##ing", "do", "not", "'", "s", "m", ".", ",", "?", "!", "re", "ve", "[PAD]", "##s"]
