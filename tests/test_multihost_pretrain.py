@@ -103,3 +103,39 @@ def test_one_process_evaluates_the_two_process_checkpoint_the_same(pretrain):
     two = pretrain["two"][0]["results"][1]
     assert one["process_count"] == 1 and one["devices"] == 8
     assert _close(one["results"][0], two, 1e-5)
+
+
+def test_the_two_process_checkpoint_exports_to_transformers(pretrain, tmp_path):
+    """The checkpoint the two processes wrote together (each process its half of every fsdp-
+    sharded tensor) is restored in this one process and exported; `transformers` loads the export
+    and, on text its own tokenizer encodes, gives our logits on the restored parameters."""
+    import numpy as np
+    import torch
+    import transformers
+
+    from bert_jax.experiment_config import bert_config
+    from bert_jax.hf_export import export_to_huggingface
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.train import load_trained_params
+
+    params, config, step = load_trained_params(pretrain["workdir"])
+    assert step == STEPS and config.mesh.shape.fsdp == 4
+    model_config = bert_config(config)
+    out = export_to_huggingface(params, model_config, config.data.vocab_file, config.data.do_lower_case,
+                                tmp_path / "hf")
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["Return the number of items in a container.", "Raise an exception."],
+                      ["The default is None.", "This module provides access to the operating system."],
+                      padding=True, return_tensors="np")
+    ids, mask, segments = (batch[k].astype(np.int32) for k in ("input_ids", "attention_mask", "token_type_ids"))
+    assert not mask.all() and segments.any()  # one row padded; second segments present
+    ours = BertForPreTraining(model_config).apply({"params": params}, ids, mask, segments)
+    hf = transformers.BertForPreTraining.from_pretrained(out).eval()
+    with torch.no_grad():
+        theirs = hf(**{k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()})
+    valid = mask.astype(bool)
+    np.testing.assert_allclose(np.asarray(ours["mlm_logits"])[valid],
+                               theirs.prediction_logits.numpy()[valid], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.asarray(ours["nsp_logits"]), theirs.seq_relationship_logits.numpy(),
+                               atol=1e-4, rtol=0)
