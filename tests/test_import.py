@@ -407,6 +407,46 @@ def test_init_from_minilm_reports_the_fresh_heads(minilm_dir, tiny_run_config, t
     assert "freshly initialized (not in the source): masked_lm/transform" in message
 
 
+def test_init_from_minilm_trains_its_fresh_heads(minilm, minilm_dir, tiny_corpus, tiny_run_config, tmp_path):
+    """Two pretraining steps from the head-less MiniLM, on shards made with its vocab: the loss is
+    finite, the encoder moved a little from the imported weights, and the heads it lacked moved a
+    little from the fresh initialization they were given."""
+    from bert_jax import sharding, train
+    from bert_jax.optimizer import make_optimizer
+    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+
+    shards = tmp_path / "shards"
+    create_pretraining_data([tiny_corpus["held_out_text"]], minilm.vocab_file, shards, CreationConfig(
+        max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1, num_shards=1))
+    config = tiny_run_config(num_steps=2, log_every=1)
+    config.model.update({**dataclasses.asdict(minilm.config), "scan_layers": True})
+    config.data.update({"train_files": str(shards), "eval_files": "", "vocab_file": minilm.vocab_file,
+                        "max_seq_length": 32, "max_predictions_per_seq": 5})
+    config.optimizer.warmup_steps = 1
+    config.train.global_batch_size = 4
+    config.train.init_from = str(minilm_dir)
+    model = BertForPreTraining(BertConfig(**config.model.to_dict()))
+    optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
+    shardings = train.state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
+    fresh = flatten(jax.device_get(train.create_state(model, optimizer, config, shardings).params))
+
+    results = train.train_and_evaluate(config, tmp_path / "run")
+    assert np.isfinite(results["train_loss"])
+    params, _, step = train.load_trained_params(tmp_path / "run")
+    assert step == 2
+    trained = flatten(jax.device_get(params))
+    imported = flatten(in_layout(minilm.params, model.config))
+    assert trained.keys() == fresh.keys() and set(imported) == trained.keys() - set(HEADS)
+
+    def moved(start: dict, keys) -> float:
+        return max(float(np.abs(trained[k] - start[k]).max()) for k in keys)
+
+    # Two small steps (learning rate 0.002) from each starting point, not from another one.
+    assert 0 < moved(imported, imported) < 0.05
+    assert 0 < moved(fresh, HEADS) < 0.05
+    assert all(not np.array_equal(trained[k], fresh[k]) for k in HEADS)
+
+
 def test_init_from_trains_on_the_tiny_corpus(google_checkpoint, tiny_run_config, tmp_path):
     """Two pretraining steps from the Google checkpoint (built with the tiny corpus's vocab)."""
     from bert_jax.train import load_trained_params, train_and_evaluate
