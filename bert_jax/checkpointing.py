@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -28,6 +29,8 @@ from input_pipeline import remote_files
 
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"
+# Custom metadata of each checkpoint: how many processes saved their data positions into it.
+DATA_PROCESS_COUNT = "data_process_count"
 logger = logging.getLogger(__name__)
 
 
@@ -46,11 +49,16 @@ class DataIteratorHandler(ocp.CheckpointHandler):
 
     def restore(self, directory: epath.Path, args: "DataIteratorRestore") -> dict | None:
         """Restores `args.iterator` in place and returns the saved position description, or
-        returns None (leaving the iterator at its start) when the data position was saved by a
-        different number of processes: each process then read other files."""
+        returns None (leaving the iterator at its start) when the position saved describes
+        another stream (another phase, files or batch size). Call only when the checkpoint was
+        saved by as many processes as now (`Checkpointer.restore_data` checks): a missing file
+        then means a damaged checkpoint and raises FileNotFoundError."""
         prefix = directory / f"process_{jax.process_index()}-of-{jax.process_count()}"
         if not (prefix / "position.json").exists():
-            return None
+            raise FileNotFoundError(
+                f"the data position {prefix / 'position.json'} is missing although the checkpoint "
+                f"was saved by {jax.process_count()} processes, as many as now: the checkpoint is "
+                "incomplete")
         position = json.loads((prefix / "position.json").read_text())
         if position != args.position:
             return None
@@ -108,10 +116,15 @@ class Checkpointer:
         arrays are on disk (async). The iterator is saved now, synchronously, so it must not
         have read past `step`. Raises CheckpointError if this save or the previous one failed."""
         items = dict(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config))
+        metadata = {}
         if data_iterator is not None:
             items["data"] = DataIteratorSave(data_iterator, data_position or {})
+            # Lets a restore tell a data position that is missing (a damaged checkpoint) from one
+            # saved by another number of processes (the stream legitimately restarts).
+            metadata[DATA_PROCESS_COUNT] = jax.process_count()
         try:
-            self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+            self.manager.save(step, args=ocp.args.Composite(**items), force=True,
+                              custom_metadata=metadata)
         except Exception as e:  # orbax re-raises the previous async save's error here too
             raise self._save_failed(e, step) from e
 
@@ -131,17 +144,58 @@ class Checkpointer:
         return restored["state"]
 
     def restore_data(self, step: int, data_iterator: Any, data_position: dict | None = None) -> bool:
-        """Moves `data_iterator` to where it was at `step`; False (and a warning) when the
-        checkpoint has no usable data position, so that the run reads from the start."""
-        position = None
-        if (epath.Path(self.directory) / str(step) / "data").exists():
-            position = self.manager.restore(step, args=ocp.args.Composite(
-                data=DataIteratorRestore(data_iterator, data_position or {})))["data"]
+        """Moves `data_iterator` to where it was at `step`. Returns False (with a warning), leaving
+        the iterator at its start, when the checkpoint legitimately has no usable position: it was
+        saved by another number of processes (each read other files) or for another stream
+        (`data_position` differs: another phase, files or batch size), or holds none. Raises when
+        the position was saved by as many processes as now but is missing or unreadable: the
+        checkpoint is incomplete, and `resume` sets it aside like any damaged one."""
+        saved_by = self._data_process_count(step)
+        if saved_by is None:
+            logger.warning("checkpoint %d holds no data position (saved without one, e.g. by an "
+                           "older version): the data stream restarts from its beginning", step)
+            return False
+        if saved_by != jax.process_count():
+            logger.warning("checkpoint %d's data position was saved by %d processes, this run has %d "
+                           "(each reads other files): parameters and optimizer state are restored, "
+                           "the data stream restarts from its beginning", step, saved_by,
+                           jax.process_count())
+            return False
+        position = self.manager.restore(step, args=ocp.args.Composite(
+            data=DataIteratorRestore(data_iterator, data_position or {})))["data"]
         if position is None:
-            logger.warning("checkpoint %d has no data position for %s (saved by another number of "
-                           "processes, another phase, or an older version): the data stream "
-                           "restarts from its beginning", step, data_position)
+            logger.warning("checkpoint %d's data position is for another stream than %s (another "
+                           "phase, files or batch size): the data stream restarts from its "
+                           "beginning", step, data_position)
         return position is not None
+
+    def _data_process_count(self, step: int) -> int | None:
+        """How many processes saved the data position of `step`; None if the checkpoint holds
+        none. Raises FileNotFoundError when its metadata says one was saved but none is there."""
+        step_dir = epath.Path(self.directory) / str(step)
+        try:
+            metadata = ocp.metadata.get_step_metadata(step_dir)
+        except Exception:  # noqa: BLE001 - unreadable metadata: judge by the files alone
+            metadata = None
+        custom = (metadata.custom_metadata if metadata else None) or {}
+        if DATA_PROCESS_COUNT in custom:
+            count = int(custom[DATA_PROCESS_COUNT])
+            if not (step_dir / "data").exists():
+                raise FileNotFoundError(
+                    f"{step_dir / 'data'} (the data position saved by {count} processes) is "
+                    "missing: the checkpoint is incomplete")
+            return count
+        # Checkpoints saved before the count was recorded: the process directories' names tell it.
+        saved = "data" in ((metadata.item_handlers if metadata else None) or {})
+        names = [p.name for p in (step_dir / "data").iterdir()] if (step_dir / "data").exists() else []
+        counts = {int(m.group(1)) for m in map(re.compile(r"process_\d+-of-(\d+)").fullmatch, names) if m}
+        if len(counts) == 1:
+            return counts.pop()
+        if saved or names:
+            raise FileNotFoundError(
+                f"{step_dir / 'data'} (the data position the checkpoint's metadata lists) is missing "
+                f"or holds no single process count ({sorted(names)}): the checkpoint is incomplete")
+        return None
 
     def restore_config(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shutil
 
 import jax
 import numpy as np
@@ -56,6 +57,96 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_previous_one_used(
         assert mine["loss"] == theirs["loss"] and mine["grad_norm"] == theirs["grad_norm"]
     assert _checkpoint_steps(workdir) == [3, 6, 9]
     assert outside.read_text() == "must survive"
+
+
+@pytest.fixture(scope="module")
+def six_step_run(tiny_run_config, tmp_path_factory):
+    """(reports of an uninterrupted 9-step run, work directory of a 6-step run with checkpoints at
+    steps 3 and 6): each test copies the work directory and damages its copy."""
+    root = tmp_path_factory.mktemp("six_step_run")
+    reference = []
+    train_and_evaluate(_config(tiny_run_config, 9), root / "reference", on_report=reference.append)
+    train_and_evaluate(_config(tiny_run_config, 6), root / "run")
+    assert _checkpoint_steps(root / "run") == [3, 6]
+    return reference, root / "run"
+
+
+@pytest.mark.parametrize("missing", ["data", "data/process_0-of-1/position.json",
+                                     "data/process_0-of-1/iterator.index", "state/manifest.ocdbt"])
+def test_a_partial_newest_checkpoint_is_set_aside_and_the_previous_one_used(
+        six_step_run, tiny_run_config, tmp_path, caplog, missing):
+    """A newest checkpoint missing its data position (saved by as many processes as now) or a
+    state file is incomplete, not a reason to restart the data stream: it is set aside."""
+    reference, template = six_step_run
+    workdir = tmp_path / "run"
+    shutil.copytree(template, workdir)
+    lost = workdir / "checkpoints" / "6" / missing
+    shutil.rmtree(lost) if lost.is_dir() else lost.unlink()
+
+    resumed = []
+    with caplog.at_level(logging.WARNING):
+        train_and_evaluate(_config(tiny_run_config, 9), workdir, on_report=resumed.append)
+    [warning] = [r.getMessage() for r in caplog.records if "cannot be restored" in r.getMessage()]
+    assert str(workdir / "checkpoints" / "6") in warning and "falling back" in warning
+    assert not [r for r in caplog.records if "restarts from its beginning" in r.getMessage()]
+    [aside] = list((workdir / "damaged_checkpoints").iterdir())
+    assert aside.name.startswith("6-")
+    assert [r["step"] for r in resumed] == [4, 5, 6, 7, 8, 9]
+    for mine, theirs in zip(resumed, reference[3:], strict=True):
+        assert mine["loss"] == theirs["loss"] and mine["grad_norm"] == theirs["grad_norm"]
+    assert _checkpoint_steps(workdir) == [3, 6, 9]
+
+
+class _CountingIterator:
+    """Stands in for a data iterator: its position is one integer, saved to a file."""
+
+    def __init__(self, position: int = 0):
+        self.position = position
+
+    def save(self, prefix: str) -> None:
+        with open(prefix + ".txt", "w") as f:
+            f.write(str(self.position))
+
+    def restore(self, prefix: str) -> None:
+        with open(prefix + ".txt") as f:
+            self.position = int(f.read())
+
+
+def test_a_data_position_saved_by_another_number_of_processes_restarts_the_stream(
+        tmp_path, monkeypatch, caplog):
+    """Resuming with another number of processes is legitimate: the state is used and the data
+    stream restarts, with a warning. With as many processes as saved it, the same checkpoint
+    missing this process's position is incomplete and raises."""
+    import types
+
+    from bert_jax import checkpointing
+
+    state = {"w": np.arange(4.0)}
+    real_jax = checkpointing.jax
+    # The data handler alone sees two processes; orbax (one real process) writes the arrays.
+    as_two = types.SimpleNamespace(process_index=lambda: 0, process_count=lambda: 2)
+    monkeypatch.setattr(checkpointing, "jax", as_two)
+    checkpointer = checkpointing.Checkpointer(tmp_path, async_save=False)
+    checkpointer.save(5, state, {}, _CountingIterator(7), {"phase": 1})
+    checkpointer.wait_until_finished()
+    assert (tmp_path / "checkpoints" / "5" / "data" / "process_0-of-2").is_dir()
+
+    monkeypatch.setattr(checkpointing, "jax", real_jax)
+    iterator = _CountingIterator()
+    with caplog.at_level(logging.WARNING):
+        assert not checkpointer.restore_data(5, iterator, {"phase": 1})
+    assert iterator.position == 0
+    [warning] = [r.getMessage() for r in caplog.records if "restarts from its beginning" in r.getMessage()]
+    assert "saved by 2 processes, this run has 1" in warning
+    np.testing.assert_array_equal(checkpointer.restore(5, state)["w"], state["w"])
+
+    monkeypatch.setattr(checkpointing, "jax", as_two)
+    assert checkpointer.restore_data(5, iterator, {"phase": 1}) and iterator.position == 7
+    assert not checkpointer.restore_data(5, _CountingIterator(), {"phase": 2})  # another stream
+    shutil.rmtree(tmp_path / "checkpoints" / "5" / "data" / "process_0-of-2")
+    with pytest.raises(FileNotFoundError, match="process_0-of-2/position.json is missing"):
+        checkpointer.restore_data(5, iterator, {"phase": 1})
+    checkpointer.close()
 
 
 def _poison_batches(monkeypatch, bad: set[int]) -> None:
