@@ -11,12 +11,15 @@ import ast
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 from pathlib import Path
 
 import ml_collections
 
 from bert_jax.model import BertConfig
+from bert_jax.sharding import (DEFAULT_PARAMETER_RULES, MESH_AXES, config_rules, data_parallel_axes_size,
+                              mesh_axes_of, mesh_shape)
 
 # Model sizes of the BERT paper and of Turc et al. (2019), "Well-Read Students Learn Better".
 MODEL_SIZES = {
@@ -109,6 +112,10 @@ def default_config() -> ml_collections.ConfigDict:
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    # Which mesh axes split each named parameter axis ("fsdp,tensor" for two, "" for none), as in
+    # MaxText's logical_axis_rules; e.g. `--set mesh.rules.vocab=` keeps the embedding table
+    # whole under tensor parallelism. The batch always splits over data x fsdp.
+    config.mesh.rules = ml_collections.ConfigDict(DEFAULT_PARAMETER_RULES)
     return config
 
 
@@ -168,7 +175,6 @@ def bert_config(config: ml_collections.ConfigDict) -> BertConfig:
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ValueError naming every field that breaks a rule, before anything is compiled."""
-    from bert_jax.sharding import MESH_AXES, data_parallel_axes_size, mesh_shape
 
     errors: list[str] = []
     try:
@@ -223,17 +229,25 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
             errors.append(f"mesh.shape={dict(config.mesh.shape)}: the data-parallel size {dp} "
                           f"(data x fsdp) must be a multiple of the number of processes "
                           f"{num_processes}, since each process feeds its own rows of the batch.")
-        tensor, fsdp = shape[MESH_AXES.index("tensor")], shape[MESH_AXES.index("fsdp")]
+        rules = config_rules(config)
         if model is not None:
-            for field, size, axis, n in (("num_heads", model.num_heads, "tensor", tensor),
-                                         ("intermediate_size", model.intermediate_size, "tensor", tensor),
-                                         ("vocab_size", model.vocab_size, "tensor", tensor),
-                                         ("hidden_size", model.hidden_size, "fsdp", fsdp)):
+            sized = [("num_heads", model.num_heads, "heads"), ("head_dim", model.head_dim, "kv"),
+                     ("intermediate_size", model.intermediate_size, "mlp"),
+                     ("vocab_size", model.vocab_size, "vocab"),
+                     ("hidden_size", model.hidden_size, "embed"),
+                     ("hidden_size", model.hidden_size, "embed_out")]
+            if model.scan_layers:
+                sized.append(("num_layers", model.num_layers, "layers"))
+            for field, size, logical in sized:
+                axes = mesh_axes_of(rules, logical)
+                n = math.prod(shape[MESH_AXES.index(a)] for a in axes)
                 if size % n:
                     hint = (" (pad it: a model vocab larger than the vocab file is allowed, e.g. "
                             f"{-(-size // (128 * n)) * 128 * n})" if field == "vocab_size" else "")
-                    errors.append(f"model.{field}={size} must be divisible by the mesh's {axis} "
-                                  f"axis ({n}), which shards it{hint}.")
+                    errors.append(f"model.{field}={size} must be divisible by the mesh's "
+                                  f"{' x '.join(axes)} {'axes' if len(axes) > 1 else 'axis'} ({n}), which "
+                                  f"shards its {logical!r} "
+                                  f"axis (mesh.rules.{logical}){hint}.")
         if train.global_batch_size % (dp * train.grad_accum_steps):
             errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible "
                           f"by the data-parallel size {dp} (mesh data x fsdp) times "

@@ -132,6 +132,36 @@ class Embeddings(nn.Module):
         return self.dropout(x, deterministic=deterministic)
 
 
+class HeadsProjection(nn.Module):
+    """[..., hidden] -> [..., heads, head_dim] ("split"), or back ("merge"): the attention's
+    query/key/value and output projections, with the kernels of `nn.DenseGeneral` ([hidden,
+    heads, head_dim] and [heads, head_dim, hidden]).
+
+    `nn.DenseGeneral` initializes a flat 2-D kernel and reshapes it, so Flax's parameter shape
+    check would put the kernel's 3-D sharding constraint on a 2-D array whenever the logical
+    rules are in scope (`sharding.with_logical_rules`); this creates the kernel 3-D.
+    """
+    config: BertConfig
+    direction: str  # "split" or "merge"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        c = self.config
+        heads = (c.num_heads, c.head_dim)
+        if self.direction == "split":
+            kernel_shape, kernel_axes = (c.hidden_size, *heads), ("embed", "heads", "kv")
+            bias_shape, bias_axes = heads, ("heads", "kv")
+            contract = ((x.ndim - 1,), (0,))
+        else:
+            kernel_shape, kernel_axes = (*heads, c.hidden_size), ("heads", "kv", "embed")
+            bias_shape, bias_axes = (c.hidden_size,), ("embed",)
+            contract = ((x.ndim - 2, x.ndim - 1), (0, 1))
+        kernel = self.param("kernel", _init(c, kernel_axes), kernel_shape)
+        bias = self.param("bias", _zeros(bias_axes), bias_shape)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=c.compute_dtype)
+        return jax.lax.dot_general(x, kernel, (contract, ((), ()))) + bias
+
+
 class SelfAttention(nn.Module):
     config: BertConfig
     deterministic: bool = True
@@ -139,13 +169,7 @@ class SelfAttention(nn.Module):
     @nn.compact
     def __call__(self, x: Array, input_mask: Array) -> Array:
         c = self.config
-
-        def projection(name):
-            return nn.DenseGeneral((c.num_heads, c.head_dim), dtype=c.compute_dtype, name=name,
-                                   kernel_init=_init(c, ("embed", "heads", "kv")),
-                                   bias_init=_zeros(("heads", "kv")))
-
-        q, k, v = (projection(n)(x) for n in ("query", "key", "value"))
+        q, k, v = (HeadsProjection(c, "split", name=n)(x) for n in ("query", "key", "value"))
         dropout = not self.deterministic and c.attention_dropout_rate > 0
         if c.attention != "plain" and not dropout:
             context = fused_attention(q, k, v, input_mask, c.attention == "cudnn")
@@ -157,9 +181,7 @@ class SelfAttention(nn.Module):
             probs = nn.Dropout(c.attention_dropout_rate)(probs, deterministic=self.deterministic)
             context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
         context = nn.with_logical_constraint(context, ("batch", "length", "heads", "kv"))
-        return nn.DenseGeneral(c.hidden_size, axis=(-2, -1), dtype=c.compute_dtype, name="output",
-                               kernel_init=_init(c, ("heads", "kv", "embed")),
-                               bias_init=_zeros(("embed",)))(context)
+        return HeadsProjection(c, "merge", name="output")(context)
 
 
 def cudnn_attention_supported(q: Array) -> bool:

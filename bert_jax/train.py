@@ -58,7 +58,20 @@ def state_shardings(model: BertForPreTraining, optimizer: optax.GradientTransfor
         transform_non_params=lambda _: jax.sharding.PartitionSpec(),
         is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
     specs = TrainState(step=jax.sharding.PartitionSpec(), params=param_specs, opt_state=opt_specs)
-    return sharding.logical_to_sharding(specs, mesh)
+    return sharding.logical_to_sharding(specs, mesh, sharding.config_rules(config))
+
+
+def jit_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, model: BertForPreTraining,
+                   optimizer: optax.GradientTransformation, schedule: optax.Schedule,
+                   shardings: TrainState) -> Callable:
+    """`train_step` jitted for `mesh`: the state in `shardings` (donated), the batch split over the
+    data-parallel axes, activations constrained by the config's rules, metrics replicated."""
+    step = functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
+                             seed=config.train.seed, grad_accum_steps=config.train.grad_accum_steps,
+                             rng_impl=config.train.rng_impl)
+    return jax.jit(sharding.with_logical_rules(step, mesh, sharding.config_rules(config)),
+                   in_shardings=(shardings, sharding.batch_sharding(mesh)),
+                   out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
 
 
 def abstract_state(model: BertForPreTraining, optimizer: optax.GradientTransformation,
@@ -345,15 +358,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     logger.info("model: %s parameters; mesh %s over %d devices (%s)", f"{num_params:,}",
                 dict(mesh.shape), jax.device_count(), jax.devices()[0].device_kind)
 
-    batch_shard = sharding.batch_sharding(mesh)
-    step_fn = jax.jit(
-        functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                          seed=config.train.seed, grad_accum_steps=config.train.grad_accum_steps,
-                          rng_impl=config.train.rng_impl),
-        in_shardings=(shardings, batch_shard), out_shardings=(shardings, sharding.replicated(mesh)),
-        donate_argnums=0)
-    eval_fn = jax.jit(functools.partial(eval_step, model=model),
-                      in_shardings=(shardings.params, batch_shard), out_shardings=sharding.replicated(mesh))
+    step_fn = jit_train_step(config, mesh, model, optimizer, schedule, shardings)
+    eval_fn = jax.jit(sharding.with_logical_rules(functools.partial(eval_step, model=model), mesh,
+                                                  sharding.config_rules(config)),
+                      in_shardings=(shardings.params, sharding.batch_sharding(mesh)),
+                      out_shardings=sharding.replicated(mesh))
 
     phase = phase_at(config, start_step)
     peak = config.train.peak_flops_per_device or flops.peak_flops(jax.devices()[0].device_kind)

@@ -191,16 +191,27 @@ def setup(config, mesh):
 
 def jitted_step(config, mesh, model, optimizer, schedule, shardings):
     """The step exactly as `train_and_evaluate` jits it."""
-    import jax
-    from bert_jax import sharding
-    from bert_jax.train_step import train_step
+    from bert_jax import train
 
-    return jax.jit(
-        functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                          seed=config.train.seed, grad_accum_steps=config.train.grad_accum_steps,
-                          rng_impl=config.train.rng_impl),
-        in_shardings=(shardings, sharding.batch_sharding(mesh)),
-        out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+    return train.jit_train_step(config, mesh, model, optimizer, schedule, shardings)
+
+
+def activation_constraints(step, state, batch) -> list[str]:
+    """The distinct sharding constraints in the traced step (the model's activation annotations
+    once the rules are in scope), as PartitionSpec strings."""
+    import jax.extend.core
+
+    found = set()
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "sharding_constraint":
+                found.add(str(eqn.params["sharding"].spec))
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(step.trace(state, batch).jaxpr.jaxpr)
+    return sorted(found)
 
 
 def to_numpy(tree):
@@ -301,6 +312,8 @@ def run_equivalence(args) -> dict:
         state = jax.device_put(initial if initial is not None else out["created"], shardings)
         step = jitted_step(config, mesh, model, optimizer, schedule, shardings)
         out["initial_placement"] = placement(state)
+        out["activation_constraints"] = activation_constraints(
+            step, state, train._global_batch(batches[0], mesh))
         out["losses"] = []
         for batch in batches:
             batch = train._global_batch(batch, mesh)
@@ -334,6 +347,7 @@ def run_equivalence(args) -> dict:
             "batch_shard_shapes": [list(x) for x in out["batch_shard_shapes"]],
             "initial_placement": out["initial_placement"],
             "final_placement": out["final_placement"],
+            "activation_constraints": out["activation_constraints"],
         } | ({"created": differences(out["created"], initial)} if "created" in out else {})
     results["seconds"] = time.perf_counter() - start
     return results

@@ -212,6 +212,54 @@ def test_named_parameters_are_split_where_expected(equivalence, mesh):
         assert per_device == total  # pure data parallelism: every device holds a full replica
 
 
+# The model's activation annotations as sharding constraints in the traced step, hand-written:
+# [batch, length, hidden] split over the batch only, and Megatron's layout for the attention
+# context [batch, length, heads, head_dim] and the feed-forward activations [batch, length, ffn].
+EXPECTED_ACTIVATION_CONSTRAINTS = [
+    "P(('data', 'fsdp'), None, 'tensor')",
+    "P(('data', 'fsdp'), None, 'tensor', None)",
+    "P(('data', 'fsdp'), None, None)",
+]
+
+
+@pytest.mark.parametrize("mesh", MESHES)
+def test_activations_are_constrained_as_the_rules_say(equivalence, mesh):
+    """The step is traced with the rules in scope: without them Flax silently drops every
+    `nn.with_logical_constraint`, and XLA picks the activations' layout on its own."""
+    assert equivalence["meshes"][mesh]["activation_constraints"] == EXPECTED_ACTIVATION_CONSTRAINTS
+
+
+@pytest.mark.parametrize("mesh", PACKED_MESHES)
+def test_packed_activations_are_constrained_too(packed_equivalence, mesh):
+    assert packed_equivalence["meshes"][mesh]["activation_constraints"] == EXPECTED_ACTIVATION_CONSTRAINTS
+
+
+def _word_embedding_spec(*overrides: str):
+    import jax
+    from bert_jax import experiment_config, sharding, train
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.optimizer import make_optimizer
+
+    config = experiment_config.load_config("bert_tiny", list(overrides))
+    model = BertForPreTraining(experiment_config.bert_config(config))
+    optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
+    mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.devices()[:1])
+    shardings = train.state_shardings(model, optimizer, config, mesh)
+    return shardings.params["bert"]["embeddings"]["word_embeddings"]["embedding"].spec
+
+
+def test_the_config_rules_place_the_parameters():
+    """`mesh.rules` moves a parameter axis to other mesh axes without a code change (the
+    spec names the mesh axes whatever their sizes, so one device shows it)."""
+    from jax.sharding import PartitionSpec as P
+
+    assert _word_embedding_spec() == P("tensor", "fsdp")
+    assert _word_embedding_spec("mesh.rules.vocab=") == P(None, "fsdp")
+    assert _word_embedding_spec("mesh.rules.vocab=", "mesh.rules.embed=fsdp,tensor") == P(None, ("fsdp", "tensor"))
+    with pytest.raises(ValueError, match=r"mesh.rules.vocab='tensor,model'.*mesh axes from"):
+        _word_embedding_spec("mesh.rules.vocab=tensor,model")
+
+
 def test_the_meshes_differ(equivalence):
     """The five runs really used five different layouts."""
     layouts = {mesh: json.dumps(sorted((k, v["shard_shapes"]) for k, v in r["final_placement"].items()))
