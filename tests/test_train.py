@@ -41,6 +41,62 @@ def test_weight_decay_skips_layer_norm_and_biases():
                     mask["masked_lm"]["transform_layer_norm"]["scale"]])
 
 
+def _lamb_reference(params, grads, lr, b1, b2, eps, weight_decay, clip_norm, decayed):
+    """LAMB as You et al. (2020, Algorithm 2) give it, in float64 numpy, after clipping the
+    global gradient norm (as for AdamW): per tensor, the bias-corrected Adam direction plus weight
+    decay, scaled by the trust ratio ||w|| / ||direction|| (1 where either norm is 0)."""
+    w = {k: v.astype(np.float64) for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in w.items()}
+    v2 = {k: np.zeros_like(v) for k, v in w.items()}
+    for t, g in enumerate(grads, start=1):
+        norm = math.sqrt(sum(float(np.sum(x.astype(np.float64) ** 2)) for x in g.values()))
+        scale = clip_norm / norm if norm > clip_norm else 1.0
+        for k in w:
+            gk = g[k].astype(np.float64) * scale
+            m[k] = b1 * m[k] + (1 - b1) * gk
+            v2[k] = b2 * v2[k] + (1 - b2) * gk ** 2
+            direction = (m[k] / (1 - b1 ** t)) / (np.sqrt(v2[k] / (1 - b2 ** t)) + eps)
+            if decayed[k]:
+                direction = direction + weight_decay * w[k]
+            w_norm, d_norm = np.linalg.norm(w[k]), np.linalg.norm(direction)
+            trust = w_norm / d_norm if w_norm > 0 and d_norm > 0 else 1.0
+            w[k] = w[k] - lr(t - 1) * trust * direction
+    return w
+
+
+def test_lamb_follows_the_algorithm_of_you_et_al():
+    import jax
+    import optax
+
+    from bert_jax.optimizer import make_optimizer
+
+    config = experiment_config.default_config().optimizer
+    config.name, config.learning_rate, config.warmup_steps, config.weight_decay = "lamb", 1e-2, 0, 0.1
+    optimizer, schedule = make_optimizer(config, num_train_steps=10)
+    rng = np.random.default_rng(0)
+    params = {"dense": {"kernel": rng.normal(size=(6, 4)).astype(np.float32),
+                        "bias": np.zeros(4, np.float32)},  # a zero norm: trust ratio 1
+              "layer_norm": {"scale": np.ones(4, np.float32)}}
+    # The first gradient is clipped (norm ~13 > 1), the others are not.
+    grads = [jax.tree.map(lambda x, s=s: (s * rng.normal(size=x.shape)).astype(np.float32), params)
+             for s in (3.0, 0.05, 0.1)]
+    state, got = optimizer.init(params), params
+    for g in grads:
+        updates, state = optimizer.update(g, state, got)
+        got = optax.apply_updates(got, updates)
+
+    flat = lambda tree: {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)  # noqa: E731
+                         for path, v in jax.tree_util.tree_leaves_with_path(tree)}
+    decayed = flat(decay_mask(params))
+    assert decayed == {"dense/bias": False, "dense/kernel": True, "layer_norm/scale": False}
+    want = _lamb_reference(flat(params), [flat(g) for g in grads], lambda t: float(schedule(t)),
+                           config.b1, config.b2, config.eps, config.weight_decay,
+                           config.clip_norm, decayed)
+    for name, value in flat(got).items():
+        np.testing.assert_allclose(value, want[name], rtol=2e-5, atol=1e-7, err_msg=name)
+        assert not np.allclose(value, flat(params)[name]), name  # every tensor moved
+
+
 def test_losses_match_numpy():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(4, 5, 11)).astype(np.float32)

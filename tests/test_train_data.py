@@ -97,6 +97,41 @@ def test_dynamic_shards_train_and_need_the_flag(tiny_run_config, extra_shards, t
     assert np.isfinite(results["train_loss"]) and results["train_mlm_loss"] > 0
 
 
+def _assert_one_optimizer_state_across_phases(config, workdir, step: int) -> None:
+    """Phase 2 continues phase 1's optimizer: in the checkpoint of a phase-2 step, AdamW has
+    counted every step since the start (a state re-initialized at the switch would count
+    `step - switch_step`), and the learning rate of every logged step is the one schedule's."""
+    import jax
+    import optax
+
+    from bert_jax import experiment_config, sharding, train
+    from bert_jax.checkpointing import Checkpointer
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.optimizer import make_optimizer
+
+    model = BertForPreTraining(experiment_config.bert_config(config))
+    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
+    shardings = train.state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
+    switch_step = train.phase2_start_step(config)
+    assert 0 < switch_step < step
+    checkpointer = Checkpointer(workdir, async_save=False)
+    state = checkpointer.restore(step, train.abstract_state(model, optimizer, config, shardings))
+    checkpointer.close()
+    [adam] = [s for s in jax.tree.leaves(state.opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
+              if isinstance(s, optax.ScaleByAdamState)]
+    assert int(adam.count) == step > step - switch_step
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    rates = {r["step"]: r["learning_rate"] for r in records if r["prefix"] == "train"}
+    assert max(rates) > switch_step
+    previous = 0
+    for logged_step, rate in sorted(rates.items()):
+        # A logged value is the mean over the steps since the last log; the update that made
+        # step s used the schedule at s - 1.
+        expected = np.mean([float(schedule(s)) for s in range(previous, logged_step)])
+        assert rate == pytest.approx(expected, rel=1e-6), logged_step
+        previous = logged_step
+
+
 def test_two_phases_switch_shards_and_resume_in_phase_two(tiny_run_config, extra_shards, tmp_path, caplog):
     from bert_jax.train import train_and_evaluate
 
@@ -115,6 +150,7 @@ def test_two_phases_switch_shards_and_resume_in_phase_two(tiny_run_config, extra
                                    "process_0-of-1" / "position.json").read_text())
                  for step in (6, 8)}
     assert positions[6]["phase"] == 2 and positions[6]["max_seq_length"] == 128
+    _assert_one_optimizer_state_across_phases(config, tmp_path / "full", step=6)
 
     # As if killed after the checkpoint of step 6 (in phase 2): resuming reads on from the saved
     # phase-2 position and ends with the very same losses.
