@@ -32,7 +32,10 @@ TIMING_KEYS = {"steps_per_second", "step_seconds", "sequences_per_second", "toke
 def overrides(tiny_run_overrides) -> list[str]:
     return [o for o in tiny_run_overrides if not o.startswith("data.eval_files=")] + [
         "data.eval_files=", f"train.num_steps={STEPS}", "train.checkpoint_every=3",
-        "train.log_every=1", "train.keep_checkpoints=10", "optimizer.warmup_steps=2"]
+        "train.log_every=1", "train.keep_checkpoints=10", "optimizer.warmup_steps=2",
+        # cpu_demo has no dropout: with it on, the metrics depend on the dropout keys, so an exact
+        # resume also proves that they are derived as an uninterrupted run derives them.
+        "model.hidden_dropout_rate=0.1", "model.attention_dropout_rate=0.1"]
 
 
 def _env() -> dict[str, str]:
@@ -97,6 +100,8 @@ def reference(overrides, tmp_path_factory) -> dict[int, dict]:
     assert done.returncode == 0, done.stderr[-3000:]
     reports = {r["step"]: _numbers(r) for r in _reports(workdir)}
     assert sorted(reports) == list(range(1, STEPS + 1))
+    saved = json.loads((workdir / "config.json").read_text())["model"]
+    assert saved["hidden_dropout_rate"] > 0 and saved["attention_dropout_rate"] > 0
     return reports
 
 
