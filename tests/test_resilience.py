@@ -1,17 +1,19 @@
 """A run survives kills and preemption, and stops clearly when it cannot go on.
 
-Real `bert-jax pretrain` subprocesses on the tiny corpus: killed with SIGKILL at a step and in
-the middle of an asynchronous checkpoint save, then restarted from their work directory, they
-report bitwise the metrics of an uninterrupted run at every later step; SIGTERM saves and exits
-0 (in one process, and in two processes signalled unevenly, which agree on the step); a process
-of a two-process run that dies or hangs makes the other exit within seconds; a save that fails
-(the file size limit standing in for a full disk) stops the run with exit 1 and a clear message.
+Real `bert-jax pretrain` subprocesses on the tiny corpus, with dropout on: killed with SIGKILL at
+a step and while an asynchronous checkpoint save writes its arrays in the background, then
+restarted from their work directory, they report bitwise the metrics of an uninterrupted run at
+every later step; SIGTERM saves and exits 0 (in one process, and in two processes signalled
+unevenly, which agree on the step); a process of a two-process run that dies or hangs makes the
+other exit within seconds; a save that fails (the file size limit standing in for a full disk)
+stops the run with exit 1 and a clear message.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +23,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Printed by `slow_save_pretrain.py` when a save's background array write starts.
+ARRAY_WRITE_IN_FLIGHT = "slow_save_pretrain: an array write is in flight in the background"
 STEPS = 14
 TIMEOUT_S = 120
 # Throughput and timing numbers differ between any two runs; everything else must not.
@@ -123,16 +127,23 @@ def test_runs_killed_anywhere_resume_to_bitwise_the_same_metrics(overrides, refe
     process.wait()
     _assert_continues_exactly(_reports(workdir), reference, 1)
 
-    # 2. SIGKILL while a checkpoint is being written (the save is slowed down to catch it).
+    # 2. SIGKILL while a checkpoint's arrays are being written in the background, training going
+    # on (the write is delayed to catch it: it prints a line when it starts).
     before, lines = _checkpoint_steps(workdir), _line_count(workdir)
     in_flight = lambda: {p.name for p in (workdir / "checkpoints").iterdir() if "tmp" in p.name}  # noqa: E731
-    left_by_kill_1 = in_flight()  # run 1 may have been killed during a save too
-    process = _start(_command(workdir, overrides, slow_save=True), tmp_path / "2.log")
-    _wait_until(lambda: in_flight() - left_by_kill_1, [process], "a save in flight")
+    log = tmp_path / "2.log"
+
+    def writing() -> set[int]:
+        """Steps whose array write has started and is not committed. (The temporary directories
+        are named by step alone: run 1, killed during a save, may have left one of the same name.)"""
+        started = re.findall(rf"{re.escape(ARRAY_WRITE_IN_FLIGHT)}: step (\d+)", log.read_text())
+        return set(map(int, started)) - set(_checkpoint_steps(workdir))
+    process = _start(_command(workdir, overrides, slow_save=True), log)
+    _wait_until(writing, [process], "an array write in flight")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    [interrupted] = in_flight() - left_by_kill_1
-    interrupted_step = int(interrupted.split(".")[0])
+    [interrupted_step] = writing()
+    assert f"{interrupted_step}.orbax-checkpoint-tmp" in in_flight()
     assert interrupted_step not in _checkpoint_steps(workdir)  # no half-written checkpoint
     _assert_continues_exactly(_reports(workdir, lines), reference, max(before) + 1)
     before = _checkpoint_steps(workdir)
