@@ -339,6 +339,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                            max_predictions_per_seq=preds, vocab_size=config.model.vocab_size,
                            vocab_file=config.data.vocab_file,
                            dynamic_masking=config.data.dynamic_masking,
+                           do_lower_case=config.data.do_lower_case,
                            config_prefix="data.phase2_" if phase == 2 else "data.")
     workdir = os.fspath(workdir)
     remote_files.makedirs(workdir)

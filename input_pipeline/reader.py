@@ -100,14 +100,16 @@ def _shard_directories(file_patterns: Sequence[str]) -> list[str]:
 def check_shards_match(file_patterns: Sequence[str], *, max_seq_length: int,
                        max_predictions_per_seq: int, vocab_size: int,
                        vocab_file: str | None = None, dynamic_masking: bool = False,
-                       config_prefix: str = "data.") -> None:
+                       do_lower_case: bool | None = None, config_prefix: str = "data.") -> None:
     """Refuses shards whose manifest disagrees with the trainer's config, before anything is
     compiled: a wrong length would fail deep inside TensorFlow, token ids beyond the embedding
     table would be silently clamped by the gather, and unmasked shards read without dynamic
     masking would train nothing.
 
     Checked per shard directory: `max_seq_length`, `max_predictions_per_seq`, `vocab_size` (at
-    most the model's), `vocab_sha256` (that of `vocab_file`, when given) and `masking`. The
+    most the model's), `vocab_sha256` (that of `vocab_file`, when given), `masking` and, when
+    given, `do_lower_case` (cased shards under an uncased config would export a tokenizer that
+    lower-cases what the model learned cased). The
     `ValueError` names every directory and field that differs. `config_prefix` is how the config
     names the lengths (`data.phase2_` for phase-2 shards).
 
@@ -145,6 +147,10 @@ def check_shards_match(file_patterns: Sequence[str], *, max_seq_length: int,
         if (masking == "dynamic") != dynamic_masking:
             errors.append(f"masking is {masking!r} in {where} but data.dynamic_masking="
                           f"{dynamic_masking}; set data.dynamic_masking={masking == 'dynamic'}")
+        found = manifest.get("config", {}).get("do_lower_case")
+        if do_lower_case is not None and found is not None and found != do_lower_case:
+            errors.append(f"do_lower_case is {found} in {where} but data.do_lower_case="
+                          f"{do_lower_case} in the config")
         if errors:
             mismatches.append(f"shards in {directory} do not match the config: "
                               + "; ".join(errors))
@@ -184,6 +190,13 @@ def _host_files(files: Sequence[str], process_index: int, process_count: int) ->
         raise ValueError(f"{len(files)} shard files for {process_count} processes: every process "
                          "needs at least one file; write more shards (`--num-shards`).")
     indices = list(range(process_index, len(files), process_count))
+    if len(files) % process_count and process_index == 0:
+        # Every process still yields batches forever, but the ones with fewer files start their
+        # next epoch sooner: their examples are seen more often than the others'.
+        logger.warning("%d shard files over %d processes: some read %d files, others %d, so their "
+                       "examples are repeated more often; a multiple of %d files keeps every "
+                       "example equally frequent.", len(files), process_count,
+                       len(files) // process_count + 1, len(files) // process_count, process_count)
     if len(files) > 1 << (_EPOCH_SHIFT - _RECORD_BITS):
         raise ValueError(f"{len(files)} shard files: at most {1 << (_EPOCH_SHIFT - _RECORD_BITS)} "
                          "are supported; write fewer, larger shards.")

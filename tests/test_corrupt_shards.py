@@ -264,7 +264,7 @@ def test_mismatched_manifest_is_refused_naming_directory_and_fields(created, tmp
     with pytest.raises(ValueError) as error:
         check_shards_match([directory], max_seq_length=128, max_predictions_per_seq=20,
                            vocab_size=VOCAB_SIZE - 1, vocab_file=str(other_vocab),
-                           dynamic_masking=True)
+                           dynamic_masking=True, do_lower_case=False)
     message = str(error.value)
     assert f"shards in {directory} do not match the config" in message
     assert os.path.join(directory, MANIFEST_NAME) in message
@@ -273,6 +273,7 @@ def test_mismatched_manifest_is_refused_naming_directory_and_fields(created, tmp
     assert f"max_predictions_per_seq is {MAX_PREDICTIONS} in" in message
     assert f"vocab_size is {VOCAB_SIZE} in" in message
     assert f"vocab has {VOCAB_SIZE} tokens but model.vocab_size={VOCAB_SIZE - 1}" in message
+    assert "do_lower_case is True in" in message and "data.do_lower_case=False" in message
     assert "vocab_sha256" in message and "made with another vocab" in message
     assert "masking is 'static'" in message and "data.dynamic_masking=False" in message
 

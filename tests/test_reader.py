@@ -7,6 +7,7 @@ a reader returned, and in what order, can be checked exactly.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
@@ -117,6 +118,23 @@ def test_processes_read_disjoint_files_covering_everything(shard_dir, process_co
     assert sum(map(len, seen)) == TOTAL  # pairwise disjoint
     most = max(sum(FILE_SIZES[i::process_count]) for i in range(process_count))
     assert num_batches == {-(-most // BATCH)}
+
+
+def test_files_that_do_not_divide_among_processes_are_reported(shard_dir, caplog):
+    """With 4 files over 3 processes one process reads 2 files and repeats its examples half as
+    often as the others theirs: said once (by process 0), with the cure."""
+    assert len(FILE_SIZES) == 4
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.reader"):
+        for index in range(3):
+            next(iter(numpy_batches(config(shard_dir), index, 3)))
+    warnings = [r.getMessage() for r in caplog.records if "shard files over" in r.getMessage()]
+    assert warnings == ["4 shard files over 3 processes: some read 2 files, others 1, so their "
+                        "examples are repeated more often; a multiple of 3 files keeps every "
+                        "example equally frequent."]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.reader"):
+        next(iter(numpy_batches(config(shard_dir), 0, 2)))
+    assert not [r for r in caplog.records if "shard files over" in r.getMessage()]
 
 
 def test_repeating_processes_stay_on_their_files(shard_dir):
