@@ -50,17 +50,14 @@ def equivalence(tmp_path_factory) -> dict:
     return result
 
 
-@pytest.fixture(scope="module")
-def packed_equivalence(tmp_path_factory) -> dict:
-    """The same check on packed rows (`data.packing`): 4 sequences per row, attention masks of
-    [rows, 1, 32, 32] and per-sequence [CLS] positions split with the batch."""
+def _equivalence_with(overrides: list[str], meshes: tuple[str, ...], out) -> dict:
+    """The equivalence run with config overrides (for the reference and every mesh alike)."""
     import os
 
-    out = tmp_path_factory.mktemp("packed_equivalence")
     saved = os.environ.get("BERT_JAX_TEST_OVERRIDES")
-    os.environ["BERT_JAX_TEST_OVERRIDES"] = json.dumps(["data.packing=True", "data.max_sequences_per_pack=4"])
+    os.environ["BERT_JAX_TEST_OVERRIDES"] = json.dumps(overrides)
     try:
-        [result] = run_workers("equivalence", out, "--steps", "2", "--meshes", *PACKED_MESHES,
+        [result] = run_workers("equivalence", out, "--steps", "2", "--meshes", *meshes,
                                timeout=TIMEOUT_S)
     finally:
         if saved is None:
@@ -68,6 +65,38 @@ def packed_equivalence(tmp_path_factory) -> dict:
         else:
             os.environ["BERT_JAX_TEST_OVERRIDES"] = saved
     return result
+
+
+@pytest.fixture(scope="module")
+def packed_equivalence(tmp_path_factory) -> dict:
+    """The same check on packed rows (`data.packing`): 4 sequences per row, attention masks of
+    [rows, 1, 32, 32] and per-sequence [CLS] positions split with the batch."""
+    return _equivalence_with(["data.packing=True", "data.max_sequences_per_pack=4"], PACKED_MESHES,
+                             tmp_path_factory.mktemp("packed_equivalence"))
+
+
+@pytest.fixture(scope="module")
+def accumulated_equivalence(tmp_path_factory) -> dict:
+    """The same check with gradient accumulation over 2 micro-batches (each of 8 rows, still
+    split over data x fsdp), dropout on; `test_train.py` shows that accumulating equals one big
+    batch on one device."""
+    return _equivalence_with(["train.grad_accum_steps=2"], ACCUMULATED_MESHES,
+                             tmp_path_factory.mktemp("accumulated_equivalence"))
+
+
+ACCUMULATED_MESHES = ("2,2,2",)
+
+
+@pytest.mark.parametrize("mesh", ACCUMULATED_MESHES)
+def test_accumulated_gradients_train_alike_on_a_mesh(accumulated_equivalence, mesh):
+    reference = accumulated_equivalence["reference_losses"]
+    result = accumulated_equivalence["meshes"][mesh]
+    for step, (got, want) in enumerate(zip(result["losses"], reference)):
+        for key in ("loss", "mlm_loss", "nsp_loss", "grad_norm"):
+            assert got[key] == pytest.approx(want[key], rel=LOSS_RTOL), (mesh, step, key)
+    assert min(accumulated_equivalence["dropout"]) > 0
+    assert _total(result["params"]) < STATE_RTOL
+    assert _total(result["updates"]) < STATE_RTOL
 
 
 PACKED_MESHES = ("2,4,1", "2,2,2")
