@@ -5,17 +5,78 @@ form `transformers`' `pipeline("fill-mask")` returns them (`score`, `token`, `to
 Texts are batched and padded to bucket shapes (`bert_jax.inference`), and the number of masks per
 text rounds up to a power of two too, so a stream of requests compiles a handful of programs, not
 one per input.
+
+With a SentencePiece vocab, `token_str` and `sequence` are decoded as the `tokenizer.json` of our
+export decodes them (`pipeline_decode`), not as `SentencePieceTokenizer.decode` does: the two
+differ around special tokens and unknown characters, and the pipeline's form is the contract here.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
 from bert_jax.inference import MLM_HEAD, BucketedModel, doubling_sizes, padded_batches, round_up, single_sequence
+from input_pipeline.sentencepiece_tokenizer import WORD_START, SentencePieceTokenizer
+
+_BYTE_PIECE = re.compile(r"<0x([0-9A-F]{2})>")
+
+
+@functools.cache
+def _sentencepiece_spec(model_path: str) -> dict:
+    from bert_jax.hf_tokenizer import _model_spec
+    with open(model_path, "rb") as f:
+        return _model_spec(f.read())
+
+
+def pipeline_decode(tokenizer: Any, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+    """`ids` as text, the way `transformers` decodes them with the tokenizer files of our export.
+
+    WordPiece: the tokenizer's own `decode` (it is `BertTokenizer`'s). SentencePiece: the
+    decoder chain `hf_tokenizer` writes into tokenizer.json, applied to the pieces, special
+    tokens included unless skipped: "▁" becomes a space, runs of byte pieces become their UTF-8
+    text (an invalid run gives one U+FFFD per byte, as `tokenizers`' ByteFallback), the pieces
+    are joined, and one leading space is stripped where the model adds a dummy prefix. So a
+    special token is glued to the piece before it ("new[MASK] object.[SEP]"), and a skipped
+    `[UNK]` joins its neighbours ("na" `[UNK]` "ve" is "nave"), where
+    `SentencePieceTokenizer.decode` puts spaces.
+    """
+    if not isinstance(tokenizer, SentencePieceTokenizer):
+        return tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+    spec = _sentencepiece_spec(tokenizer.model_path)
+    special = tokenizer.special_ids
+    pieces = tokenizer.convert_ids_to_tokens(
+        i for i in ids if not (skip_special_tokens and int(i) in special))
+    parts: list[str] = []
+    pending: list[str] = []  # a run of byte pieces, decoded together
+
+    def flush() -> None:
+        if pending:
+            raw = bytes(int(_BYTE_PIECE.fullmatch(p).group(1), 16) for p in pending)
+            try:
+                parts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                parts.append("\ufffd" * len(raw))
+            pending.clear()
+
+    for piece in pieces:
+        piece = piece.replace(WORD_START, " ")
+        if spec["byte_fallback"] and _BYTE_PIECE.fullmatch(piece):
+            pending.append(piece)
+            continue
+        flush()
+        parts.append(piece)
+    flush()
+    text = "".join(parts)
+    if spec["add_dummy_prefix"] and text.startswith(" "):
+        text = text[1:]
+    return text
 
 
 class FillMask(BucketedModel):
@@ -90,8 +151,8 @@ class FillMask(BucketedModel):
                     # are dropped from the sequence only when there is a single mask.
                     predictions.append({
                         "score": float(score), "token": int(token),
-                        "token_str": tok.decode(known([int(token)])),
-                        "sequence": tok.decode(known(filled), skip_special_tokens=len(pos) == 1)})
+                        "token_str": pipeline_decode(tok, known([int(token)])),
+                        "sequence": pipeline_decode(tok, known(filled), skip_special_tokens=len(pos) == 1)})
                 per_mask.append(predictions)
             results.append(per_mask)
         return results

@@ -1,6 +1,8 @@
 """Fill-mask from our checkpoint, and from its export, against `transformers`' fill-mask pipeline
 on the export: the same tokens, token strings and sequences (one mask or several), scores within
-1e-4; batches give the answers single texts do, and compile once per bucket shape."""
+1e-4; batches give the answers single texts do, and compile once per bucket shape. The same with a
+SentencePiece vocab (an export imported back), and from a Google TensorFlow checkpoint against
+the pipeline on our export of it."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import transformers
 
 from bert_jax.cli import main
 
-from bert_jax.fill_mask import FillMask
+from bert_jax.fill_mask import FillMask, pipeline_decode
+from test_export import sentencepiece_export  # noqa: F401 (a fixture)
 
 TEXTS = [
     "Return the [MASK] of the file.",
@@ -70,6 +73,51 @@ def test_a_model_vocab_padded_past_the_vocab_file_matches_the_pipeline(tmp_path,
     assert {p["token"] for per_mask in ours for predictions in per_mask for p in predictions[:2]} == {
         vocab_lines, vocab_lines + 1}
     assert_matches_pipeline(TEXTS, ours, transformers.pipeline("fill-mask", model=str(export), top_k=4))
+
+
+# Masks glued to text and to each other, and characters the small SentencePiece vocab lacks
+# ([UNK], which the pipeline leaves out of a single mask's sequence with the other specials).
+SENTENCEPIECE_TEXTS = TEXTS + ["naïve CAFÉ [MASK] déjà vu.", "x[MASK]y", "a [MASK][MASK] b"]
+
+
+def test_sentencepiece_import_matches_the_pipeline(sentencepiece_export):
+    """FillMask on the import of a SentencePiece export (unigram and BPE) against the pipeline on
+    the export: sequences too, which `transformers` decodes with the tokenizer.json's decoder
+    (a special token glued to the piece before it, a skipped [UNK] joining its neighbours)."""
+    *_, out = sentencepiece_export
+    fill_mask = FillMask.load(out)
+    assert fill_mask.tokenizer.unk_id in fill_mask.tokenizer.encode(SENTENCEPIECE_TEXTS[3])
+    ours = fill_mask(SENTENCEPIECE_TEXTS, top_k=5)
+    pipeline = transformers.pipeline("fill-mask", model=str(out), top_k=5)
+    largest = assert_matches_pipeline(SENTENCEPIECE_TEXTS, ours, pipeline)
+    print(f"fill-mask (SentencePiece import) max |score difference| vs the pipeline: {largest:.2e}")
+
+
+@pytest.mark.parametrize("byte_fallback", [False, True])
+def test_pipeline_decode_is_the_exported_tokenizers_decode(tmp_path, byte_fallback):
+    """`pipeline_decode` against `AutoTokenizer.decode` on our export's tokenizer files, for
+    random id sequences mixing special, byte (with byte_fallback) and ordinary pieces, with and
+    without skipping the special tokens."""
+    from conftest import stdlib_docstring_lines
+    from bert_jax.hf_tokenizer import write_tokenizer_files
+    from input_pipeline.sentencepiece_tokenizer import train_sentencepiece
+
+    ours = train_sentencepiece(stdlib_docstring_lines(3000), tmp_path / "sp.model", 600,
+                               byte_fallback=byte_fallback)
+    write_tokenizer_files(tmp_path / "sp.model", True, 128, tmp_path)
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    rng = np.random.default_rng(0)
+    bytes_ = [i for i, p in enumerate(ours.convert_ids_to_tokens(range(ours.vocab_size)))
+              if p.startswith("<0x")]
+    assert len(bytes_) == (256 if byte_fallback else 0)
+    utf8 = ours.convert_tokens_to_ids(f"<0x{b:02X}>" for b in "é€".encode()) if byte_fallback else []
+    for _ in range(200):
+        ids = rng.integers(0, ours.vocab_size, int(rng.integers(1, 12))).tolist()
+        ids[int(rng.integers(len(ids)))] = int(rng.choice(sorted(ours.special_ids)))
+        if byte_fallback:  # a valid UTF-8 run and stray bytes
+            ids[int(rng.integers(len(ids))):0] = utf8 + [int(rng.choice(bytes_))]
+        for skip in (False, True):
+            assert pipeline_decode(ours, ids, skip) == theirs.decode(ids, skip_special_tokens=skip), ids
 
 
 def test_batches_give_the_same_answers_as_single_texts(tiny_trained_model):

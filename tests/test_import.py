@@ -6,7 +6,8 @@
 * Google's original TensorFlow code (bert-tensorflow's modeling.py and run_pretraining.py heads)
   writes a checkpoint and its outputs (`google_bert_reference.py`); ours must match within 1e-5;
 * `transformers` saves a PyTorch `.bin` of a `BertForMaskedLM` (no pooler, no NSP head);
-* export then import is bit-identical, scanned or not;
+* export then import is bit-identical, scanned or not, with a WordPiece or a SentencePiece vocab
+  (whose `spiece.model` tokenizes as `transformers` does with the export's tokenizer.json);
 * `train.init_from` starts pretraining from each kind of source, and `bert-jax import` makes a
   work directory that `bert-jax export` turns back into the source's exact tensors.
 """
@@ -31,7 +32,7 @@ from bert_jax.checkpoint_import import (complete_params, flatten, import_to_work
 from bert_jax.hf_export import export_to_huggingface
 from bert_jax.hf_import import bert_config_from_huggingface
 from bert_jax.model import BertConfig, BertForPreTraining, BertModel
-from test_export import perturbed_params
+from test_export import perturbed_params, sentencepiece_export  # noqa: F401 (a fixture)
 
 HEADS = ["masked_lm/output_bias", "masked_lm/transform/bias", "masked_lm/transform/kernel",
          "masked_lm/transform_layer_norm/bias", "masked_lm/transform_layer_norm/scale",
@@ -256,6 +257,35 @@ def test_export_then_import_is_bit_identical(tmp_path, uncased_vocab_path, scan_
     for key, value in original.items():
         assert back[key].dtype == value.dtype and np.array_equal(back[key], value), key
 
+
+
+def test_sentencepiece_export_then_import_is_bit_identical(sentencepiece_export):
+    """An export with a SentencePiece vocab (unigram and BPE) comes back bit for bit, and its
+    vocab is the export's spiece.model: the tokenizer it loads gives the ids `transformers` gives
+    with the export's tokenizer files."""
+    import transformers
+
+    from bert_jax.inference import load_for_inference
+    from input_pipeline.sentencepiece_tokenizer import SentencePieceTokenizer
+
+    config, params, trained, out = sentencepiece_export
+    imported = load_pretrained(out)
+    assert imported.kind == "Hugging Face"
+    assert imported.config == dataclasses.replace(config, scan_layers=False)
+    assert imported.missing == [] and imported.ignored == []
+    assert Path(imported.vocab_file) == out / "spiece.model"
+    assert imported.do_lower_case == trained.do_lower_case
+    back, original = flatten(in_layout(imported.params, config)), flatten(params)
+    assert back.keys() == original.keys()
+    for key, value in original.items():
+        assert back[key].dtype == value.dtype and np.array_equal(back[key], value), key
+
+    tokenizer = load_for_inference(out).tokenizer
+    assert isinstance(tokenizer, SentencePieceTokenizer) and tokenizer.model_path == str(out / "spiece.model")
+    theirs = transformers.AutoTokenizer.from_pretrained(out)
+    for text in ["Return the [MASK] of the file.", "naïve CAFÉ, déjà vu", "a [MASK][MASK] b",
+                 "If the value is None, raise a ValueError."]:
+        assert [tokenizer.cls_id, *tokenizer.encode(text), tokenizer.sep_id] == theirs(text)["input_ids"], text
 
 # --- Google's TensorFlow checkpoints. ---------------------------------------------------------
 
