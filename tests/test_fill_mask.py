@@ -15,7 +15,10 @@ import transformers
 from bert_jax.cli import main
 
 from bert_jax.fill_mask import FillMask, pipeline_decode
-from test_export import sentencepiece_export  # noqa: F401 (a fixture)
+import test_export
+
+# The SentencePiece export (unigram and BPE) of test_export, as a fixture of this module too.
+sentencepiece_export = test_export.sentencepiece_export
 
 TEXTS = [
     "Return the [MASK] of the file.",

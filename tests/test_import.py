@@ -32,7 +32,11 @@ from bert_jax.checkpoint_import import (complete_params, flatten, import_to_work
 from bert_jax.hf_export import export_to_huggingface
 from bert_jax.hf_import import bert_config_from_huggingface
 from bert_jax.model import BertConfig, BertForPreTraining, BertModel
-from test_export import perturbed_params, sentencepiece_export  # noqa: F401 (a fixture)
+import test_export
+from test_export import perturbed_params
+
+# The SentencePiece export (unigram and BPE) of test_export, as a fixture of this module too.
+sentencepiece_export = test_export.sentencepiece_export
 
 HEADS = ["masked_lm/output_bias", "masked_lm/transform/bias", "masked_lm/transform/kernel",
          "masked_lm/transform_layer_norm/bias", "masked_lm/transform_layer_norm/scale",
