@@ -1,7 +1,7 @@
 """Writes a BERT checkpoint in Google's original TensorFlow layout, with Google's own code, and
 that code's outputs on a few inputs: the reference for importing Google checkpoints.
 
-    python tests/google_bert_reference.py OUT_DIR CONFIG_JSON VOCAB_FILE [SEED]
+    python tests/google_bert_reference.py OUT_DIR CONFIG_JSON VOCAB_FILE [SEED] [--optimizer-slots]
 
 The model is `bert.modeling.BertModel` and the pretraining heads are
 `bert.run_pretraining.get_masked_lm_output` / `get_next_sentence_output`, from the bert-tensorflow
@@ -9,6 +9,13 @@ package (Google's repository as published on PyPI), run in TF1 graph mode. Every
 moved off its initial value (LayerNorm gammas off 1, biases off 0) before the checkpoint is
 saved, so a variable imported into the wrong place cannot go unnoticed. OUT_DIR receives
 bert_config.json, bert_model.ckpt.*, vocab.txt and reference.npz (inputs and outputs).
+
+With --optimizer-slots the checkpoint is laid out as one from a pretraining run: the training op
+of `run_pretraining.py` (`bert.optimization.create_optimizer` on the masked-LM plus NSP loss)
+creates Adam's `<variable>/adam_m` and `/adam_v` slots and `global_step`, and the saver saves
+every global variable, as the Estimator's does. The slots get trained-looking values (adam_v
+positive) and global_step a count, all drawn after the model's variables, so that the model,
+and reference.npz, are the same as without the flag for the same seed.
 
 Two shims stand in for what TensorFlow 2 removed; neither touches the model's arithmetic
 beyond what the removed functions did:
@@ -59,10 +66,14 @@ def _install_shims() -> None:
     tf.layers = types.SimpleNamespace(dense=_dense)
 
 
-def main(out_dir: str, config_json: str, vocab_file: str, seed: int = 0) -> None:
+def main(out_dir: str, config_json: str, vocab_file: str, seed: int = 0,
+         optimizer_slots: bool = False) -> None:
     _install_shims()
     tf.disable_eager_execution()
-    from bert import modeling, run_pretraining
+    # Seeds the initializers too: the optimizer's ops, created after the model's, leave the
+    # model's initial values as they are.
+    tf.set_random_seed(seed)
+    from bert import modeling, optimization, run_pretraining
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,28 +100,41 @@ def main(out_dir: str, config_json: str, vocab_file: str, seed: int = 0) -> None
     model = modeling.BertModel(config=config, is_training=False, input_ids=input_ids,
                                input_mask=input_mask, token_type_ids=segment_ids,
                                use_one_hot_embeddings=False)
-    _, _, mlm_log_probs = run_pretraining.get_masked_lm_output(
+    mlm_loss, _, mlm_log_probs = run_pretraining.get_masked_lm_output(
         config, model.get_sequence_output(), model.get_embedding_table(), lm_positions,
         tf.zeros([batch, predictions], tf.int32), tf.ones([batch, predictions]))
-    _, _, nsp_log_probs = run_pretraining.get_next_sentence_output(
+    nsp_loss, _, nsp_log_probs = run_pretraining.get_next_sentence_output(
         config, model.get_pooled_output(), tf.zeros([batch], tf.int32))
 
-    variables = tf.global_variables()
+    variables = tf.global_variables()  # the model's
+    if optimizer_slots:  # run_pretraining.py's model_fn, training mode
+        optimization.create_optimizer(mlm_loss + nsp_loss, 1e-4, 1000, 10, use_tpu=False)
+    saved = tf.global_variables()
     with tf.Session() as session:
         session.run(tf.global_variables_initializer())
         for variable in variables:
             shape = variable.shape.as_list()
             noise = 0.05 * rng.standard_normal(shape).astype(np.float32)
             session.run(variable.assign(variable + noise))
-        tf.train.Saver(variables).save(session, str(out / "bert_model.ckpt"), write_meta_graph=False)
+        for variable in saved[len(variables):]:
+            if variable.op.name == "global_step":
+                session.run(variable.assign(1000))
+            else:
+                value = 1e-3 * rng.standard_normal(variable.shape.as_list()).astype(np.float32)
+                session.run(variable.assign(value ** 2 if variable.op.name.endswith("/adam_v") else value))
+        tf.train.Saver(saved).save(session, str(out / "bert_model.ckpt"), write_meta_graph=False)
         feed = {input_ids: ids, input_mask: mask, segment_ids: segments, lm_positions: positions}
         sequence, pooled, mlm, nsp = session.run(
             [model.get_sequence_output(), model.get_pooled_output(), mlm_log_probs, nsp_log_probs], feed)
     np.savez(out / "reference.npz", input_ids=ids, input_mask=mask, segment_ids=segments,
              masked_lm_positions=positions, sequence_output=sequence, pooled_output=pooled,
              mlm_log_probs=mlm.reshape(batch, predictions, -1), nsp_log_probs=nsp,
-             variables=np.array(json.dumps({v.op.name: v.shape.as_list() for v in variables})))
+             variables=np.array(json.dumps({v.op.name: v.shape.as_list() for v in saved})))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], *(int(a) for a in sys.argv[4:]))
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    positional = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if set(flags) - {"--optimizer-slots"} or not 3 <= len(positional) <= 4:
+        sys.exit(__doc__)
+    main(*positional[:3], *(int(a) for a in positional[3:]), optimizer_slots="--optimizer-slots" in flags)

@@ -293,12 +293,9 @@ def test_sentencepiece_export_then_import_is_bit_identical(sentencepiece_export)
 
 # --- Google's TensorFlow checkpoints. ---------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def google_checkpoint(tmp_path_factory, tiny_corpus, tiny_run_config) -> Path:
-    """A checkpoint written by Google's code, of the tiny run's shape and vocab (so that
-    `train.init_from` can continue from it on the tiny corpus), with that code's outputs."""
+def _write_google_checkpoint(root: Path, tiny_corpus, tiny_run_config, *flags: str) -> Path:
+    """Runs google_bert_reference.py for the tiny run's shape and vocab into `root`."""
     model = tiny_run_config().model
-    root = tmp_path_factory.mktemp("google")
     config = {"vocab_size": model.vocab_size, "hidden_size": model.hidden_size,
               "num_hidden_layers": model.num_layers, "num_attention_heads": model.num_heads,
               "intermediate_size": model.intermediate_size, "hidden_act": "gelu",
@@ -310,18 +307,21 @@ def google_checkpoint(tmp_path_factory, tiny_corpus, tiny_run_config) -> Path:
     script = Path(__file__).parent / "google_bert_reference.py"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run([sys.executable, str(script), str(out), str(root / "config.json"),
-                             str(tiny_corpus["vocab"])], capture_output=True, text=True, env=env,
-                            timeout=600)
+                             str(tiny_corpus["vocab"]), *flags], capture_output=True, text=True,
+                            env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
-def test_google_checkpoint_outputs_match_googles_code(google_checkpoint):
-    reference = np.load(google_checkpoint / "reference.npz")
-    imported = load_pretrained(google_checkpoint)
-    assert imported.kind == "Google TensorFlow" and imported.missing == [] and imported.ignored == []
-    assert imported.config.hidden_act == "gelu_tanh"  # bert_config.json's "gelu" is the tanh form
-    assert imported.do_lower_case  # the vocab is uncased
+@pytest.fixture(scope="module")
+def google_checkpoint(tmp_path_factory, tiny_corpus, tiny_run_config) -> Path:
+    """A checkpoint written by Google's code, of the tiny run's shape and vocab (so that
+    `train.init_from` can continue from it on the tiny corpus), with that code's outputs."""
+    return _write_google_checkpoint(tmp_path_factory.mktemp("google"), tiny_corpus, tiny_run_config)
+
+
+def _differences_from_googles_outputs(imported, reference) -> dict[str, float]:
+    """Max abs differences of our model on the imported weights from Google's code's outputs."""
     inputs = [reference[k] for k in ("input_ids", "input_mask", "segment_ids")]
     model = BertForPreTraining(imported.config)
     sequence, pooled = model.apply({"params": imported.params}, *inputs, method=lambda m, *a: m.bert(*a))
@@ -333,7 +333,41 @@ def test_google_checkpoint_outputs_match_googles_code(google_checkpoint):
         "mlm_log_probs": np.abs(jax.nn.log_softmax(outputs["mlm_logits"]) - reference["mlm_log_probs"]).max(),
         "nsp_log_probs": np.abs(jax.nn.log_softmax(outputs["nsp_logits"]) - reference["nsp_log_probs"]).max(),
     }
-    print("Google checkpoint, max abs diff:", {k: f"{float(v):.3g}" for k, v in differences.items()})
+    return {k: float(v) for k, v in differences.items()}
+
+
+def test_google_checkpoint_outputs_match_googles_code(google_checkpoint):
+    reference = np.load(google_checkpoint / "reference.npz")
+    imported = load_pretrained(google_checkpoint)
+    assert imported.kind == "Google TensorFlow" and imported.missing == [] and imported.ignored == []
+    assert imported.config.hidden_act == "gelu_tanh"  # bert_config.json's "gelu" is the tanh form
+    assert imported.do_lower_case  # the vocab is uncased
+    differences = _differences_from_googles_outputs(imported, reference)
+    print("Google checkpoint, max abs diff:", {k: f"{v:.3g}" for k, v in differences.items()})
+    assert all(v <= 1e-5 for v in differences.values()), differences
+
+
+def test_google_training_checkpoint_skips_the_optimizer_slots(google_checkpoint, tmp_path_factory,
+                                                             tiny_corpus, tiny_run_config):
+    """A checkpoint as run_pretraining.py saves one, with Adam's adam_m/adam_v slot of every
+    parameter and global_step (made by Google's optimization.create_optimizer): they are not
+    parameters and are skipped without a word (not listed as unused tensors); the parameters are
+    those of the same model saved without them, bit for bit, and the outputs Google's code's."""
+    training = _write_google_checkpoint(tmp_path_factory.mktemp("google_training"), tiny_corpus,
+                                        tiny_run_config, "--optimizer-slots")
+    saved = json.loads(str(np.load(training / "reference.npz")["variables"]))
+    model_variables = json.loads(str(np.load(google_checkpoint / "reference.npz")["variables"]))
+    slots = {f"{name}/{slot}" for name in model_variables for slot in ("adam_m", "adam_v")}
+    assert set(saved) == set(model_variables) | slots | {"global_step"}
+
+    imported, plain = load_pretrained(training), load_pretrained(google_checkpoint)
+    assert imported.missing == [] and imported.ignored == []
+    assert "not used" not in imported.describe()
+    assert imported.config == plain.config
+    ours, theirs = flatten(imported.params), flatten(plain.params)
+    assert ours.keys() == theirs.keys()
+    assert all(np.array_equal(ours[k], theirs[k]) for k in theirs)
+    differences = _differences_from_googles_outputs(imported, np.load(training / "reference.npz"))
     assert all(v <= 1e-5 for v in differences.values()), differences
 
 
