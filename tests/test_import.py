@@ -394,6 +394,44 @@ def test_google_tensors_that_do_not_fit_the_config_are_named(google_checkpoint, 
     assert "bert/encoder/layer_1/intermediate/dense/kernel has shape [64, 128]" in message
 
 
+
+def test_fill_mask_and_nsp_on_a_google_checkpoint_match_transformers(google_checkpoint, tmp_path):
+    """FillMask and NextSentencePredictor loaded straight from the Google checkpoint, against
+    `transformers` (the fill-mask pipeline, BertForNextSentencePrediction) on our Hugging Face
+    export of it, whose weights are Google's (the tests above): the same predictions, token
+    strings and sequences, scores and NSP logits within 1e-4. The export's hidden_act is the
+    tanh GELU of bert_config.json's "gelu", so the activation is checked on the way too."""
+    import torch
+    import transformers
+
+    from bert_jax.fill_mask import FillMask
+    from bert_jax.next_sentence import NextSentencePredictor
+    from test_fill_mask import TEXTS, assert_matches_pipeline
+
+    imported = load_pretrained(google_checkpoint)
+    export = export_to_huggingface(imported.params, imported.config, imported.vocab_file,
+                                   imported.do_lower_case, tmp_path / "hf")
+    assert json.loads((export / "config.json").read_text())["hidden_act"] != "gelu"
+    ours = FillMask.load(google_checkpoint)(TEXTS, top_k=5)
+    pipeline = transformers.pipeline("fill-mask", model=str(export), top_k=5)
+    largest = assert_matches_pipeline(TEXTS, ours, pipeline)
+
+    pairs = [("Return the value of the named attribute.", "The result is the value of that attribute."),
+             ("Open the file and return a stream.", "Return a new list containing all items."),
+             ("Short.", "x")]
+    predictor = NextSentencePredictor.load(google_checkpoint)
+    logits, probabilities = predictor.logits(pairs), predictor(pairs)
+    tokenizer = transformers.BertTokenizer.from_pretrained(export)
+    inputs = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
+    model = transformers.BertForNextSentencePrediction.from_pretrained(export).eval()
+    with torch.no_grad():
+        theirs = model(**inputs).logits.numpy()
+    print(f"Google checkpoint: fill-mask max |score difference| {largest:.2e}, NSP max |logit "
+          f"difference| {np.abs(logits - theirs).max():.2e}")
+    np.testing.assert_allclose(logits, theirs, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.tensor(theirs), -1)[:, 0].numpy(),
+                               atol=1e-4, rtol=0)
+
 # --- Continuing pretraining: train.init_from. -------------------------------------------------
 
 def _init_from_config(tiny_run_config, source, **overrides):
