@@ -12,7 +12,10 @@ Files (`save_encodings`): the sentence vectors as a `.npy` of shape [n, hidden] 
 for line i), and optionally the token vectors as a ragged `.npz`: `token_vectors` [total tokens,
 hidden] float32, all texts' tokens one after the other; `token_ids` [total tokens] int32; and
 `offsets` [n + 1] int64, so that text i's tokens are rows `offsets[i]:offsets[i + 1]`
-(`load_token_vectors` splits them back into a list).
+(`load_token_vectors` splits them back into a list). Or, for consumers that want one array, the
+token vectors padded (`padded_tokens_path`): a `.npy` [n, longest text's tokens, hidden] float32,
+zeros past each text's end, and beside it `<name>.mask.npy` [n, longest] int32, 1 for a real
+token and 0 for padding (the `attention_mask` of `transformers`' padded batches).
 """
 
 from __future__ import annotations
@@ -60,6 +63,18 @@ class Encodings:
         if self.token_vectors is None:
             raise ValueError("token vectors were not computed; encode with with_tokens=True.")
         return self.token_vectors[self.offsets[i]:self.offsets[i + 1]]
+
+    def padded_tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """(token vectors [n, longest, hidden] float32, zeros past each text's end; mask [n,
+        longest] int32, 1 on real tokens), longest being the most tokens of any text."""
+        if self.token_vectors is None:
+            raise ValueError("token vectors were not computed; encode with with_tokens=True.")
+        lengths = np.diff(self.offsets)
+        longest = int(lengths.max(initial=0))
+        mask = (np.arange(longest) < lengths[:, None]).astype(np.int32)
+        vectors = np.zeros((len(lengths), longest, self.token_vectors.shape[1]), np.float32)
+        vectors[mask.astype(bool)] = self.token_vectors  # row-major: text 0's tokens first, as stored
+        return vectors, mask
 
 
 class SentenceEncoder(BucketedModel):
@@ -114,16 +129,28 @@ def read_sentences(path: str | os.PathLike) -> list[str]:
         return f.read().splitlines()
 
 
+def padded_mask_path(padded_tokens_path: str | os.PathLike) -> str:
+    """Where `save_encodings` writes the mask of the padded token vectors: `x.npy` -> `x.mask.npy`."""
+    path = os.fspath(padded_tokens_path)
+    return (path[:-len(".npy")] if path.endswith(".npy") else path) + ".mask.npy"
+
+
 def save_encodings(encodings: Encodings, sentence_path: str | os.PathLike,
-                   tokens_path: str | os.PathLike | None = None) -> None:
+                   tokens_path: str | os.PathLike | None = None,
+                   padded_tokens_path: str | os.PathLike | None = None) -> None:
     """The sentence vectors to `sentence_path` (.npy) and, if given, the token vectors to
-    `tokens_path` (.npz with `token_vectors`, `token_ids`, `offsets`; see the module docstring)."""
+    `tokens_path` (.npz with `token_vectors`, `token_ids`, `offsets`) and padded to
+    `padded_tokens_path` (.npy, its mask beside it: `padded_mask_path`); see the module docstring."""
     np.save(sentence_path, encodings.sentence_vectors)
+    if (tokens_path is not None or padded_tokens_path is not None) and encodings.token_vectors is None:
+        raise ValueError("token vectors were not computed; encode with with_tokens=True.")
     if tokens_path is not None:
-        if encodings.token_vectors is None:
-            raise ValueError("token vectors were not computed; encode with with_tokens=True.")
         np.savez(tokens_path, token_vectors=encodings.token_vectors, token_ids=encodings.token_ids,
                  offsets=encodings.offsets)
+    if padded_tokens_path is not None:
+        vectors, mask = encodings.padded_tokens()
+        np.save(padded_tokens_path, vectors)
+        np.save(padded_mask_path(padded_tokens_path), mask)
 
 
 def load_token_vectors(path: str | os.PathLike) -> list[np.ndarray]:

@@ -79,9 +79,12 @@ def test_nsp_matches_transformers(tiny_trained_model, head, tmp_path):
         assert np.abs(probabilities - 0.5).min() > 0.05
 
 
-def test_encode_matches_transformers(tiny_trained_model):
-    workdir, export = tiny_trained_model
-    encoder = SentenceEncoder.load(export)
+@pytest.fixture(scope="module")
+def transformers_encodings(tiny_trained_model) -> dict:
+    """`transformers.BertModel` on the export, SENTENCES in one padded batch: `input_ids`,
+    `hidden` (last_hidden_state), `mask` (attention_mask), and `pooled`, the sentence vectors of
+    every pooling, computed here from its outputs."""
+    _, export = tiny_trained_model
     tokenizer = transformers.BertTokenizer.from_pretrained(export)
     inputs = tokenizer(SENTENCES, padding=True, return_tensors="pt")
     model = transformers.BertModel.from_pretrained(export).eval()
@@ -89,12 +92,21 @@ def test_encode_matches_transformers(tiny_trained_model):
         out = model(**inputs)
     hidden, mask = out.last_hidden_state.numpy(), inputs["attention_mask"].numpy()
     real = mask[..., None] > 0
-    expected = {
+    pooled = {
         "mean": (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True),
         "max": np.where(real, hidden, -np.inf).max(1),
         "cls": hidden[:, 0],
         "pooler": out.pooler_output.numpy(),
     }
+    return {"input_ids": inputs["input_ids"].numpy(), "hidden": hidden, "mask": mask, "pooled": pooled}
+
+
+def test_encode_matches_transformers(tiny_trained_model, transformers_encodings):
+    workdir, export = tiny_trained_model
+    encoder = SentenceEncoder.load(export)
+    hidden, mask = transformers_encodings["hidden"], transformers_encodings["mask"]
+    input_ids = transformers_encodings["input_ids"]
+    expected = transformers_encodings["pooled"]
     assert set(expected) == set(POOLINGS)
     differences = {}
     for pooling in POOLINGS:
@@ -104,7 +116,7 @@ def test_encode_matches_transformers(tiny_trained_model):
     for i in range(len(SENTENCES)):
         n = int(mask[i].sum())
         assert encodings.token_ids[encodings.offsets[i]:encodings.offsets[i + 1]].tolist() == \
-            inputs["input_ids"][i, :n].tolist()
+            input_ids[i, :n].tolist()
         np.testing.assert_allclose(encodings.tokens(i), hidden[i, :n], atol=1e-4, rtol=0)
     differences["tokens"] = max(np.abs(encodings.tokens(i) - hidden[i, :int(mask[i].sum())]).max()
                                 for i in range(len(SENTENCES)))
@@ -254,15 +266,26 @@ def test_nsp_command_line(tiny_trained_model, tmp_path, capsys):
     assert "nowhere does not exist" in capsys.readouterr().err
 
 
-def test_encode_command_line(tiny_trained_model, tmp_path, capsys):
+def test_encode_command_line_offers_every_pooling(capsys):
+    with pytest.raises(SystemExit):
+        main(["encode", "--help"])
+    assert "--pooling {" + ",".join(POOLINGS) + "}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_encode_command_line(tiny_trained_model, transformers_encodings, pooling, tmp_path, capsys):
+    """Every pooling the command offers, from the work directory: the .npy against
+    `transformers.BertModel` on the export pooled the same way, and the token vectors, ragged
+    (.npz) and padded (.npy and its mask), against its last_hidden_state and attention_mask."""
     workdir, _ = tiny_trained_model
     text = tmp_path / "sentences.txt"
     text.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
-    out, tokens = tmp_path / "vectors.npy", tmp_path / "tokens.npz"
+    out, tokens, padded = tmp_path / "vectors.npy", tmp_path / "tokens.npz", tmp_path / "padded.npy"
     assert main(["encode", "--model", str(workdir), "--input", str(text), "--output", str(out),
-                 "--tokens", str(tokens), "--pooling", "max"]) == 0
-    assert f"wrote {len(SENTENCES)} max-pooled sentence vectors" in capsys.readouterr().out
-    expected = SentenceEncoder.load(workdir)(SENTENCES, pooling="max", with_tokens=True)
+                 "--tokens", str(tokens), "--padded-tokens", str(padded), "--pooling", pooling]) == 0
+    assert f"wrote {len(SENTENCES)} {pooling}-pooled sentence vectors" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(out), transformers_encodings["pooled"][pooling], atol=1e-4, rtol=0)
+    expected = SentenceEncoder.load(workdir)(SENTENCES, pooling=pooling, with_tokens=True)
     np.testing.assert_allclose(np.load(out), expected.sentence_vectors, atol=1e-6)
     per_text = load_token_vectors(tokens)
     assert len(per_text) == len(SENTENCES)
@@ -270,6 +293,13 @@ def test_encode_command_line(tiny_trained_model, tmp_path, capsys):
         np.testing.assert_allclose(vectors, expected.tokens(i), atol=1e-6)
     with np.load(tokens) as data:
         assert data["offsets"].tolist() == expected.offsets.tolist()
+
+    hidden, mask = transformers_encodings["hidden"], transformers_encodings["mask"]
+    vectors, padded_mask = np.load(padded), np.load(tmp_path / "padded.mask.npy")
+    assert vectors.shape == hidden.shape and vectors.dtype == np.float32
+    assert padded_mask.dtype == np.int32 and np.array_equal(padded_mask, mask)
+    np.testing.assert_allclose(vectors[mask == 1], hidden[mask == 1], atol=1e-4, rtol=0)
+    assert not vectors[mask == 0].any()
 
     assert main(["encode", "--model", str(workdir), "--input", str(tmp_path / "missing.txt"),
                  "--output", str(out)]) == 2
