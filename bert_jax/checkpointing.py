@@ -6,8 +6,9 @@ Each process also saves the position of its data iterator (`input_pipeline.reade
 in the same checkpoint, so that a resumed run reads exactly what an uninterrupted one would.
 
 A save that fails (a full disk, lost permissions) stops the run with a `CheckpointError` at the
-next save or wait, never silently. A checkpoint that cannot be restored (damaged, half-copied) is
-moved to `workdir/damaged_checkpoints/` and the one before it is used (`set_aside`).
+next save or wait, never silently, naming the step whose save failed. A checkpoint that cannot be
+restored (damaged, half-copied) is moved to `workdir/damaged_checkpoints/` and the one before it
+is used (`set_aside`).
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ class Checkpointer:
                                                  enable_async_checkpointing=async_save,
                                                  cleanup_tmp_directories=cleanup_tmp_directories),
             item_names=("state", "config", "data"))
+        # The step whose background write may still be running: when orbax reports that write's
+        # failure later (at the next save or wait), the message must name it, not the step that
+        # happened to find out.
+        self._in_flight: int | None = None
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -114,7 +119,8 @@ class Checkpointer:
              data_position: dict | None = None) -> None:
         """Starts saving `state` (and the data iterator's position) at `step`; returns before the
         arrays are on disk (async). The iterator is saved now, synchronously, so it must not
-        have read past `step`. Raises CheckpointError if this save or the previous one failed."""
+        have read past `step`. Raises CheckpointError if this save or the previous one failed
+        (naming the step that failed)."""
         items = dict(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config))
         metadata = {}
         if data_iterator is not None:
@@ -122,13 +128,18 @@ class Checkpointer:
             # Lets a restore tell a data position that is missing (a damaged checkpoint) from one
             # saved by another number of processes (the stream legitimately restarts).
             metadata[DATA_PROCESS_COUNT] = jax.process_count()
+        # Orbax would wait for the previous save inside `save` anyway; waiting here first lets a
+        # failure of that save's background write be reported under its own step.
+        self.wait_until_finished()
         try:
             self.manager.save(step, args=ocp.args.Composite(**items), force=True,
                               custom_metadata=metadata)
-        except Exception as e:  # orbax re-raises the previous async save's error here too
+        except Exception as e:
             raise self._save_failed(e, step) from e
+        self._in_flight = step
 
     def _save_failed(self, error: Exception, step: int | None) -> CheckpointError:
+        # Orbax drops a failed save from its list of steps, so every step listed is complete.
         saved = [s for s in self.all_steps() if step is None or s < step]
         kept = (f"the last complete checkpoint is step {saved[0]}" if saved
                 else "no complete checkpoint exists yet")
@@ -202,10 +213,11 @@ class Checkpointer:
 
     def wait_until_finished(self) -> None:
         """Blocks until the saves in flight are on disk; raises CheckpointError if one failed."""
+        step, self._in_flight = self._in_flight, None
         try:
             self.manager.wait_until_finished()
         except Exception as e:
-            raise self._save_failed(e, None) from e
+            raise self._save_failed(e, step) from e
 
     def set_aside(self, step: int, reason: str) -> str:
         """Moves the checkpoint of `step`, which could not be restored, out of the way (into

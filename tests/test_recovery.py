@@ -1,20 +1,25 @@
 """In-process recovery of `train_and_evaluate`: a damaged newest checkpoint is set aside and the
-one before it used; non-finite steps are skipped, and K in a row stop the run; a work directory
+one before it used; a checkpoint whose background write fails stops the run naming that step;
+non-finite steps (loss or gradient) are skipped, and K in a row stop the run; a work directory
 whose saved config is incompatible is refused naming the fields, while compatible changes resume;
 and every config rule of the issue is checked before anything is compiled."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
+import re
 import shutil
+import threading
 
 import jax
 import numpy as np
 import pytest
 
 from bert_jax import experiment_config
+from bert_jax.checkpointing import CheckpointError
 from bert_jax.train import TrainingDiverged, train_and_evaluate
 
 
@@ -194,6 +199,71 @@ def test_k_consecutive_non_finite_steps_stop_the_run(tiny_run_config, tmp_path, 
     assert _checkpoint_steps(tmp_path / "run") == [3, 6]
 
 
+def test_k_consecutive_non_finite_steps_stop_the_command_with_exit_1_and_a_restorable_checkpoint(
+        tiny_run_config, tiny_run_overrides, tmp_path, monkeypatch, capsys):
+    """Through `bert-jax pretrain` (its `main`, in-process): exit code 1, the message on stderr,
+    and the checkpoint it names restores with finite parameters, those of before the streak."""
+    from bert_jax import cli
+    from bert_jax.train import load_trained_params
+
+    workdir = tmp_path / "run"
+    _poison_batches(monkeypatch, bad=set(range(5, 100)))
+    argv = ["pretrain", "--config", "cpu_demo", "--workdir", str(workdir)]
+    for item in [o for o in tiny_run_overrides if not o.startswith("data.eval_files=")] + [
+            "data.eval_files=", "train.num_steps=20", "train.log_every=1", "train.checkpoint_every=3",
+            "train.keep_checkpoints=10", "optimizer.warmup_steps=2", "train.max_consecutive_nonfinite=4"]:
+        argv += ["--set", item]
+    assert cli.main(argv) == 1
+    [message] = [line for line in capsys.readouterr().err.splitlines()
+                 if line.startswith("bert-jax pretrain: stopped:")]
+    assert "4 consecutive steps (5 to 8) had a non-finite loss or gradient" in message
+    assert f"the last checkpoint is step 6 in {workdir / 'checkpoints'}" in message
+    assert "Lower the learning rate" in message
+    assert _checkpoint_steps(workdir) == [3, 6]
+    params, _, step = load_trained_params(workdir)
+    assert step == 6
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("failing_step, error", [
+    (6, OSError(errno.ENOSPC, "No space left on device")),
+    (9, OSError(errno.EROFS, "Read-only file system")),
+], ids=["disk full, found at the next save", "read-only, found at the final wait"])
+def test_a_failed_background_checkpoint_write_stops_the_run_naming_the_step(
+        tiny_run_config, tmp_path, monkeypatch, failing_step, error):
+    """Orbax writes a checkpoint's arrays in a background thread while training goes on, so their
+    failure surfaces later: at the next save (a failure at step 6 is found at step 9) or at the
+    final wait (a failure at the last step). Either way the run stops with a CheckpointError that
+    names the step whose write failed and the last complete checkpoint, and no checkpoint exists
+    under the failed step's name (its temporary directory is never committed)."""
+    from orbax.checkpoint._src.serialization import serialization
+
+    real_write = serialization.async_serialize_from_host
+    failed_in: list[threading.Thread] = []
+
+    async def failing_write(rslices_on_host, tensorstore_spec, *args, **kwargs):
+        # As in tests/slow_save_pretrain.py: the array goes to the save's temporary directory,
+        # named by its step.
+        step = re.search(r"/(\d+)\.orbax-checkpoint-tmp", json.dumps(tensorstore_spec))
+        if step and int(step.group(1)) == failing_step:
+            failed_in.append(threading.current_thread())
+            raise error
+        return await real_write(rslices_on_host, tensorstore_spec, *args, **kwargs)
+    # Orbax's array handler looks the function up on the module at each write.
+    monkeypatch.setattr(serialization, "async_serialize_from_host", failing_write)
+
+    workdir = tmp_path / "run"
+    with pytest.raises(CheckpointError) as stopped:
+        train_and_evaluate(_config(tiny_run_config, 9), workdir)
+    assert failed_in and threading.main_thread() not in failed_in  # the background write failed
+    message = str(stopped.value)
+    assert (f"saving a checkpoint (step {failing_step}) in {workdir / 'checkpoints'} failed: "
+            f"OSError: [Errno {error.errno}] {error.strerror}") in message
+    assert f"the last complete checkpoint is step {failing_step - 3}" in message
+    assert "rerun the same command to resume" in message
+    assert _checkpoint_steps(workdir) == [s for s in (3, 6) if s < failing_step]
+
+
 def test_a_skipped_step_leaves_parameters_and_optimizer_state_bitwise_unchanged(tiny_run_config):
     from bert_jax.model import BertForPreTraining
     from bert_jax.optimizer import make_optimizer
@@ -214,6 +284,59 @@ def test_a_skipped_step_leaves_parameters_and_optimizer_state_bitwise_unchanged(
     for poison in ("nan", "inf"):
         bad = dict(good, masked_lm_weights=np.full_like(good["masked_lm_weights"], float(poison)))
         after, metrics = step(state, bad)
+        assert metrics["skipped"] == 1 and int(after.step) == int(state.step) + 1
+        for a, b in zip(jax.tree.leaves((after.params, after.opt_state)),
+                        jax.tree.leaves((state.params, state.opt_state)), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def _with_poisoned_gradient(model, value: float):
+    """`model` with the same forward pass, whose backward pass makes the gradient of one parameter
+    (the first leaf) `value` everywhere: an overflow in the backward pass alone."""
+    @jax.custom_vjp
+    def identity(x):
+        return x
+    identity.defvjp(lambda x: (x, None), lambda _, g: (jax.numpy.full_like(g, value),))
+
+    class Poisoned:
+        config = model.config
+
+        @staticmethod
+        def apply(variables, *args, **kwargs):
+            leaves, tree = jax.tree.flatten(variables["params"])
+            params = jax.tree.unflatten(tree, [identity(leaves[0]), *leaves[1:]])
+            return model.apply({**variables, "params": params}, *args, **kwargs)
+    return Poisoned()
+
+
+def test_a_step_with_a_finite_loss_but_a_non_finite_gradient_is_skipped(tiny_run_config):
+    """Every poisoned batch above makes the loss non-finite as well; here the loss is exactly that
+    of the real model and only a gradient is inf or NaN, so only the gradient check can catch it."""
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.optimizer import make_optimizer
+    from bert_jax.sharding import make_mesh
+    from bert_jax.train import create_state, state_shardings
+    from bert_jax.train_step import train_step
+    from tests.test_train import _random_batch
+
+    config = _config(tiny_run_config, 10)
+    model = BertForPreTraining(experiment_config.bert_config(config))
+    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
+    state = create_state(model, optimizer, config, state_shardings(
+        model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1})))
+    batch = _random_batch(8, vocab=config.model.vocab_size)
+
+    def step(model):
+        return jax.jit(functools.partial(train_step, model=model, optimizer=optimizer,
+                                         schedule=schedule, seed=0))
+    clean_step = step(model)
+    state, _ = clean_step(state, batch)  # a real update first, so the moments are non-zero
+    _, clean = clean_step(state, batch)
+    assert clean["skipped"] == 0
+    for poison in (float("inf"), float("nan")):
+        after, metrics = step(_with_poisoned_gradient(model, poison))(state, batch)
+        assert metrics["loss"] == clean["loss"] and np.isfinite(metrics["loss"])
+        assert not np.isfinite(metrics["grad_norm"])
         assert metrics["skipped"] == 1 and int(after.step) == int(state.step) + 1
         for a, b in zip(jax.tree.leaves((after.params, after.opt_state)),
                         jax.tree.leaves((state.params, state.opt_state)), strict=True):

@@ -311,3 +311,24 @@ def test_dropout_rng_implementation_is_a_config_choice(tiny_run_config):
     config.train.rng_impl = "philox"
     with pytest.raises(ValueError, match="train.rng_impl='philox' must be one of"):
         experiment_config.validate(config, num_devices=1)
+
+
+def test_an_invalid_config_is_refused_before_anything_is_compiled(tiny_run_config, tmp_path, monkeypatch):
+    """`train_and_evaluate` validates the whole config first: an invalid one (here a rule that
+    nothing else would trip over before the first compile) raises the ValueError naming the
+    field before any function is jitted and before the work directory is created."""
+    import jax
+
+    import bert_jax.train as train_module
+
+    def reached(what: str):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"{what} was reached although the config is invalid")
+        return fail
+    monkeypatch.setattr(train_module, "jit_train_step", reached("jit_train_step"))
+    monkeypatch.setattr(jax, "jit", reached("jax.jit"))
+    config = tiny_run_config(num_steps=10)
+    config.optimizer.warmup_steps = 20
+    with pytest.raises(ValueError, match=r"optimizer.warmup_steps=20 must be in \[0, train.num_steps=10\]"):
+        train_and_evaluate(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
