@@ -6,7 +6,8 @@ restarted from their work directory, they report bitwise the metrics of an unint
 every later step; SIGTERM saves and exits 0 (in one process, and in two processes signalled
 unevenly, which agree on the step); a process of a two-process run that dies or hangs makes the
 other exit within seconds; a save that fails (the file size limit standing in for a full disk)
-stops the run with exit 1 and a clear message.
+stops the run with exit 1 and a clear message; processes that would resume from different
+checkpoints or data positions refuse to start.
 """
 
 from __future__ import annotations
@@ -284,3 +285,45 @@ def test_processes_that_would_resume_from_different_checkpoints_refuse_to_start(
         assert ("the processes do not agree on newest checkpoint (process 0: {'newest checkpoint': 3}; "
                 "process 1: {'newest checkpoint': -1})") in log, log[-3000:]
     assert _reports(empty) == [] and _checkpoint_steps(empty) == []
+
+
+def test_processes_that_agree_on_the_checkpoint_but_not_the_data_position_refuse_to_start(overrides, tmp_path):
+    """Both processes resume from the same checkpoint of a two-process run, but process 1 was
+    started with another data config (a stale command line: another shuffle buffer, which a
+    resume accepts as a change): its saved position is for another stream, so it would restart
+    its data from the beginning while process 0 goes on. Both stop before training, naming each
+    process's step, data position and whether it was restored."""
+    from tests.multihost_worker import free_port
+
+    workdir = tmp_path / "run"
+    first = _two_processes(workdir, overrides + ["train.num_steps=3"], tmp_path)
+    try:
+        assert [p.wait(timeout=TIMEOUT_S) for p in first] == [0, 0]
+    finally:
+        _stop_all(first)
+    assert _checkpoint_steps(workdir) == [3]
+    lines = _line_count(workdir)
+
+    coordinator = f"localhost:{free_port()}"
+    processes = [_start(_command(workdir, overrides + changed, "--distributed", "explicit",
+                                 "--coordinator-address", coordinator, "--num-processes", "2",
+                                 "--process-id", str(i), "--heartbeat-timeout", "5"),
+                        tmp_path / f"restart_{i}.log")
+                 for i, changed in enumerate(([], ["data.shuffle_buffer=400"]))]
+    try:
+        assert all(p.wait(timeout=TIMEOUT_S) != 0 for p in processes)
+    finally:
+        _stop_all(processes)
+    positions = set()
+    for i in range(2):
+        log = (tmp_path / f"restart_{i}.log").read_text()
+        # (The data position is named by a checksum of its description.)
+        found = re.search(r"the processes do not agree on step, data position, data position restored "
+                          r"\(process 0: \{'step': 3, 'data position': (-?\d+), 'data position restored': 1\}; "
+                          r"process 1: \{'step': 3, 'data position': (-?\d+), 'data position restored': 0\}\)",
+                          log)
+        assert found, log[-3000:]
+        positions.add(found.groups())
+    [(position_0, position_1)] = positions  # both name the same values
+    assert position_0 != position_1
+    assert _line_count(workdir) == lines and _checkpoint_steps(workdir) == [3]  # nothing trained
