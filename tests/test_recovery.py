@@ -35,35 +35,6 @@ def _checkpoint_steps(workdir) -> list[int]:
     return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
 
 
-def test_a_damaged_newest_checkpoint_is_set_aside_and_the_previous_one_used(
-        tiny_run_config, tmp_path, caplog):
-    workdir = tmp_path / "run"
-    outside = tmp_path / "not_ours.txt"
-    outside.write_text("must survive")
-    reference = []
-    train_and_evaluate(_config(tiny_run_config, 9), tmp_path / "reference", on_report=reference.append)
-    train_and_evaluate(_config(tiny_run_config, 6), workdir)
-    assert _checkpoint_steps(workdir) == [3, 6]
-    # Damage the newest checkpoint's arrays: every file cut to half its length.
-    for path in (workdir / "checkpoints" / "6" / "state").rglob("*"):
-        if path.is_file() and path.stat().st_size > 1:
-            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
-
-    resumed = []
-    with caplog.at_level(logging.WARNING):
-        train_and_evaluate(_config(tiny_run_config, 9), workdir, on_report=resumed.append)
-    [warning] = [r.getMessage() for r in caplog.records if "cannot be restored" in r.getMessage()]
-    assert str(workdir / "checkpoints" / "6") in warning and "falling back" in warning
-    [aside] = list((workdir / "damaged_checkpoints").iterdir())
-    assert aside.name.startswith("6-")
-    # Resumed from step 3, exactly as the uninterrupted 9-step run went on from there.
-    assert [r["step"] for r in resumed] == [4, 5, 6, 7, 8, 9]
-    for mine, theirs in zip(resumed, reference[3:], strict=True):
-        assert mine["loss"] == theirs["loss"] and mine["grad_norm"] == theirs["grad_norm"]
-    assert _checkpoint_steps(workdir) == [3, 6, 9]
-    assert outside.read_text() == "must survive"
-
-
 @pytest.fixture(scope="module")
 def six_step_run(tiny_run_config, tmp_path_factory):
     """(reports of an uninterrupted 9-step run, work directory of a 6-step run with checkpoints at
@@ -74,6 +45,39 @@ def six_step_run(tiny_run_config, tmp_path_factory):
     train_and_evaluate(_config(tiny_run_config, 6), root / "run")
     assert _checkpoint_steps(root / "run") == [3, 6]
     return reference, root / "run"
+
+
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_previous_one_used(
+        six_step_run, tiny_run_config, tmp_path, caplog):
+    reference, template = six_step_run
+    workdir = tmp_path / "run"
+    shutil.copytree(template, workdir)
+    outside = tmp_path / "not_ours.txt"
+    outside.write_text("must survive")
+    # Damage the newest checkpoint's arrays: every file cut to half its length.
+    for path in (workdir / "checkpoints" / "6" / "state").rglob("*"):
+        if path.is_file() and path.stat().st_size > 1:
+            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+    _assert_resumes_from_step_3_setting_6_aside(tiny_run_config, workdir, reference, caplog)
+    assert outside.read_text() == "must survive"
+
+
+def _assert_resumes_from_step_3_setting_6_aside(tiny_run_config, workdir, reference, caplog) -> None:
+    """Resuming `workdir` to step 9 sets checkpoint 6 aside with a warning naming it, and goes on
+    from step 3 exactly as the uninterrupted 9-step run (`reference`) went on from there."""
+    resumed = []
+    with caplog.at_level(logging.WARNING):
+        train_and_evaluate(_config(tiny_run_config, 9), workdir, on_report=resumed.append)
+    [warning] = [r.getMessage() for r in caplog.records if "cannot be restored" in r.getMessage()]
+    assert str(workdir / "checkpoints" / "6") in warning and "falling back" in warning
+    assert not [r for r in caplog.records if "restarts from its beginning" in r.getMessage()]
+    [aside] = list((workdir / "damaged_checkpoints").iterdir())
+    assert aside.name.startswith("6-")
+    assert [r["step"] for r in resumed] == [4, 5, 6, 7, 8, 9]
+    for mine, theirs in zip(resumed, reference[3:], strict=True):
+        assert mine["loss"] == theirs["loss"] and mine["grad_norm"] == theirs["grad_norm"]
+    assert _checkpoint_steps(workdir) == [3, 6, 9]
 
 
 @pytest.mark.parametrize("missing", ["data", "data/process_0-of-1/position.json",
@@ -87,19 +91,7 @@ def test_a_partial_newest_checkpoint_is_set_aside_and_the_previous_one_used(
     shutil.copytree(template, workdir)
     lost = workdir / "checkpoints" / "6" / missing
     shutil.rmtree(lost) if lost.is_dir() else lost.unlink()
-
-    resumed = []
-    with caplog.at_level(logging.WARNING):
-        train_and_evaluate(_config(tiny_run_config, 9), workdir, on_report=resumed.append)
-    [warning] = [r.getMessage() for r in caplog.records if "cannot be restored" in r.getMessage()]
-    assert str(workdir / "checkpoints" / "6") in warning and "falling back" in warning
-    assert not [r for r in caplog.records if "restarts from its beginning" in r.getMessage()]
-    [aside] = list((workdir / "damaged_checkpoints").iterdir())
-    assert aside.name.startswith("6-")
-    assert [r["step"] for r in resumed] == [4, 5, 6, 7, 8, 9]
-    for mine, theirs in zip(resumed, reference[3:], strict=True):
-        assert mine["loss"] == theirs["loss"] and mine["grad_norm"] == theirs["grad_norm"]
-    assert _checkpoint_steps(workdir) == [3, 6, 9]
+    _assert_resumes_from_step_3_setting_6_aside(tiny_run_config, workdir, reference, caplog)
 
 
 class _CountingIterator:

@@ -89,14 +89,8 @@ ACCUMULATED_MESHES = ("2,2,2",)
 
 @pytest.mark.parametrize("mesh", ACCUMULATED_MESHES)
 def test_accumulated_gradients_train_alike_on_a_mesh(accumulated_equivalence, mesh):
-    reference = accumulated_equivalence["reference_losses"]
-    result = accumulated_equivalence["meshes"][mesh]
-    for step, (got, want) in enumerate(zip(result["losses"], reference)):
-        for key in ("loss", "mlm_loss", "nsp_loss", "grad_norm"):
-            assert got[key] == pytest.approx(want[key], rel=LOSS_RTOL), (mesh, step, key)
+    _assert_trains_like_one_device(accumulated_equivalence, mesh)
     assert min(accumulated_equivalence["dropout"]) > 0
-    assert _total(result["params"]) < STATE_RTOL
-    assert _total(result["updates"]) < STATE_RTOL
 
 
 PACKED_MESHES = ("2,4,1", "2,2,2")
@@ -104,13 +98,17 @@ PACKED_MESHES = ("2,4,1", "2,2,2")
 
 @pytest.mark.parametrize("mesh", PACKED_MESHES)
 def test_packed_rows_train_alike_on_every_mesh(packed_equivalence, mesh):
-    reference = packed_equivalence["reference_losses"]
-    result = packed_equivalence["meshes"][mesh]
-    for step, (got, want) in enumerate(zip(result["losses"], reference)):
+    _assert_trains_like_one_device(packed_equivalence, mesh)
+    # The rows held more than one sequence each: the step counted them.
+    assert all(r["sequences"] > 1.5 * 16 for r in packed_equivalence["reference_losses"])
+
+
+def _assert_trains_like_one_device(run: dict, mesh: str) -> None:
+    """The mesh's losses, updated parameters and updates equal the one-device run's."""
+    result = run["meshes"][mesh]
+    for step, (got, want) in enumerate(zip(result["losses"], run["reference_losses"], strict=True)):
         for key in ("loss", "mlm_loss", "nsp_loss", "grad_norm"):
             assert got[key] == pytest.approx(want[key], rel=LOSS_RTOL), (mesh, step, key)
-    # The rows held more than one sequence each: the step counted them.
-    assert all(r["sequences"] > 1.5 * 16 for r in reference)
     assert _total(result["params"]) < STATE_RTOL
     assert _total(result["updates"]) < STATE_RTOL
 
