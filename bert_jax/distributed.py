@@ -26,7 +26,7 @@ def initialize(mode: str = "none", coordinator_address: str | None = None,
     """Starts JAX's distributed runtime for this process, before any other JAX call.
 
     mode "none": a single-process run (nothing to do). "auto": let JAX detect the cluster (TPU
-    pod, SLURM, ...). "explicit": use the given coordinator (host:port of process 0), number of
+    pod, SLURM, ...); where it detects none, one process, with a warning. "explicit": use the given coordinator (host:port of process 0), number of
     processes and process id, falling back to the BERT_JAX_* environment variables.
 
     A process silent for `heartbeat_timeout` seconds (dead, or stopped) counts as failed: the
@@ -54,8 +54,17 @@ def initialize(mode: str = "none", coordinator_address: str | None = None,
                                    process_id=process_id, initialization_timeout=initialization_timeout,
                                    heartbeat_timeout_seconds=heartbeat_timeout)
     else:
-        jax.distributed.initialize(initialization_timeout=initialization_timeout,
-                                   heartbeat_timeout_seconds=heartbeat_timeout)
+        try:
+            jax.distributed.initialize(initialization_timeout=initialization_timeout,
+                                       heartbeat_timeout_seconds=heartbeat_timeout)
+        except ValueError as e:
+            # JAX found no cluster it knows (TPU pod, SLURM, ...): a laptop or a single GPU host,
+            # where the pod's very command runs as one process.
+            if "coordinator_address" not in str(e):
+                raise
+            logger.warning("--distributed auto: JAX detects no cluster here (no TPU pod, SLURM or "
+                           "other multi-process environment): running as a single process")
+            return
     logger.info("process %d of %d; %d local and %d global devices", jax.process_index(),
                 jax.process_count(), jax.local_device_count(), jax.device_count())
 
