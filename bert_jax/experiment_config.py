@@ -175,7 +175,6 @@ def bert_config(config: ml_collections.ConfigDict) -> BertConfig:
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ValueError naming every field that breaks a rule, before anything is compiled."""
-
     errors: list[str] = []
     try:
         model = bert_config(config)
@@ -244,10 +243,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                 if size % n:
                     hint = (" (pad it: a model vocab larger than the vocab file is allowed, e.g. "
                             f"{-(-size // (128 * n)) * 128 * n})" if field == "vocab_size" else "")
-                    errors.append(f"model.{field}={size} must be divisible by the mesh's "
-                                  f"{' x '.join(axes)} {'axes' if len(axes) > 1 else 'axis'} ({n}), which "
-                                  f"shards its {logical!r} "
-                                  f"axis (mesh.rules.{logical}){hint}.")
+                    where = f"{' x '.join(axes)} {'axes' if len(axes) > 1 else 'axis'} ({n})"
+                    errors.append(f"model.{field}={size} must be divisible by the mesh's {where}, "
+                                  f"which shards its {logical!r} axis (mesh.rules.{logical}){hint}.")
         if train.global_batch_size % (dp * train.grad_accum_steps):
             errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible "
                           f"by the data-parallel size {dp} (mesh data x fsdp) times "
