@@ -41,9 +41,10 @@ import sys
 import tempfile
 import time
 
-import input_pipeline  # noqa: F401  (sets TensorFlow's logging environment first)
 from english_corpus import describe, write_english_corpus
 from google_original import record_statistics, run_google_original, run_timed
+
+import input_pipeline  # noqa: F401  (sets TensorFlow's logging environment first)
 
 SETTINGS = {"masked_lm_prob": 0.15, "short_seq_prob": 0.1, "seed": 12345, "do_lower_case": True,
             "max_input_chars_per_word": 200}
@@ -79,7 +80,7 @@ def default_predictions(seq: int) -> int:
 def api_features() -> dict[str, bool]:
     """What the installed `create_pretraining_data` supports (the API is being extended)."""
     # Imported here, not at the top: the timed child process runs this file too.
-    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+    from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
     fields = {f.name for f in dataclasses.fields(CreationConfig)}
     return {"num_workers": "num_workers" in inspect.signature(create_pretraining_data).parameters,
             "dynamic": "masking" in fields, "block_chars": "block_chars" in fields}
@@ -110,7 +111,7 @@ def child(spec_path: str) -> None:
     with open(spec_path) as f:
         spec = json.load(f)
     start = time.perf_counter()
-    from input_pipeline import create_pretraining_data as ours
+    from input_pipeline.creation import create_pretraining_data as ours
     import_seconds = time.perf_counter() - start
     kwargs = {"num_workers": spec["num_workers"]} if spec["num_workers"] != 1 else {}
     manifest = ours.create_pretraining_data(spec["inputs"], spec["vocab"], spec["output_dir"],

@@ -3,7 +3,7 @@ installed packages, in BERT's input format (one sentence per line, a blank line 
 
   python benchmarks/english_corpus.py --output /tmp/english.txt --megabytes 8
 
-Each module is one document (its docstrings' prose, as in `input_pipeline.stdlib_corpus`). Sources
+Each module is one document (its docstrings' prose, as in `input_pipeline.text.stdlib_corpus`). Sources
 are read in a fixed order (the standard library, then PACKAGES, skipping any not installed) and
 documents are added until the next one would pass the cap, so with the same installed versions
 the file is byte-identical from run to run; the printed SHA-256 says whether two runs used the
@@ -20,7 +20,7 @@ import os
 import warnings
 from pathlib import Path
 
-from input_pipeline.stdlib_corpus import module_files, module_sentences, stdlib_dir
+from input_pipeline.text.stdlib_corpus import module_files, module_sentences, stdlib_dir
 
 # Dependencies of bert-jax first, then the test extra, then whatever else happens to be installed.
 PACKAGES = ("numpy", "jax", "flax", "optax", "tensorflow", "torch", "transformers",

@@ -87,7 +87,7 @@ def record_statistics(files: list[str], max_seq_length: int, max_predictions_per
     (masked_lm_weights) of TFRecord files in the original schema."""
     import tensorflow as tf
 
-    from input_pipeline.features import parse_examples
+    from input_pipeline.shards.features import parse_examples
 
     ds = tf.data.TFRecordDataset(files).batch(4096).map(
         lambda s: parse_examples(s, max_seq_length, max_predictions_per_seq))

@@ -22,7 +22,7 @@ reused while the pins are unchanged. The peer's step is `benchmarks/hf_flax_step
 The difference under test is the masked-LM head: ours projects only the masked positions onto the
 vocabulary, Hugging Face's projects every position (the loss then gathers the masked ones).
 
-With `--packed-shards DIR` our side trains instead on rows packed (`input_pipeline.packing`, up to
+With `--packed-shards DIR` our side trains instead on rows packed (`input_pipeline.reading.packing`, up to
 `--max-sequences` per row) from real shards made with the same sequence length, and its seq/s
 counts the real sequences in them; the peer's step costs the same whatever its rows hold, one
 sequence each, so its seq/s is what it would train on from the same shards.
@@ -73,11 +73,13 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
 
     import jax
 
-    from bert_jax import experiment_config, flops, sharding
-    from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
-    from bert_jax.train import create_state, state_shardings
-    from bert_jax.train_step import train_step
+    from bert_jax.config.files import load_config
+    from bert_jax.config.validation import bert_config
+    from bert_jax.model import BertForPreTraining, flops
+    from bert_jax.parallel import sharding
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.step import train_step
 
     sys.path.insert(0, str(HERE))
     import hf_flax_step
@@ -87,8 +89,8 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
               f"data.max_predictions_per_seq={predictions}", f"train.global_batch_size={batch}",
               "model.dtype=float32"]
     # The named config must be the peer's; `overrides` (--set) may then depart from it on purpose.
-    config = experiment_config.load_config(f"bert_{size}", common)
-    m = experiment_config.bert_config(config)
+    config = load_config(f"bert_{size}", common)
+    m = bert_config(config)
     shape = (m.hidden_size, m.num_layers, m.num_heads, m.intermediate_size)
     if shape != hf_flax_step.SIZES[size] or m.vocab_size != hf_flax_step.VOCAB_SIZE \
             or (m.hidden_dropout_rate, m.attention_dropout_rate) != (0.1, 0.1) or m.hidden_act != "gelu":
@@ -99,8 +101,8 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
                              hf_flax_step.NUM_TRAIN_STEPS, hf_flax_step.B1, hf_flax_step.B2,
                              hf_flax_step.EPS, hf_flax_step.WEIGHT_DECAY, hf_flax_step.CLIP_NORM):
         raise SystemExit(f"bert_{size}'s optimizer differs from the peer's: {o}")
-    config = experiment_config.load_config(f"bert_{size}", [*common, *overrides])
-    m = experiment_config.bert_config(config)
+    config = load_config(f"bert_{size}", [*common, *overrides])
+    m = bert_config(config)
     arrays = (packed_batch(packed_shards, batch, seq, predictions, max_sequences) if packed_shards
               else synthetic_batch(batch, seq, predictions, m.vocab_size))
 
@@ -123,7 +125,7 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
     versions.pop("transformers")
     return {"side": "ours", "size": size, "batch": batch, "seq": seq, "predictions": predictions,
             "steps": steps, "num_params": int(num_params), **timing,
-            # Matmul FLOPs per step (`bert_jax.flops`): ours, and the same model with the
+            # Matmul FLOPs per step (`bert_jax.model.flops`): ours, and the same model with the
             # vocabulary projection at every position, as Hugging Face's head does it.
             "train_flops": flops.train_flops_per_step(m, batch, seq, arrays["masked_lm_ids"].shape[1]),
             "hf_train_flops": flops.train_flops_per_step(m, batch, seq, seq),

@@ -3,7 +3,7 @@
   python benchmarks/packing.py /tmp/shards_128 /tmp/shards_512 --max-sequences 2 3 4 8
 
 For each shard directory (made by `bert-jax create-data`) it reads up to `--examples` examples in
-the reader's order, packs them a window at a time (`input_pipeline.packing`, first-fit
+the reader's order, packs them a window at a time (`input_pipeline.reading.packing`, first-fit
 decreasing) with room for K sequences per row and max_predictions_per_seq + K predictions, and
 reports the rows per 1,000 examples, the share of row positions that are padding before and after,
 and the host time packing takes per example. Rows are what a train step pays for, so
@@ -36,8 +36,8 @@ def main() -> None:
     parser.add_argument("--out-dir", default=".")
     args = parser.parse_args()
 
-    from input_pipeline.packing import PackedBatches, PackingConfig, pack_examples
-    from input_pipeline.reader import ReaderConfig, numpy_batches
+    from input_pipeline.reading.packing import PackedBatches, PackingConfig, pack_examples
+    from input_pipeline.reading.reader import ReaderConfig, numpy_batches
 
     print(f"window {args.window} examples; {os.cpu_count()} cores")
     print("| shards | seq | examples | mean tokens | padding unpacked | K | rows per 1,000 | "

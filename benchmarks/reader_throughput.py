@@ -28,8 +28,9 @@ import shutil
 import tempfile
 import time
 
-import input_pipeline  # noqa: F401  (sets TensorFlow's logging environment first)
 from english_corpus import describe, write_english_corpus
+
+import input_pipeline  # noqa: F401  (sets TensorFlow's logging environment first)
 
 GOAL_SEQ_PER_S = 20_000
 
@@ -56,7 +57,7 @@ def make_shards(corpus: str, vocab: str, output_dir: str, seq: int, preds: int, 
                 dupe: int, num_shards: int) -> None:
     import inspect
 
-    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+    from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
 
     config = dict(max_seq_length=seq, max_predictions_per_seq=preds, dupe_factor=dupe,
                   num_shards=num_shards)
@@ -70,8 +71,8 @@ def make_shards(corpus: str, vocab: str, output_dir: str, seq: int, preds: int, 
 
 def dynamic_masking_config(vocab: str, manifest: dict):
     """The reader's `dynamic_masking` value for shards written unmasked."""
-    from input_pipeline.masking import MaskingConfig
-    from input_pipeline.tokenization import BertTokenizer
+    from input_pipeline.instances.masking import MaskingConfig
+    from input_pipeline.tokenizers.wordpiece import BertTokenizer
 
     config = manifest.get("config", {})
     tokenizer = BertTokenizer.from_vocab_file(vocab,
@@ -85,7 +86,7 @@ def dynamic_masking_config(vocab: str, manifest: dict):
 def measure(shard_dir: str, vocab: str, args) -> list[tuple]:
     import tensorflow as tf
 
-    from input_pipeline.reader import ReaderConfig, make_dataset, numpy_batches
+    from input_pipeline.reading.reader import ReaderConfig, make_dataset, numpy_batches
 
     with open(os.path.join(shard_dir, "manifest.json")) as f:
         manifest = json.load(f)
@@ -129,8 +130,8 @@ def main() -> None:
     args = parser.parse_args()
     vocab = args.vocab or default_vocab()
 
-    from input_pipeline.create_pretraining_data import CreationConfig
-    from input_pipeline.reader import ReaderConfig
+    from input_pipeline.creation.create_pretraining_data import CreationConfig
+    from input_pipeline.reading.reader import ReaderConfig
     has_dynamic = ("dynamic_masking" in {f.name for f in dataclasses.fields(ReaderConfig)}
                    and "masking" in {f.name for f in dataclasses.fields(CreationConfig)})
     notes = []

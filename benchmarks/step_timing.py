@@ -30,8 +30,8 @@ def synthetic_batch(batch: int, seq: int, predictions: int, vocab: int, seed: in
 def packed_batch(directory: str, batch: int, seq: int, predictions: int, max_sequences: int) -> dict:
     """`batch` rows packed from the first 2,048 examples of the shards in `directory`, in the
     order the trainer's `PackedBatches` serves them."""
-    from input_pipeline.packing import PackedBatches, PackingConfig
-    from input_pipeline.reader import ReaderConfig, numpy_batches
+    from input_pipeline.reading.packing import PackedBatches, PackingConfig
+    from input_pipeline.reading.reader import ReaderConfig, numpy_batches
 
     window = 2048
     examples = next(numpy_batches(ReaderConfig((directory,), window, seq, predictions, repeat=False)))

@@ -14,8 +14,8 @@ import os
 import tempfile
 import time
 
-from input_pipeline.stdlib_corpus import write_stdlib_corpus
-from input_pipeline.tokenization import BertTokenizer
+from input_pipeline.text.stdlib_corpus import write_stdlib_corpus
+from input_pipeline.tokenizers.wordpiece import BertTokenizer
 
 
 def default_vocab() -> str:

@@ -24,13 +24,15 @@ import time
 
 import jax
 import numpy as np
-
-from bert_jax import experiment_config, flops, sharding
-from bert_jax.model import BertForPreTraining
-from bert_jax.optimizer import make_optimizer
-from bert_jax.train import create_state, state_shardings
-from bert_jax.train_step import train_step
 from step_timing import synthetic_batch
+
+from bert_jax.config.files import load_config
+from bert_jax.config.validation import bert_config
+from bert_jax.model import BertForPreTraining, flops
+from bert_jax.parallel import sharding
+from bert_jax.state.optimizer import make_optimizer
+from bert_jax.state.train_state import create_state, state_shardings
+from bert_jax.training.step import train_step
 
 
 def planned_bytes(compiled) -> int | None:
@@ -51,11 +53,11 @@ def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: 
         overrides = [*overrides, f"data.max_predictions_per_seq={saved['masked_lm_ids'].shape[1]}"]
 
     def setup(rows: int):
-        config = experiment_config.load_config(f"bert_{size}", [
+        config = load_config(f"bert_{size}", [
             "data.train_files=unused", f"data.max_seq_length={seq}", f"train.global_batch_size={rows}",
             f"model.dtype={dtype}", *overrides])
         mesh = sharding.make_mesh(config.mesh.shape)
-        model_config = experiment_config.bert_config(config)
+        model_config = bert_config(config)
         model = BertForPreTraining(model_config)
         optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
         shardings = state_shardings(model, optimizer, config, mesh)

@@ -7,7 +7,7 @@ Phase 1 of pretraining as in the BERT paper: sequence length 128, batch 256, Ada
       --set data.train_files=shards/ --set data.vocab_file=vocab.txt
 """
 
-from bert_jax.experiment_config import default_config, model_size
+from bert_jax.config.defaults import default_config, model_size
 
 
 def get_config():

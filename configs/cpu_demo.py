@@ -1,7 +1,7 @@
 """The CPU demo: a BERT-Tiny-sized model on the standard library's docstrings, about four
 minutes on two cores. `bert-jax demo` fills in the data paths and the vocab size."""
 
-from bert_jax.experiment_config import default_config, model_size
+from bert_jax.config.defaults import default_config, model_size
 
 
 def get_config():

@@ -15,7 +15,7 @@ no dropout: 1.6x the throughput of BERT-Large at 512 in 60% of the memory. BERT'
 attention dropout at 0.1, so that stays the default.
 """
 
-from bert_jax.experiment_config import default_config, model_size
+from bert_jax.config.defaults import default_config, model_size
 
 
 def get_config():

@@ -11,7 +11,7 @@ Batch 4096 with LAMB at 2e-3 and 10% warm-up is a moderate point on the paper's 
 (it trains at batch 32k-64k); tune the rate for the batch the slice holds.
 """
 
-from bert_jax.experiment_config import default_config, model_size
+from bert_jax.config.defaults import default_config, model_size
 
 
 def get_config():

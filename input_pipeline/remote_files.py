@@ -31,6 +31,12 @@ def exists(path: str | os.PathLike) -> bool:
     return _gfile().exists(os.fspath(path)) if is_remote(path) else os.path.exists(path)
 
 
+def exists_or_checkpoint_prefix(path: str | os.PathLike) -> bool:
+    """Whether `path` exists, or names a TensorFlow checkpoint by its prefix (`path.index`
+    exists: Google's `bert_model.ckpt`)."""
+    return exists(path) or exists(os.fspath(path) + ".index")
+
+
 def isdir(path: str | os.PathLike) -> bool:
     return _gfile().isdir(os.fspath(path)) if is_remote(path) else os.path.isdir(path)
 

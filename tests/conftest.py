@@ -169,9 +169,9 @@ TINY_MODEL_OVERRIDES = (
 def tiny_corpus(tmp_path_factory) -> dict[str, Path]:
     """About 300 kB of the standard library's docstrings, a 2,000-token WordPiece vocab trained on
     them, and masked, NSP-paired shards (sequence length 64) for training and held-out text."""
-    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
-    from input_pipeline.stdlib_corpus import write_stdlib_corpus
-    from input_pipeline.vocabulary import train_vocab_from_files
+    from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
+    from input_pipeline.text.stdlib_corpus import write_stdlib_corpus
+    from input_pipeline.vocabulary.wordpiece import train_vocab_from_files
 
     root = tmp_path_factory.mktemp("tiny_corpus")
     train_text, held_out_text = root / "train.txt", root / "held_out.txt"
@@ -198,7 +198,7 @@ def tiny_run_overrides(tiny_corpus) -> tuple[str, ...]:
 @pytest.fixture(scope="session")
 def tiny_run_config(tiny_run_overrides):
     """A function returning the tiny run's config with a given number of steps and intervals."""
-    from bert_jax.experiment_config import load_config
+    from bert_jax.config.files import load_config
 
     def make(num_steps: int = 40, log_every: int = 10, checkpoint_every: int = 1000, **_):
         return load_config("cpu_demo", tiny_run_overrides + (
@@ -211,9 +211,10 @@ def tiny_run_config(tiny_run_overrides):
 def tiny_trained_model(tiny_run_config, tmp_path_factory):
     """(work directory, Hugging Face export) of the tiny model trained 60 steps: the model the
     inference, fill-mask and serving tests query."""
-    from bert_jax.experiment_config import bert_config
-    from bert_jax.hf_export import export_to_huggingface
-    from bert_jax.train import load_trained_params, train_and_evaluate
+    from bert_jax.config.validation import bert_config
+    from bert_jax.convert.hf_export import export_to_huggingface
+    from bert_jax.state.trained_params import load_trained_params
+    from bert_jax.training.loop import train_and_evaluate
 
     workdir = tmp_path_factory.mktemp("tiny_trained_model")
     config = tiny_run_config(num_steps=60, log_every=30)

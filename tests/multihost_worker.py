@@ -76,7 +76,7 @@ def free_port() -> int:
 def run_workers(mode: str, out: os.PathLike, *args: str, num_processes: int = 1,
                 total_devices: int = 8, timeout: float = 120) -> list[dict]:
     """Runs `num_processes` workers (of `total_devices / num_processes` CPU devices each) joined
-    through `bert_jax.distributed`; returns each process's JSON payload. On a failure or past
+    through `bert_jax.parallel.distributed`; returns each process's JSON payload. On a failure or past
     `timeout` seconds, kills the workers and raises an AssertionError with their stderr."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,10 +123,10 @@ def _without_noise(text: str) -> str:
 # --- Helpers. ---------------------------------------------------------------------------------------
 
 def tiny_config(mesh: tuple[int, int, int], num_steps: int = 2, extra: tuple[str, ...] = ()):
-    from bert_jax import experiment_config
+    from bert_jax.config.files import load_config
 
     extra = tuple(extra) + tuple(json.loads(os.environ.get("BERT_JAX_TEST_OVERRIDES", "[]")))
-    config = experiment_config.load_config(
+    config = load_config(
         "cpu_demo", TINY_OVERRIDES + (f"train.num_steps={num_steps}",) + extra)
     config.mesh.shape.update(dict(zip(("data", "fsdp", "tensor"), mesh)))
     return config
@@ -136,7 +136,7 @@ def global_batch_numpy(config, step: int) -> dict:
     """A deterministic global batch: padded sequences of two segments, some padding predictions;
     with `data.packing`, rows packed from 4 times as many shorter sequences."""
     if config.data.packing:
-        from input_pipeline.packing import PackedBatches, PackingConfig
+        from input_pipeline.reading.packing import PackedBatches, PackingConfig
 
         k = config.data.max_sequences_per_pack
         examples = _examples_numpy(config, 1000 + step, 4 * config.train.global_batch_size, shortest=6,
@@ -179,21 +179,22 @@ def process_rows(batch: dict, process_index: int, process_count: int) -> dict:
 
 
 def setup(config, mesh):
-    from bert_jax import experiment_config, train
+    from bert_jax.config.validation import bert_config
     from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import state_shardings
 
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    model = BertForPreTraining(bert_config(config))
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = train.state_shardings(model, optimizer, config, mesh)
+    shardings = state_shardings(model, optimizer, config, mesh)
     return model, optimizer, schedule, shardings
 
 
 def jitted_step(config, mesh, model, optimizer, schedule, shardings):
     """The step exactly as `train_and_evaluate` jits it."""
-    from bert_jax import train
+    from bert_jax.training.loop import jit_train_step
 
-    return train.jit_train_step(config, mesh, model, optimizer, schedule, shardings)
+    return jit_train_step(config, mesh, model, optimizer, schedule, shardings)
 
 
 def activation_constraints(step, state, batch) -> list[str]:
@@ -260,11 +261,13 @@ def logical_axes(config) -> dict:
     """The logical axis names of every parameter, as the model annotates them."""
     import flax.linen as nn
     import jax
-    from bert_jax import experiment_config, train
-    from bert_jax.model import BertForPreTraining
 
-    model = BertForPreTraining(experiment_config.bert_config(config))
-    boxed = jax.eval_shape(functools.partial(train.init_params, model, config), jax.random.key(0))
+    from bert_jax.config.validation import bert_config
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.state.train_state import init_params
+
+    model = BertForPreTraining(bert_config(config))
+    boxed = jax.eval_shape(functools.partial(init_params, model, config), jax.random.key(0))
     specs = nn.get_partition_spec(boxed)
     return {jax.tree_util.keystr(path): list(spec) for path, spec in jax.tree_util.tree_leaves_with_path(
         specs, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))}
@@ -293,7 +296,10 @@ def write_npz(path: Path, tree) -> None:
 
 def run_equivalence(args) -> dict:
     import jax
-    from bert_jax import sharding, train
+
+    from bert_jax.parallel import sharding
+    from bert_jax.state.train_state import create_state
+    from bert_jax.training.loop import _global_batch
 
     assert jax.device_count() == 8, jax.devices()
     meshes = [tuple(int(x) for x in m.split(",")) for m in args.meshes]
@@ -307,16 +313,16 @@ def run_equivalence(args) -> dict:
         model, optimizer, schedule, shardings = setup(config, mesh)
         out = {}
         if initial is None or check_create:
-            out["created"] = to_numpy(train.create_state(model, optimizer, config, shardings))
+            out["created"] = to_numpy(create_state(model, optimizer, config, shardings))
         # Every mesh starts from the very same numbers: the one-device run's initial state.
         state = jax.device_put(initial if initial is not None else out["created"], shardings)
         step = jitted_step(config, mesh, model, optimizer, schedule, shardings)
         out["initial_placement"] = placement(state)
         out["activation_constraints"] = activation_constraints(
-            step, state, train._global_batch(batches[0], mesh))
+            step, state, _global_batch(batches[0], mesh))
         out["losses"] = []
         for batch in batches:
-            batch = train._global_batch(batch, mesh)
+            batch = _global_batch(batch, mesh)
             out["batch_shard_shapes"] = sorted({tuple(s.data.shape)
                                                 for s in batch["input_ids"].addressable_shards})
             state, metrics = step(state, batch)
@@ -359,26 +365,30 @@ def run_steps(args) -> dict:
     the step jitted alike. With `--assemble-only`, only assembles the batches."""
     import jax
     import numpy as np
-    from bert_jax import experiment_config, sharding, train
-    from bert_jax.checkpointing import Checkpointer
+
+    from bert_jax.config.validation import validate
+    from bert_jax.parallel import sharding
+    from bert_jax.state.checkpointer import Checkpointer
+    from bert_jax.state.train_state import abstract_state, create_state
+    from bert_jax.training.loop import _global_batch
 
     out_dir = Path(args.out)
     result: dict = {"process_index": jax.process_index(), "process_count": jax.process_count(),
                     "local_devices": jax.local_device_count(), "devices": jax.device_count()}
     if args.mesh:
         config = tiny_config(tuple(int(x) for x in args.mesh.split(",")), args.steps)
-        experiment_config.validate(config, jax.device_count(), jax.process_count())
+        validate(config, jax.device_count(), jax.process_count())
         mesh = sharding.make_mesh(config.mesh.shape)
         if not args.assemble_only:
             model, optimizer, schedule, shardings = setup(config, mesh)
-            state = train.create_state(model, optimizer, config, shardings)
+            state = create_state(model, optimizer, config, shardings)
             write_npz(out_dir / "initial.npz", to_numpy(state))
             step_fn = jitted_step(config, mesh, model, optimizer, schedule, shardings)
         losses, batches_ok, shapes = [], [], []
         for s in range(args.steps):
             global_np = global_batch_numpy(config, s)
             local = process_rows(global_np, jax.process_index(), jax.process_count())
-            batch = train._global_batch(local, mesh)
+            batch = _global_batch(local, mesh)
             # The global array must be the intended global batch, rows in order.
             shapes.append(list(batch["input_ids"].shape))
             assembled = to_numpy(batch)
@@ -402,7 +412,7 @@ def run_steps(args) -> dict:
         model, optimizer, schedule, shardings = setup(config, mesh)
         checkpointer = Checkpointer(restore_dir, async_save=False)
         step = checkpointer.latest_step()
-        restored = checkpointer.restore(step, train.abstract_state(model, optimizer, config, shardings))
+        restored = checkpointer.restore(step, abstract_state(model, optimizer, config, shardings))
         checkpointer.close()
         result["restored_step"] = step
         result["restored_placement"] = placement(restored.params)
@@ -416,21 +426,23 @@ def run_steps(args) -> dict:
 def run_pretrain(args) -> dict:
     """`train_and_evaluate` on the shards given by `--overrides` (a JSON list of `--set` items)."""
     import jax
-    from bert_jax import experiment_config, train
+
+    from bert_jax.config.files import load_config
+    from bert_jax.training import loop
 
     calls = []
-    original = experiment_config.save_config
+    original = loop.save_config
 
     def recording_save_config(config, path):
         calls.append(str(path))
         return original(config, path)
 
-    experiment_config.save_config = recording_save_config
-    config = experiment_config.load_config("cpu_demo", json.loads(args.overrides))
+    loop.save_config = recording_save_config
+    config = load_config("cpu_demo", json.loads(args.overrides))
     reports = []
-    results = [train.train_and_evaluate(config, args.workdir, on_report=reports.append)]
+    results = [loop.train_and_evaluate(config, args.workdir, on_report=reports.append)]
     for _ in range(args.again):  # A finished run started again: restores, evaluates, trains nothing.
-        results.append(train.train_and_evaluate(config, args.workdir, on_report=reports.append))
+        results.append(loop.train_and_evaluate(config, args.workdir, on_report=reports.append))
     return {"process_index": jax.process_index(), "process_count": jax.process_count(),
             "devices": jax.device_count(), "results": results, "reports": reports,
             "save_config_calls": calls}
@@ -459,7 +471,8 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     import jax
-    from bert_jax import distributed
+
+    from bert_jax.parallel import distributed
 
     if args.num_processes > 1:
         distributed.initialize("explicit", coordinator_address=args.coordinator,

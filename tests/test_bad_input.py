@@ -20,11 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import stdlib_docstring_lines
-from input_pipeline.create_pretraining_data import (INPUT_REPORT_NAME, CreationConfig,
-                                                    create_pretraining_data)
-from input_pipeline.input_report import PROBLEMS, FileReport
+
+from input_pipeline.creation.create_pretraining_data import INPUT_REPORT_NAME, CreationConfig, create_pretraining_data
+from input_pipeline.text.report import PROBLEMS, FileReport
 
 CONFIG = CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2, num_shards=2,
                         seed=3)
@@ -180,7 +179,7 @@ def test_report_counts_each_problem_per_file(created, bad_corpus):
 
 def test_report_is_logged_as_a_table_of_the_files_with_problems(bad_corpus, uncased_vocab_path,
                                                                  tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="input_pipeline.create_pretraining_data"):
+    with caplog.at_level(logging.INFO, logger="input_pipeline.creation.create_pretraining_data"):
         create_pretraining_data(bad_corpus["inputs"], uncased_vocab_path, tmp_path,
                                 dataclasses.replace(CONFIG, dupe_factor=1))
     [record] = [r for r in caplog.records if "input report" in r.getMessage()]
@@ -210,7 +209,7 @@ def test_workers_merge_their_counts_and_write_the_same_bytes(created, bad_corpus
 
 def test_beam_runner_writes_the_same_report(created, bad_corpus, uncased_vocab_path, tmp_path):
     pytest.importorskip("apache_beam")
-    from input_pipeline.beam_pipeline import run_beam_pipeline
+    from input_pipeline.creation.beam_pipeline import run_beam_pipeline
 
     out, manifest = created
     assert run_beam_pipeline(bad_corpus["inputs"], uncased_vocab_path, str(tmp_path), CONFIG,

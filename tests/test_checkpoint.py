@@ -13,7 +13,7 @@ import time
 import jax
 import numpy as np
 
-from bert_jax.train import load_trained_params
+from bert_jax.state.trained_params import load_trained_params
 
 
 def _pretrain_command(workdir, overrides) -> list[str]:
@@ -67,7 +67,7 @@ def test_killed_run_resumes_to_the_same_parameters(tiny_run_overrides, tmp_path)
 
 
 def test_completed_run_does_not_train_again(tiny_run_config, tmp_path):
-    from bert_jax.train import train_and_evaluate
+    from bert_jax.training.loop import train_and_evaluate
 
     config = tiny_run_config(num_steps=40, log_every=20)
     train_and_evaluate(config, tmp_path)

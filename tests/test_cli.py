@@ -3,8 +3,8 @@ the demo runs end to end (then resumes without redoing anything)."""
 
 from __future__ import annotations
 
-import shutil
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -75,7 +75,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
 
 def test_vocab_and_create_data_options(tmp_path):
     """A SentencePiece vocab and paragraph input, two workers, dynamic masking, from the CLI."""
-    from input_pipeline.stdlib_corpus import write_stdlib_corpus
+    from input_pipeline.text.stdlib_corpus import write_stdlib_corpus
 
     lines_text, held_out = tmp_path / "lines.txt", tmp_path / "held_out.txt"
     write_stdlib_corpus(lines_text, held_out, max_bytes=150_000)

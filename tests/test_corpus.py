@@ -1,5 +1,5 @@
-"""The demo corpus (`input_pipeline.stdlib_corpus`: the standard library's docstrings in BERT's
-input format) and the sentence splitter it uses (`input_pipeline.sentences`)."""
+"""The demo corpus (`input_pipeline.text.stdlib_corpus`: the standard library's docstrings in BERT's
+input format) and the sentence splitter it uses (`input_pipeline.text.sentences`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import zlib
 
 import pytest
 
-from input_pipeline.sentences import split_sentences
-from input_pipeline.stdlib_corpus import (module_files, module_sentences, stdlib_dir,
-                                          write_stdlib_corpus)
+from input_pipeline.text.sentences import split_sentences
+from input_pipeline.text.stdlib_corpus import module_files, module_sentences, stdlib_dir, write_stdlib_corpus
 
 HELD_OUT_PERCENT = 5.0
 
@@ -93,7 +92,7 @@ def test_held_out_text_is_not_in_training_text(corpus):
 def test_deterministic_across_processes(corpus, tmp_path):
     """The same files from another process with another hash seed."""
     directory, _ = corpus
-    code = ("import sys; from input_pipeline.stdlib_corpus import write_stdlib_corpus; "
+    code = ("import sys; from input_pipeline.text.stdlib_corpus import write_stdlib_corpus; "
             "write_stdlib_corpus(sys.argv[1], sys.argv[2], held_out_percent=5.0)")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, tmp_path / "train.txt", tmp_path / "held_out.txt"],

@@ -1,4 +1,4 @@
-"""Damaged shards are reported by file and record (`input_pipeline.reader`, `.tfrecord`).
+"""Damaged shards are reported by file and record (`input_pipeline.reading.reader`, `.tfrecord`).
 
 Real shards are made with the project's own `create_pretraining_data` (a small vocab and corpus
 written here), copied, and damaged the ways disks, copies and other tools damage them: a flipped
@@ -22,11 +22,10 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
-from input_pipeline.features import feature_spec, serialize_examples  # noqa: E402
-from input_pipeline.manifest import MANIFEST_NAME, read_manifest  # noqa: E402
-from input_pipeline.reader import (CorruptShardError, DataIterator, ReaderConfig,  # noqa: E402
-                                   check_shard, check_shards_match)
-from input_pipeline.tfrecord import check_file, frame, iter_records  # noqa: E402
+from input_pipeline.reading.reader import CorruptShardError, DataIterator, ReaderConfig, check_shard, check_shards_match  # noqa: E402
+from input_pipeline.shards.features import feature_spec, serialize_examples  # noqa: E402
+from input_pipeline.shards.manifest import MANIFEST_NAME, read_manifest  # noqa: E402
+from input_pipeline.shards.tfrecord import check_file, frame, iter_records  # noqa: E402
 
 MAX_SEQ_LENGTH, MAX_PREDICTIONS = 32, 5
 NUM_SHARDS = 3
@@ -40,7 +39,7 @@ VOCAB_SIZE = len(SPECIALS) + len(WORDS) + 1  # and "."
 @pytest.fixture(scope="module")
 def created(tmp_path_factory) -> dict:
     """Shards (and manifest) of a small synthetic corpus, made by `create_pretraining_data`."""
-    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+    from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
 
     root = tmp_path_factory.mktemp("corrupt")
     vocab = root / "vocab.txt"
@@ -296,7 +295,7 @@ def test_mismatched_manifest_is_refused_naming_directory_and_fields(created, tmp
 def test_shards_without_manifest_are_read_with_a_warning(shards, caplog):
     (shards / MANIFEST_NAME).unlink()
     assert read_manifest(shards) is None
-    with caplog.at_level(logging.WARNING, logger="input_pipeline.reader"):
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.reading.reader"):
         check_shards_match([str(shards)], max_seq_length=MAX_SEQ_LENGTH,
                            max_predictions_per_seq=MAX_PREDICTIONS, vocab_size=VOCAB_SIZE,
                            vocab_file="/nonexistent/vocab.txt")

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data, iter_blocks
-from input_pipeline.stdlib_corpus import write_stdlib_corpus
+from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data, iter_blocks
+from input_pipeline.text.stdlib_corpus import write_stdlib_corpus
 
 CONFIG = CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2, num_shards=3,
                         seed=11, block_chars=60_000)
@@ -84,7 +84,7 @@ def test_shards_mix_blocks(one_worker):
 
 def test_beam_direct_runner_writes_the_same_shards(one_worker, corpus, uncased_vocab_path, tmp_path):
     pytest.importorskip("apache_beam")
-    from input_pipeline.beam_pipeline import run_beam_pipeline
+    from input_pipeline.creation.beam_pipeline import run_beam_pipeline
 
     out, manifest = one_worker
     beam_manifest = run_beam_pipeline([corpus], uncased_vocab_path, str(tmp_path), CONFIG,
@@ -100,7 +100,7 @@ def test_beam_reads_and_writes_remote_paths(one_worker, corpus, uncased_vocab_pa
     local run."""
     pytest.importorskip("apache_beam")
     tf = pytest.importorskip("tensorflow")
-    from input_pipeline.beam_pipeline import resolve_path, run_beam_pipeline
+    from input_pipeline.creation.beam_pipeline import resolve_path, run_beam_pipeline
 
     assert resolve_path("gs://bucket/vocab.txt") == "gs://bucket/vocab.txt"
     assert resolve_path("vocab.txt") == os.path.join(os.getcwd(), "vocab.txt")
@@ -131,7 +131,7 @@ def test_beam_reads_and_writes_remote_paths(one_worker, corpus, uncased_vocab_pa
 # characters and blocks to argv[5].
 _CREATION_SCRIPT = textwrap.dedent("""
     import json, sys
-    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+    from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
     config = CreationConfig(max_seq_length=128, max_predictions_per_seq=20, dupe_factor=10,
                             num_shards=4, block_chars=int(sys.argv[4]))
     manifest = create_pretraining_data([sys.argv[1]], sys.argv[2], sys.argv[3], config)
@@ -226,7 +226,7 @@ def test_dynamic_masking_shards_are_unmasked_and_one_per_pass(corpus, uncased_vo
                                                                one_worker):
     import tensorflow as tf
 
-    from input_pipeline.features import parse_examples
+    from input_pipeline.shards.features import parse_examples
     _, static = one_worker
     manifest = create_pretraining_data([corpus], uncased_vocab_path, tmp_path,
                                        dataclasses.replace(CONFIG, masking="dynamic"))
@@ -245,8 +245,9 @@ def test_sentencepiece_model_with_whole_word_masking(corpus, tmp_path):
     pieces by the model's own word starts ("▁")."""
     import tensorflow as tf
 
-    from input_pipeline.features import parse_examples
-    from input_pipeline.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
+    from input_pipeline.shards.features import parse_examples
+    from input_pipeline.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
+    from input_pipeline.vocabulary.sentencepiece import train_sentencepiece
 
     lines = [line for line in open(corpus, encoding="utf-8") if line.strip()]
     model = tmp_path / "sp.model"
@@ -288,9 +289,9 @@ def test_korean_paragraphs_from_tfds(tmp_path):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from input_pipeline.features import parse_examples
-    from input_pipeline.tokenization import BertTokenizer
-    from input_pipeline.vocabulary import named_initial_alphabet, train_vocab_from_files
+    from input_pipeline.shards.features import parse_examples
+    from input_pipeline.tokenizers.wordpiece import BertTokenizer
+    from input_pipeline.vocabulary.wordpiece import named_initial_alphabet, train_vocab_from_files
 
     spec = importlib.util.find_spec("konlpy")
     if spec is None:

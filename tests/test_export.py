@@ -11,7 +11,7 @@ import pytest
 import torch
 import transformers
 
-from bert_jax.hf_export import export_to_huggingface
+from bert_jax.convert.hf_export import export_to_huggingface
 from bert_jax.model import BertConfig, BertForPreTraining
 
 CONFIG = BertConfig(vocab_size=0, hidden_size=48, num_layers=3, num_heads=4, intermediate_size=96,
@@ -22,7 +22,7 @@ def perturbed_params(config: BertConfig, seed: int = 0):
     """Parameters of `config` (scanned or not) whose every leaf (biases and LayerNorm scales
     included) is off its initial constant, so a parameter exported to the wrong place cannot go
     unnoticed. Drawn with numpy: compiling an initialization takes ten seconds on a busy CPU."""
-    from bert_jax.checkpoint_import import in_layout, parameter_shapes, set_path
+    from bert_jax.convert.imported import in_layout, parameter_shapes, set_path
 
     rng = np.random.default_rng(seed)
     params: dict = {}
@@ -90,7 +90,7 @@ def test_bert_model_and_masked_lm_load(exported):
 
 
 def test_export_directory_holds_a_tokenizer(exported, uncased_vocab_path):
-    from input_pipeline.tokenization import BertTokenizer
+    from input_pipeline.tokenizers.wordpiece import BertTokenizer
 
     config, _, out = exported
     hf_config = json.loads((out / "config.json").read_text())
@@ -132,7 +132,8 @@ SP_VOCAB_SIZE = 800
 @pytest.fixture(scope="module", params=["unigram", "bpe"])
 def sentencepiece_export(request, tmp_path_factory):
     from conftest import stdlib_docstring_lines
-    from input_pipeline.sentencepiece_tokenizer import train_sentencepiece
+
+    from input_pipeline.vocabulary.sentencepiece import train_sentencepiece
 
     root = tmp_path_factory.mktemp(f"sentencepiece_{request.param}")
     tokenizer = train_sentencepiece(stdlib_docstring_lines(8000), root / "sp.model", SP_VOCAB_SIZE,
@@ -203,22 +204,25 @@ def test_sentencepiece_export_fill_mask_pipeline(sentencepiece_export):
 _SHARDED_SAVE = """
 import dataclasses, sys
 import jax
-from bert_jax import experiment_config, sharding, train
-from bert_jax.checkpoint_import import initialize_params, load_pretrained
-from bert_jax.checkpointing import Checkpointer
+from bert_jax.config.defaults import default_config
+from bert_jax.config.validation import bert_config
+from bert_jax.parallel import sharding
+from bert_jax.state.train_state import create_state, state_shardings
+from bert_jax.convert.sources import initialize_params, load_pretrained
+from bert_jax.state.checkpointer import Checkpointer
 from bert_jax.model import BertForPreTraining
-from bert_jax.optimizer import make_optimizer
+from bert_jax.state.optimizer import make_optimizer
 
 source, workdir = sys.argv[1:3]
-config = experiment_config.default_config()
+config = default_config()
 config.model.update(dataclasses.asdict(load_pretrained(source).config))
 config.model.scan_layers = True
 config.mesh.shape.update({"data": 2, "fsdp": 2, "tensor": 2})
 mesh = sharding.make_mesh(config.mesh.shape)
-model = BertForPreTraining(experiment_config.bert_config(config))
+model = BertForPreTraining(bert_config(config))
 optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-shardings = train.state_shardings(model, optimizer, config, mesh)
-state = train.create_state(model, optimizer, config, shardings)
+shardings = state_shardings(model, optimizer, config, mesh)
+state = create_state(model, optimizer, config, shardings)
 state = state.replace(params=initialize_params(source, state.params, shardings.params, model.config))
 query = state.params["bert"]["layers"]["layer"]["attention"]["query"]["kernel"]
 print("devices", jax.device_count(), "query kernel shards", len({str(s.index) for s in query.addressable_shards}))
@@ -240,7 +244,7 @@ def test_export_of_a_checkpoint_sharded_over_8_devices(exported, tmp_path):
 
     from safetensors.numpy import load_file
 
-    from bert_jax.train import load_trained_params
+    from bert_jax.state.trained_params import load_trained_params
 
     config, _, out = exported
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",

@@ -1,4 +1,4 @@
-"""The record format (`input_pipeline.features`): `serialize_examples` writes, byte for byte, what
+"""The record format (`input_pipeline.shards.features`): `serialize_examples` writes, byte for byte, what
 protobuf's own deterministic serializer writes for the same `tf.train.Example`, for ids at every
 varint boundary, both standard shapes, unmasked (dynamic-masking) instances and lengths whose
 varints change size; and records parse back through `parse_examples`.
@@ -14,9 +14,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
-from input_pipeline import features  # noqa: E402
-from input_pipeline.features import (parse_examples, serialize_example,  # noqa: E402
-                                     serialize_examples)
+from input_pipeline.shards import features  # noqa: E402
+from input_pipeline.shards.features import parse_examples, serialize_example, serialize_examples  # noqa: E402
 
 NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
          "masked_lm_weights", "next_sentence_labels")

@@ -10,12 +10,11 @@ import json
 
 import numpy as np
 import pytest
+import test_export
 import transformers
 
 from bert_jax.cli import main
-
-from bert_jax.fill_mask import FillMask, pipeline_decode
-import test_export
+from bert_jax.inference.fill_mask import FillMask, pipeline_decode
 
 # The SentencePiece export (unigram and BPE) of test_export, as a fixture of this module too.
 sentencepiece_export = test_export.sentencepiece_export
@@ -59,10 +58,11 @@ def test_a_model_vocab_padded_past_the_vocab_file_matches_the_pipeline(tmp_path,
     """A model vocab larger than the vocab file (allowed, and suggested for sharding) has ids with
     no token; where they rank among the top k, the pipeline gives them an empty token string and
     leaves them out of the sequence. Their output biases are raised so that they rank first."""
-    from bert_jax.hf_export import export_to_huggingface
-    from bert_jax.model import BertConfig
-    from input_pipeline.tokenization import load_tokenizer
     from test_export import perturbed_params
+
+    from bert_jax.convert.hf_export import export_to_huggingface
+    from bert_jax.model import BertConfig
+    from input_pipeline.tokenizers.loading import load_tokenizer
 
     vocab_lines = sum(1 for _ in open(uncased_vocab_path, encoding="utf-8"))
     config = BertConfig(vocab_size=-(-vocab_lines // 128) * 128, hidden_size=16, num_layers=1, num_heads=2,
@@ -102,8 +102,9 @@ def test_pipeline_decode_is_the_exported_tokenizers_decode(tmp_path, byte_fallba
     random id sequences mixing special, byte (with byte_fallback) and ordinary pieces, with and
     without skipping the special tokens."""
     from conftest import stdlib_docstring_lines
-    from bert_jax.hf_tokenizer import write_tokenizer_files
-    from input_pipeline.sentencepiece_tokenizer import train_sentencepiece
+
+    from bert_jax.convert.hf_tokenizer import write_tokenizer_files
+    from input_pipeline.vocabulary.sentencepiece import train_sentencepiece
 
     ours = train_sentencepiece(stdlib_docstring_lines(3000), tmp_path / "sp.model", 600,
                                byte_fallback=byte_fallback)

@@ -26,14 +26,15 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
-from bert_jax.checkpoint_import import (complete_params, flatten, import_to_workdir, in_layout,
-                                        load_pretrained, parameter_shapes)
-from bert_jax.hf_export import export_to_huggingface
-from bert_jax.hf_import import bert_config_from_huggingface
-from bert_jax.model import BertConfig, BertForPreTraining, BertModel
 import test_export
 from test_export import perturbed_params
+
+from bert_jax.convert.hf_export import export_to_huggingface
+from bert_jax.convert.hf_import import bert_config_from_huggingface
+from bert_jax.convert.imported import complete_params, flatten, in_layout, parameter_shapes
+from bert_jax.convert.sources import load_pretrained
+from bert_jax.convert.workdir_import import import_to_workdir
+from bert_jax.model import BertConfig, BertForPreTraining, BertModel
 
 # The SentencePiece export (unigram and BPE) of test_export, as a fixture of this module too.
 sentencepiece_export = test_export.sentencepiece_export
@@ -90,7 +91,8 @@ def _padded_batch(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def test_minilm_tokenizer_gives_the_models_own_ids(minilm, minilm_dir):
     import transformers
-    from input_pipeline.tokenization import BertTokenizer
+
+    from input_pipeline.tokenizers.wordpiece import BertTokenizer
 
     ours = BertTokenizer.from_vocab_file(minilm.vocab_file, do_lower_case=minilm.do_lower_case)
     theirs = transformers.AutoTokenizer.from_pretrained(minilm_dir)
@@ -105,7 +107,7 @@ def test_minilm_sentence_embeddings_match_sentence_transformers(minilm, minilm_d
     ends with) against sentence-transformers itself, on one padded batch of varied lengths."""
     import sentence_transformers  # a pinned test dependency: missing, the test fails, not skips
 
-    from input_pipeline.tokenization import BertTokenizer
+    from input_pipeline.tokenizers.wordpiece import BertTokenizer
 
     modules = [m["type"] for m in json.loads((minilm_dir / "modules.json").read_text())]
     pooling = json.loads((minilm_dir / "1_Pooling" / "config.json").read_text())
@@ -208,8 +210,8 @@ def test_sharded_safetensors_of_a_bert_model(tmp_path):
 def test_task_heads_are_listed_and_wrong_shapes_named():
     """A fine-tuned model's classifier is not ours: listed as not used. A tensor whose shape
     does not fit config.json is named, with both shapes."""
-    from bert_jax.hf_export import to_huggingface_state_dict
-    from bert_jax.hf_import import from_huggingface_state_dict
+    from bert_jax.convert.hf_export import to_huggingface_state_dict
+    from bert_jax.convert.hf_import import from_huggingface_state_dict
 
     config = BertConfig(vocab_size=100, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
                         max_position_embeddings=16)
@@ -269,8 +271,8 @@ def test_sentencepiece_export_then_import_is_bit_identical(sentencepiece_export)
     with the export's tokenizer files."""
     import transformers
 
-    from bert_jax.inference import load_for_inference
-    from input_pipeline.sentencepiece_tokenizer import SentencePieceTokenizer
+    from bert_jax.inference.loading import load_for_inference
+    from input_pipeline.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
 
     config, params, trained, out = sentencepiece_export
     imported = load_pretrained(out)
@@ -403,10 +405,10 @@ def test_fill_mask_and_nsp_on_a_google_checkpoint_match_transformers(google_chec
     tanh GELU of bert_config.json's "gelu", so the activation is checked on the way too."""
     import torch
     import transformers
-
-    from bert_jax.fill_mask import FillMask
-    from bert_jax.next_sentence import NextSentencePredictor
     from test_fill_mask import TEXTS, assert_matches_pipeline
+
+    from bert_jax.inference.fill_mask import FillMask
+    from bert_jax.inference.next_sentence import NextSentencePredictor
 
     imported = load_pretrained(google_checkpoint)
     export = export_to_huggingface(imported.params, imported.config, imported.vocab_file,
@@ -463,19 +465,22 @@ def google_sources(google_checkpoint, tmp_path_factory):
 @pytest.mark.parametrize("kind", ["google", "huggingface", "bert-jax"])
 def test_init_from_puts_the_imported_weights_into_the_fresh_state(
         google_sources, google_checkpoint, tiny_run_config, tmp_path, caplog, kind):
-    from bert_jax import experiment_config, sharding, train
-    from bert_jax.checkpointing import Checkpointer
-    from bert_jax.optimizer import make_optimizer
+    from bert_jax.config.validation import bert_config
+    from bert_jax.parallel import sharding
+    from bert_jax.state.checkpointer import Checkpointer
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import state_shardings
+    from bert_jax.training.resume import resume
 
     config = _init_from_config(tiny_run_config, google_sources[kind])
     assert config.model.scan_layers  # the stacked layout, filled from per-layer weights
     mesh = sharding.make_mesh(config.mesh.shape)
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    model = BertForPreTraining(bert_config(config))
     optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = train.state_shardings(model, optimizer, config, mesh)
+    shardings = state_shardings(model, optimizer, config, mesh)
     checkpointer = Checkpointer(tmp_path, async_save=False)
     with caplog.at_level(logging.INFO, logger="bert_jax"):
-        step, state, _ = train.resume(checkpointer, config, model, optimizer, shardings)
+        step, state, _ = resume(checkpointer, config, model, optimizer, shardings)
     checkpointer.close()
     assert step == 0
     expected = flatten(in_layout(load_pretrained(google_checkpoint).params, model.config))
@@ -491,20 +496,22 @@ def test_init_from_puts_the_imported_weights_into_the_fresh_state(
 def test_init_from_minilm_reports_the_fresh_heads(minilm_dir, tiny_run_config, tmp_path, caplog):
     """The real model in the scanned layout; its missing MLM and NSP heads keep the fresh state's
     values, and the log line says so."""
-    from bert_jax import sharding, train
-    from bert_jax.checkpointing import Checkpointer
-    from bert_jax.optimizer import make_optimizer
+    from bert_jax.parallel import sharding
+    from bert_jax.state.checkpointer import Checkpointer
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.resume import resume
 
     config = tiny_run_config(num_steps=2)
     config.model.update({**dataclasses.asdict(load_pretrained(minilm_dir).config), "scan_layers": True})
     config.train.init_from = str(minilm_dir)
     model = BertForPreTraining(BertConfig(**config.model.to_dict()))
     optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = train.state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
-    fresh = flatten(jax.device_get(train.create_state(model, optimizer, config, shardings).params))
+    shardings = state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
+    fresh = flatten(jax.device_get(create_state(model, optimizer, config, shardings).params))
     checkpointer = Checkpointer(tmp_path, async_save=False)
     with caplog.at_level(logging.INFO, logger="bert_jax"):
-        _, state, _ = train.resume(checkpointer, config, model, optimizer, shardings)
+        _, state, _ = resume(checkpointer, config, model, optimizer, shardings)
     checkpointer.close()
     got = flatten(jax.device_get(state.params))
     assert all(np.array_equal(got[k], fresh[k]) for k in HEADS)
@@ -517,9 +524,12 @@ def test_init_from_minilm_trains_its_fresh_heads(minilm, minilm_dir, tiny_corpus
     """Two pretraining steps from the head-less MiniLM, on shards made with its vocab: the loss is
     finite, the encoder moved a little from the imported weights, and the heads it lacked moved a
     little from the fresh initialization they were given."""
-    from bert_jax import sharding, train
-    from bert_jax.optimizer import make_optimizer
-    from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+    from bert_jax.parallel import sharding
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.state.trained_params import load_trained_params
+    from bert_jax.training.loop import train_and_evaluate
+    from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
 
     shards = tmp_path / "shards"
     create_pretraining_data([tiny_corpus["held_out_text"]], minilm.vocab_file, shards, CreationConfig(
@@ -533,12 +543,12 @@ def test_init_from_minilm_trains_its_fresh_heads(minilm, minilm_dir, tiny_corpus
     config.train.init_from = str(minilm_dir)
     model = BertForPreTraining(BertConfig(**config.model.to_dict()))
     optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = train.state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
-    fresh = flatten(jax.device_get(train.create_state(model, optimizer, config, shardings).params))
+    shardings = state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
+    fresh = flatten(jax.device_get(create_state(model, optimizer, config, shardings).params))
 
-    results = train.train_and_evaluate(config, tmp_path / "run")
+    results = train_and_evaluate(config, tmp_path / "run")
     assert np.isfinite(results["train_loss"])
-    params, _, step = train.load_trained_params(tmp_path / "run")
+    params, _, step = load_trained_params(tmp_path / "run")
     assert step == 2
     trained = flatten(jax.device_get(params))
     imported = flatten(in_layout(minilm.params, model.config))
@@ -555,7 +565,8 @@ def test_init_from_minilm_trains_its_fresh_heads(minilm, minilm_dir, tiny_corpus
 
 def test_init_from_trains_on_the_tiny_corpus(google_checkpoint, tiny_run_config, tmp_path):
     """Two pretraining steps from the Google checkpoint (built with the tiny corpus's vocab)."""
-    from bert_jax.train import load_trained_params, train_and_evaluate
+    from bert_jax.state.trained_params import load_trained_params
+    from bert_jax.training.loop import train_and_evaluate
 
     results = train_and_evaluate(_init_from_config(tiny_run_config, google_checkpoint), tmp_path)
     assert np.isfinite(results["train_loss"])
@@ -570,7 +581,7 @@ def test_init_from_trains_on_the_tiny_corpus(google_checkpoint, tiny_run_config,
 
 
 def test_init_from_refuses_a_model_of_another_shape(google_checkpoint, tiny_run_config, tmp_path):
-    from bert_jax.train import train_and_evaluate
+    from bert_jax.training.loop import train_and_evaluate
 
     config = _init_from_config(tiny_run_config, google_checkpoint, model__intermediate_size=256,
                                model__hidden_act="gelu")
@@ -581,7 +592,7 @@ def test_init_from_refuses_a_model_of_another_shape(google_checkpoint, tiny_run_
 
 
 def test_init_from_must_exist(tiny_run_config, tmp_path):
-    from bert_jax.experiment_config import validate
+    from bert_jax.config.validation import validate
 
     config = _init_from_config(tiny_run_config, tmp_path / "nowhere")
     with pytest.raises(ValueError, match="train.init_from=.*nowhere.* does not exist"):

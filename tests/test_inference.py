@@ -18,12 +18,13 @@ import torch
 import transformers
 
 from bert_jax.cli import main
-from bert_jax.encode import POOLINGS, SentenceEncoder, load_token_vectors
-from bert_jax.fill_mask import FillMask
-from bert_jax.hf_export import export_to_huggingface
-from bert_jax.inference import ShapeBuckets, load_model, padded_batches, sequence_pair, single_sequence
+from bert_jax.convert.hf_export import export_to_huggingface
+from bert_jax.inference.batching import ShapeBuckets, padded_batches, sequence_pair, single_sequence
+from bert_jax.inference.encode import POOLINGS, SentenceEncoder, load_token_vectors
+from bert_jax.inference.fill_mask import FillMask
+from bert_jax.inference.loading import load_model
+from bert_jax.inference.next_sentence import NextSentencePredictor, read_pairs
 from bert_jax.model import unscan_params
-from bert_jax.next_sentence import NextSentencePredictor, read_pairs
 from tests.conftest import stdlib_docstring_lines
 
 PAIRS = [

@@ -1,4 +1,4 @@
-"""Next-sentence-prediction pairs (`input_pipeline.instances`), as Google's original
+"""Next-sentence-prediction pairs (`input_pipeline.instances.pairs`), as Google's original
 `create_instances_from_document` builds them.
 
 Exact checks use synthetic documents whose tokens are unique increasing integers (document after
@@ -16,9 +16,10 @@ import random
 import pytest
 from conftest import SIGMAS, assert_rate
 
-from input_pipeline.instances import PairingConfig, create_sentence_pairs, truncate_pair
-from input_pipeline.stdlib_corpus import module_files, module_sentences
-from input_pipeline.tokenization import BertTokenizer
+from input_pipeline.instances.pairs import PairingConfig, create_sentence_pairs, truncate_pair
+from input_pipeline.text.stdlib_corpus import module_files, module_sentences
+from input_pipeline.tokenizers.wordpiece import BertTokenizer
+
 
 @dataclasses.dataclass
 class Corpus:

@@ -22,12 +22,21 @@ import numpy as np
 import pytest
 from conftest import SIGMAS, assert_rate, stdlib_docstring_lines
 
-from input_pipeline import counter_random
-from input_pipeline.counter_random import hashed_uniforms, hashed_words
-from input_pipeline.masking import (ACTION_STREAM, ORDER_STREAM, TOKEN_STREAM, MaskedBatch,
-                                    MaskingConfig, mask_batch, mask_batch_hashed,
-                                    mask_batch_with_rng, mask_tokens, prediction_budget)
-from input_pipeline.tokenization import SPECIAL_TOKENS, BertTokenizer
+from input_pipeline.instances import counter_random
+from input_pipeline.instances.counter_random import hashed_uniforms, hashed_words
+from input_pipeline.instances.masking import (
+    ACTION_STREAM,
+    ORDER_STREAM,
+    TOKEN_STREAM,
+    MaskedBatch,
+    MaskingConfig,
+    mask_batch,
+    mask_batch_hashed,
+    mask_batch_with_rng,
+    mask_tokens,
+    prediction_budget,
+)
+from input_pipeline.tokenizers.wordpiece import SPECIAL_TOKENS, BertTokenizer
 
 MAX_SEQ_LENGTH = 128
 @pytest.fixture(scope="module")

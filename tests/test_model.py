@@ -104,7 +104,7 @@ def test_parameter_count_equals_huggingface_bert(size):
     """Same shapes as `transformers`' BertForPreTraining (counting its tied decoder once)."""
     import transformers
 
-    from bert_jax.experiment_config import model_size
+    from bert_jax.config.defaults import model_size
 
     config = BertConfig(**model_size(size))
     shapes = jax.eval_shape(lambda: BertForPreTraining(config).init(
@@ -215,7 +215,7 @@ def test_attention_cudnn_insists_on_cudnn_and_auto_falls_back_to_xla():
     of 8 up to 128) and XLA's otherwise; "cudnn" asks for it regardless, and fails clearly where
     there is none. (Its numerics against plain attention are checked on a GPU by
     benchmarks/gpu_suite.py.)"""
-    from bert_jax.model import cudnn_attention_supported
+    from bert_jax.model.bert import cudnn_attention_supported
 
     ids, mask, segments, positions = _inputs()
     q = jnp.zeros((2, 8, 4, 16), jnp.bfloat16)

@@ -1,6 +1,6 @@
 """Multi-host: 2 local processes x 4 CPU devices train, save and restore like 1 process x 8 devices.
 
-The processes join through `bert_jax.distributed.initialize("explicit", ...)` (a coordinator on a
+The processes join through `bert_jax.parallel.distributed.initialize("explicit", ...)` (a coordinator on a
 free local port, gloo collectives) and run `tests/multihost_worker.py`. Every process feeds its own
 half of each deterministic global batch through `train._global_batch`, as `train_and_evaluate`
 does, into the step jitted as `train_and_evaluate` jits it; the mesh (2,2,2) splits data, fsdp and

@@ -61,7 +61,7 @@ def test_both_processes_report_the_same_global_metrics(pretrain):
 
 
 def test_evaluation_covers_every_held_out_example_once(pretrain, tiny_corpus):
-    from input_pipeline.reader import count_examples, list_shards
+    from input_pipeline.reading.reader import count_examples, list_shards
 
     held_out = count_examples(list_shards((str(tiny_corpus["held_out"]),)))
     assert held_out > 16
@@ -113,10 +113,10 @@ def test_the_two_process_checkpoint_exports_to_transformers(pretrain, tmp_path):
     import torch
     import transformers
 
-    from bert_jax.experiment_config import bert_config
-    from bert_jax.hf_export import export_to_huggingface
+    from bert_jax.config.validation import bert_config
+    from bert_jax.convert.hf_export import export_to_huggingface
     from bert_jax.model import BertForPreTraining
-    from bert_jax.train import load_trained_params
+    from bert_jax.state.trained_params import load_trained_params
 
     params, config, step = load_trained_params(pretrain["workdir"])
     assert step == STEPS and config.mesh.shape.fsdp == 4

@@ -1,4 +1,4 @@
-"""Sequence packing (`input_pipeline.packing`): every example goes whole into one row, and the
+"""Sequence packing (`input_pipeline.reading.packing`): every example goes whole into one row, and the
 model computes for a packed example exactly what it computes for it alone in a row."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from bert_jax.model import BertConfig, BertForPreTraining
-from bert_jax.train_step import pretraining_sums
-from input_pipeline.packing import PackedBatches, PackingConfig, pack_examples
-from input_pipeline.reader import ReaderConfig, numpy_batches
+from bert_jax.training.step import pretraining_sums
+from input_pipeline.reading.packing import PackedBatches, PackingConfig, pack_examples
+from input_pipeline.reading.reader import ReaderConfig, numpy_batches
 
 SEQ, PREDS = 64, 10
 
@@ -222,8 +222,8 @@ def test_packed_pretraining_resumes_to_the_same_metrics(tiny_run_config, tmp_pat
     uninterrupted one logs, bitwise; throughput counts the sequences, not the rows."""
     import shutil
 
-    from bert_jax.checkpointing import checkpoint_directory
-    from bert_jax.train import train_and_evaluate
+    from bert_jax.state.checkpointer import checkpoint_directory
+    from bert_jax.training.loop import train_and_evaluate
 
     def config():
         c = tiny_run_config(num_steps=12, log_every=2, checkpoint_every=6)

@@ -19,13 +19,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
-from input_pipeline.create_pretraining_data import (BlockProcessor, CreationConfig,  # noqa: E402
-                                                    create_pretraining_data)
-from input_pipeline.features import serialize_example  # noqa: E402
-from input_pipeline.tfrecord import write_atomically  # noqa: E402
-from input_pipeline.reader import ReaderConfig, numpy_batches  # noqa: E402
-from input_pipeline.stdlib_corpus import stdlib_dir, write_stdlib_corpus  # noqa: E402
-from input_pipeline.tokenization import BertTokenizer  # noqa: E402
+from input_pipeline.creation.create_pretraining_data import BlockProcessor, CreationConfig, create_pretraining_data  # noqa: E402
+from input_pipeline.reading.reader import ReaderConfig, numpy_batches  # noqa: E402
+from input_pipeline.shards.features import serialize_example  # noqa: E402
+from input_pipeline.shards.tfrecord import write_atomically  # noqa: E402
+from input_pipeline.text.stdlib_corpus import stdlib_dir, write_stdlib_corpus  # noqa: E402
+from input_pipeline.tokenizers.wordpiece import BertTokenizer  # noqa: E402
 
 MAX_SEQ_LENGTH = 64
 MAX_PREDICTIONS = 10

@@ -11,8 +11,7 @@ import jax.extend.core
 import jax.numpy as jnp
 import pytest
 
-from bert_jax import flops
-from bert_jax.model import BertConfig, BertForPreTraining
+from bert_jax.model import BertConfig, BertForPreTraining, flops
 
 
 def matmul_flops(jaxpr) -> int:
@@ -70,8 +69,9 @@ def _scalars(event_dir) -> dict[str, list[tuple[int, float]]]:
 def test_a_run_logs_throughput_mfu_and_compile_time(tiny_run_config, tmp_path):
     """TensorBoard and metrics.jsonl carry step time, sequences/s, tokens/s, TFLOP/s, MFU over
     the configured peak, and the compile time; TFLOP/s is the config's FLOP count per second."""
-    from bert_jax import experiment_config
-    from bert_jax.train import predictions_per_row, train_and_evaluate
+    from bert_jax.config.validation import bert_config
+    from bert_jax.training.loop import train_and_evaluate
+    from bert_jax.training.phases import predictions_per_row
 
     config = tiny_run_config(num_steps=4, log_every=2)
     config.data.eval_files = ""
@@ -88,7 +88,7 @@ def test_a_run_logs_throughput_mfu_and_compile_time(tiny_run_config, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in lines if r["prefix"] == "train" and "mfu" in r]
     assert [r["step"] for r in logged] == [2, 4]
-    per_step = flops.train_flops_per_step(experiment_config.bert_config(config),
+    per_step = flops.train_flops_per_step(bert_config(config),
                                           config.train.global_batch_size,
                                           config.data.max_seq_length, predictions_per_row(config, 1))
     for record in logged:

@@ -1,4 +1,4 @@
-"""The tf.data reader of pretraining shards (`input_pipeline.reader`).
+"""The tf.data reader of pretraining shards (`input_pipeline.reading.reader`).
 
 The shards are synthetic: four files of 20 to 30 examples in the original format, each example
 carrying its own serial number k (input_ids[1] = masked_lm_ids[0] = 1000 + k), so which examples
@@ -17,8 +17,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
-from input_pipeline.features import serialize_example  # noqa: E402
-from input_pipeline.reader import ReaderConfig, numpy_batches  # noqa: E402
+from input_pipeline.reading.reader import ReaderConfig, numpy_batches  # noqa: E402
+from input_pipeline.shards.features import serialize_example  # noqa: E402
 
 MAX_SEQ_LENGTH, MAX_PREDICTIONS = 16, 4
 FILE_SIZES = [25, 30, 20, 27]
@@ -124,7 +124,7 @@ def test_files_that_do_not_divide_among_processes_are_reported(shard_dir, caplog
     """With 4 files over 3 processes one process reads 2 files and repeats its examples half as
     often as the others theirs: said once (by process 0), with the cure."""
     assert len(FILE_SIZES) == 4
-    with caplog.at_level(logging.WARNING, logger="input_pipeline.reader"):
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.reading.reader"):
         for index in range(3):
             next(iter(numpy_batches(config(shard_dir), index, 3)))
     warnings = [r.getMessage() for r in caplog.records if "shard files over" in r.getMessage()]
@@ -132,7 +132,7 @@ def test_files_that_do_not_divide_among_processes_are_reported(shard_dir, caplog
                         "examples are repeated more often; a multiple of 3 files keeps every "
                         "example equally frequent."]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="input_pipeline.reader"):
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.reading.reader"):
         next(iter(numpy_batches(config(shard_dir), 0, 2)))
     assert not [r for r in caplog.records if "shard files over" in r.getMessage()]
 

@@ -17,15 +17,16 @@ from pathlib import Path
 import konlpy  # a pinned test dependency: missing, the test fails, not skips
 import pytest
 import transformers
-
-from bert_jax.cli import main
-from bert_jax.experiment_config import bert_config, load_config
-from bert_jax.fill_mask import FillMask
-from bert_jax.hf_export import export_to_huggingface
-from input_pipeline.tokenization import load_tokenizer
-from input_pipeline.vocabulary import ks_x_1001_hangul_syllables
 from test_export import perturbed_params
 from test_fill_mask import assert_matches_pipeline
+
+from bert_jax.cli import main
+from bert_jax.config.files import load_config
+from bert_jax.config.validation import bert_config
+from bert_jax.convert.hf_export import export_to_huggingface
+from bert_jax.inference.fill_mask import FillMask
+from input_pipeline.tokenizers.loading import load_tokenizer
+from input_pipeline.vocabulary.wordpiece import ks_x_1001_hangul_syllables
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 KONLPY_CORPUS = Path(konlpy.__file__).parent / "data" / "corpus"

@@ -18,9 +18,10 @@ import jax
 import numpy as np
 import pytest
 
-from bert_jax import experiment_config
-from bert_jax.checkpointing import CheckpointError
-from bert_jax.train import TrainingDiverged, train_and_evaluate
+from bert_jax.config.files import load_config
+from bert_jax.config.validation import bert_config, check_resumable, validate
+from bert_jax.state.checkpointer import CheckpointError
+from bert_jax.training.loop import TrainingDiverged, train_and_evaluate
 
 
 def _config(tiny_run_config, num_steps: int, checkpoint_every: int = 3):
@@ -116,7 +117,7 @@ def test_a_data_position_saved_by_another_number_of_processes_restarts_the_strea
     missing this process's position is incomplete and raises."""
     import types
 
-    from bert_jax import checkpointing
+    from bert_jax.state import checkpointer as checkpointing
 
     state = {"w": np.arange(4.0)}
     real_jax = checkpointing.jax
@@ -149,7 +150,7 @@ def test_a_data_position_saved_by_another_number_of_processes_restarts_the_strea
 def _poison_batches(monkeypatch, bad: set[int]) -> None:
     """Makes the loop's `bad` batches (1-based) carry NaN masked-LM weights, as garbage data or an
     overflow would: the loss and every gradient become NaN."""
-    import bert_jax.train as train_module
+    import bert_jax.training.loop as train_module
 
     original = train_module._global_batch
     count = {"n": 0}
@@ -196,7 +197,7 @@ def test_k_consecutive_non_finite_steps_stop_the_command_with_exit_1_and_a_resto
     """Through `bert-jax pretrain` (its `main`, in-process): exit code 1, the message on stderr,
     and the checkpoint it names restores with finite parameters, those of before the streak."""
     from bert_jax import cli
-    from bert_jax.train import load_trained_params
+    from bert_jax.state.trained_params import load_trained_params
 
     workdir = tmp_path / "run"
     _poison_batches(monkeypatch, bad=set(range(5, 100)))
@@ -258,14 +259,14 @@ def test_a_failed_background_checkpoint_write_stops_the_run_naming_the_step(
 
 def test_a_skipped_step_leaves_parameters_and_optimizer_state_bitwise_unchanged(tiny_run_config):
     from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
-    from bert_jax.sharding import make_mesh
-    from bert_jax.train import create_state, state_shardings
-    from bert_jax.train_step import train_step
+    from bert_jax.parallel.sharding import make_mesh
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.step import train_step
     from tests.test_train import _random_batch
 
     config = _config(tiny_run_config, 10)
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    model = BertForPreTraining(bert_config(config))
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     state = create_state(model, optimizer, config, state_shardings(
         model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1})))
@@ -305,14 +306,14 @@ def test_a_step_with_a_finite_loss_but_a_non_finite_gradient_is_skipped(tiny_run
     """Every poisoned batch above makes the loss non-finite as well; here the loss is exactly that
     of the real model and only a gradient is inf or NaN, so only the gradient check can catch it."""
     from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
-    from bert_jax.sharding import make_mesh
-    from bert_jax.train import create_state, state_shardings
-    from bert_jax.train_step import train_step
+    from bert_jax.parallel.sharding import make_mesh
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.step import train_step
     from tests.test_train import _random_batch
 
     config = _config(tiny_run_config, 10)
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    model = BertForPreTraining(bert_config(config))
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     state = create_state(model, optimizer, config, state_shardings(
         model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1})))
@@ -354,7 +355,7 @@ def test_an_incompatible_work_directory_is_refused_naming_the_fields(tiny_run_co
     changed = _config(tiny_run_config, 6)
     changed.data.max_seq_length = 32
     with pytest.raises(ValueError, match="data.max_seq_length: saved 64, now 32"):
-        experiment_config.check_resumable(json.loads(saved_config), changed, str(workdir))
+        check_resumable(json.loads(saved_config), changed, str(workdir))
     assert (workdir / "config.json").read_text() == saved_config  # not overwritten by the refused one
     assert _checkpoint_steps(workdir) == [3]
 
@@ -368,7 +369,7 @@ def test_an_incompatible_vocab_file_is_refused(tiny_run_config, tmp_path):
     config = _config(tiny_run_config, 6)
     config.data.vocab_file = str(other_vocab)
     with pytest.raises(ValueError, match="data.vocab_file: saved .* whose contents differ"):
-        experiment_config.check_resumable(json.loads((workdir / "config.json").read_text()), config,
+        check_resumable(json.loads((workdir / "config.json").read_text()), config,
                                           str(workdir))
 
 
@@ -401,7 +402,7 @@ def test_compatible_changes_resume(tiny_run_config, tmp_path):
     (["train.max_consecutive_nonfinite=0"], 1, 1, "train.max_consecutive_nonfinite=0 must be at least 1"),
 ])
 def test_config_rules_name_field_value_and_rule(overrides, devices, processes, expected):
-    config = experiment_config.load_config("bert_base", ["data.train_files=shards/", *overrides])
+    config = load_config("bert_base", ["data.train_files=shards/", *overrides])
     with pytest.raises(ValueError) as error:
-        experiment_config.validate(config, num_devices=devices, num_processes=processes)
+        validate(config, num_devices=devices, num_processes=processes)
     assert expected in str(error.value)

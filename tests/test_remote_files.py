@@ -20,9 +20,9 @@ def copy_tree(local: str, remote: str) -> None:
 
 
 def test_shards_vocab_and_manifest_read_from_a_remote_directory(tiny_corpus):
-    from input_pipeline.manifest import file_sha256, read_manifest
-    from input_pipeline.reader import DataIterator, ReaderConfig, check_shards_match, list_shards
-    from input_pipeline.tokenization import load_tokenizer
+    from input_pipeline.reading.reader import DataIterator, ReaderConfig, check_shards_match, list_shards
+    from input_pipeline.shards.manifest import file_sha256, read_manifest
+    from input_pipeline.tokenizers.loading import load_tokenizer
 
     remote = "ram://bucket/shards"
     copy_tree(str(tiny_corpus["train"]), remote)
@@ -50,8 +50,8 @@ def test_shards_vocab_and_manifest_read_from_a_remote_directory(tiny_corpus):
 
 
 def test_atomic_writes_and_checkpoint_directory_on_remote_paths():
-    from bert_jax.checkpointing import checkpoint_directory
-    from input_pipeline.tfrecord import write_atomically
+    from bert_jax.state.checkpointer import checkpoint_directory
+    from input_pipeline.shards.tfrecord import write_atomically
 
     write_atomically("ram://bucket/run/config.json", [b"{}", b"\n"])
     assert tf.io.gfile.listdir("ram://bucket/run") == ["config.json"]  # no temporary left

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from input_pipeline.masking import MaskingConfig, mask_tokens
-from input_pipeline.sentencepiece_tokenizer import (WORD_START, SentencePieceTokenizer,
-                                                    train_sentencepiece,
-                                                    train_sentencepiece_from_files)
-from input_pipeline.stdlib_corpus import write_stdlib_corpus
-from input_pipeline.tokenization import SPECIAL_TOKENS, BertTokenizer, load_tokenizer
+from input_pipeline.instances.masking import MaskingConfig, mask_tokens
+from input_pipeline.text.stdlib_corpus import write_stdlib_corpus
+from input_pipeline.tokenizers.loading import load_tokenizer
+from input_pipeline.tokenizers.sentencepiece_tokenizer import WORD_START, SentencePieceTokenizer
+from input_pipeline.tokenizers.wordpiece import SPECIAL_TOKENS, BertTokenizer
+from input_pipeline.vocabulary.sentencepiece import train_sentencepiece, train_sentencepiece_from_files
 
 MODEL_TYPES = ("unigram", "bpe")
 # Korean has thousands of syllables and the corpus is small (about 2,500 lines), hence the size.
@@ -330,7 +330,7 @@ def test_pickled_tokenizer_encodes_the_same(models, corpora):
 
 _TRAIN_IN_SUBPROCESS = """
 import sys
-from input_pipeline.sentencepiece_tokenizer import train_sentencepiece_from_files
+from input_pipeline.vocabulary.sentencepiece import train_sentencepiece_from_files
 train_sentencepiece_from_files([sys.argv[1]], sys.argv[2], 1000, model_type=sys.argv[3],
                                max_sentences=3000, seed=int(sys.argv[4]))
 """

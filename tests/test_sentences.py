@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import stdlib_docstring_lines
-from input_pipeline.sentences import detect_language, hangul_share, split_sentences
+
+from input_pipeline.text.sentences import detect_language, hangul_share, split_sentences
 
 
 def konlpy_corpus() -> Path:

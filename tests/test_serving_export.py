@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from bert_jax.cli import main
-from bert_jax.inference import encoder_outputs, load_model
+from bert_jax.inference.batching import encoder_outputs
+from bert_jax.inference.loading import load_model
+from bert_jax.inference.serving_export import ARTIFACT_FILE, METADATA_FILE, SAVED_MODEL_DIR
 from bert_jax.model import BertForPreTraining
-from bert_jax.serving_export import ARTIFACT_FILE, METADATA_FILE, SAVED_MODEL_DIR
 
 try:
     from jax.experimental import jax2tf  # noqa: F401

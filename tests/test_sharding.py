@@ -4,7 +4,7 @@ From the same initial state and the same global batches, a tiny BERT (hidden 64,
 feed-forward 128, vocab 1000, sequence 32, batch 16, dropout 0.1, float32) takes 2 AdamW steps on
 one device and on the meshes (8,1,1), (1,8,1), (2,4,1), (2,2,2) and (1,1,8): the losses, the
 updated parameters and the optimizer state agree within float32 round-off. And the arrays really
-are split the way `bert_jax.sharding.LOGICAL_RULES` says (an "embed" axis 8 ways on (1,8,1),
+are split the way `bert_jax.parallel.sharding.LOGICAL_RULES` says (an "embed" axis 8 ways on (1,8,1),
 attention heads over "tensor" on (2,2,2), ...), so the agreement is not that of replicas.
 
 JAX sees its fake devices only if `XLA_FLAGS` asks for them before it starts, and this pytest
@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pytest
 
-from bert_jax.sharding import LOGICAL_RULES
+from bert_jax.parallel.sharding import LOGICAL_RULES
 from tests.multihost_worker import run_workers
 
 MESHES = ("8,1,1", "1,8,1", "2,4,1", "2,2,2", "1,1,8")
@@ -263,15 +263,19 @@ def test_packed_activations_are_constrained_too(packed_equivalence, mesh):
 
 def _word_embedding_spec(*overrides: str):
     import jax
-    from bert_jax import experiment_config, sharding, train
-    from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
 
-    config = experiment_config.load_config("bert_tiny", list(overrides))
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    from bert_jax.config.files import load_config
+    from bert_jax.config.validation import bert_config
+    from bert_jax.model import BertForPreTraining
+    from bert_jax.parallel import sharding
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import state_shardings
+
+    config = load_config("bert_tiny", list(overrides))
+    model = BertForPreTraining(bert_config(config))
     optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
     mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.devices()[:1])
-    shardings = train.state_shardings(model, optimizer, config, mesh)
+    shardings = state_shardings(model, optimizer, config, mesh)
     return shardings.params["bert"]["embeddings"]["word_embeddings"]["embedding"].spec
 
 

@@ -14,9 +14,16 @@ import os
 
 import pytest
 
-from input_pipeline.text_sources import (TEXT_FORMATS, check_text_format, document_sentences,
-                                         expand_inputs, iter_documents, iter_lines,
-                                         parse_tfds_spec, wiki40b_paragraphs)
+from input_pipeline.text.sources import (
+    TEXT_FORMATS,
+    check_text_format,
+    document_sentences,
+    expand_inputs,
+    iter_documents,
+    iter_lines,
+    wiki40b_paragraphs,
+)
+from input_pipeline.text.tfds_spec import parse_tfds_spec
 
 
 def _write(path, text: str | bytes) -> str:

@@ -19,9 +19,8 @@ import unicodedata
 import pytest
 from conftest import pydoc_topic_lines, stdlib_docstring_lines, stdlib_non_english_lines
 
-from input_pipeline.tokenization import (SPECIAL_TOKENS, BasicTokenizer, BertTokenizer,
-                                         load_vocab, save_vocab)
-from input_pipeline.vocabulary import count_words, train_wordpiece
+from input_pipeline.tokenizers.wordpiece import SPECIAL_TOKENS, BasicTokenizer, BertTokenizer, load_vocab, save_vocab
+from input_pipeline.vocabulary.wordpiece import count_words, train_wordpiece
 
 transformers = pytest.importorskip("transformers")
 

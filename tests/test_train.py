@@ -10,10 +10,12 @@ import ml_collections
 import numpy as np
 import pytest
 
-from bert_jax import experiment_config
-from bert_jax.optimizer import decay_mask, learning_rate_schedule
-from bert_jax.train import train_and_evaluate
-from bert_jax.train_step import masked_lm_loss, next_sentence_loss, summarize
+from bert_jax.config.defaults import default_config
+from bert_jax.config.files import CONFIG_DIR, load_config
+from bert_jax.config.validation import bert_config, validate
+from bert_jax.state.optimizer import decay_mask, learning_rate_schedule
+from bert_jax.training.loop import train_and_evaluate
+from bert_jax.training.step import masked_lm_loss, next_sentence_loss, summarize
 
 
 def test_learning_rate_warms_up_then_decays_linearly():
@@ -68,9 +70,9 @@ def test_lamb_follows_the_algorithm_of_you_et_al():
     import jax
     import optax
 
-    from bert_jax.optimizer import make_optimizer
+    from bert_jax.state.optimizer import make_optimizer
 
-    config = experiment_config.default_config().optimizer
+    config = default_config().optimizer
     config.name, config.learning_rate, config.warmup_steps, config.weight_decay = "lamb", 1e-2, 0, 0.1
     optimizer, schedule = make_optimizer(config, num_train_steps=10)
     rng = np.random.default_rng(0)
@@ -136,12 +138,12 @@ def test_padding_examples_do_not_count_in_evaluation_sums():
 
 
 def test_config_validation_names_the_fields():
-    config = experiment_config.load_config("cpu_demo")
+    config = load_config("cpu_demo")
     config.data.max_seq_length = 1024
     config.train.global_batch_size = 30
     config.mesh.shape.data = 4
     with pytest.raises(ValueError) as error:
-        experiment_config.validate(config, num_devices=8)
+        validate(config, num_devices=8)
     message = str(error.value)
     assert "data.max_seq_length=1024 exceeds model.max_position_embeddings=512" in message
     assert "train.global_batch_size=30 must be divisible by the data-parallel size 8" not in message
@@ -149,26 +151,26 @@ def test_config_validation_names_the_fields():
     assert "data.train_files is empty" in message
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in experiment_config.CONFIG_DIR.glob("*.py")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.py")))
 def test_every_config_loads_and_validates(name):
-    config = experiment_config.load_config(name, ["data.train_files=shards/"])
-    experiment_config.validate(config, num_devices=1)
-    experiment_config.bert_config(config)
+    config = load_config(name, ["data.train_files=shards/"])
+    validate(config, num_devices=1)
+    bert_config(config)
 
 
 def test_overrides_are_typed_and_checked():
-    config = experiment_config.load_config("cpu_demo", ["train.num_steps=7", "optimizer.learning_rate=3",
+    config = load_config("cpu_demo", ["train.num_steps=7", "optimizer.learning_rate=3",
                                                         "data.train_files=a,b"])
     assert config.train.num_steps == 7 and config.optimizer.learning_rate == 3.0
     assert config.data.train_files == "a,b"
     with pytest.raises(ValueError, match="no field 'train.num_stepz'"):
-        experiment_config.load_config("cpu_demo", ["train.num_stepz=7"])
+        load_config("cpu_demo", ["train.num_stepz=7"])
     with pytest.raises(ValueError, match="is a int"):
-        experiment_config.load_config("cpu_demo", ["train.num_steps=many"])
+        load_config("cpu_demo", ["train.num_steps=many"])
 
 
 def _masked_label_counts(shard_dir, config) -> np.ndarray:
-    from input_pipeline.reader import ReaderConfig, numpy_batches
+    from input_pipeline.reading.reader import ReaderConfig, numpy_batches
 
     counts = np.zeros(config.model.vocab_size)
     reader = ReaderConfig((str(shard_dir),), 512, config.data.max_seq_length,
@@ -241,16 +243,15 @@ def test_gradient_accumulation_is_the_same_update(tiny_run_config):
 
     import jax
 
-    from bert_jax import experiment_config
     from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
-    from bert_jax.train import create_state, state_shardings
-    from bert_jax.train_step import train_step
-    from bert_jax.sharding import make_mesh
+    from bert_jax.parallel.sharding import make_mesh
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.step import train_step
 
     config = tiny_run_config(num_steps=10)
     config.model.hidden_dropout_rate = config.model.attention_dropout_rate = 0.0
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    model = BertForPreTraining(bert_config(config))
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
     state = create_state(model, optimizer, config, state_shardings(model, optimizer, config, mesh))
@@ -268,16 +269,16 @@ def test_gradient_accumulation_is_the_same_update(tiny_run_config):
 
 
 def test_mesh_rules_are_validated_before_anything_runs():
-    config = experiment_config.load_config("bert_base", ["data.train_files=shards/"])
+    config = load_config("bert_base", ["data.train_files=shards/"])
     config.mesh.shape = {"data": 1, "fsdp": 1, "tensor": 8}
     with pytest.raises(ValueError) as error:
-        experiment_config.validate(config, num_devices=8, num_processes=2)
+        validate(config, num_devices=8, num_processes=2)
     message = str(error.value)
     assert "model.num_heads=12 must be divisible by the mesh's tensor axis (8)" in message
     assert "model.vocab_size=30522 must be divisible" in message and "e.g. 30720" in message
     assert "data-parallel size 1 (data x fsdp) must be a multiple of the number of processes 2" in message
     config.mesh.shape = {"data": 2, "fsdp": 4, "tensor": 1}
-    experiment_config.validate(config, num_devices=8, num_processes=2)
+    validate(config, num_devices=8, num_processes=2)
 
 
 def test_dropout_rng_implementation_is_a_config_choice(tiny_run_config):
@@ -287,16 +288,15 @@ def test_dropout_rng_implementation_is_a_config_choice(tiny_run_config):
 
     import jax
 
-    from bert_jax import experiment_config
     from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
-    from bert_jax.sharding import make_mesh
-    from bert_jax.train import create_state, state_shardings
-    from bert_jax.train_step import train_step
+    from bert_jax.parallel.sharding import make_mesh
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.step import train_step
 
     config = tiny_run_config(num_steps=10)
     config.model.hidden_dropout_rate = config.model.attention_dropout_rate = 0.1
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    model = BertForPreTraining(bert_config(config))
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     shardings = state_shardings(model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
     batch = _random_batch(4)
@@ -310,7 +310,7 @@ def test_dropout_rng_implementation_is_a_config_choice(tiny_run_config):
     assert losses["rbg"][0] != losses["threefry2x32"][0]
     config.train.rng_impl = "philox"
     with pytest.raises(ValueError, match="train.rng_impl='philox' must be one of"):
-        experiment_config.validate(config, num_devices=1)
+        validate(config, num_devices=1)
 
 
 def test_an_invalid_config_is_refused_before_anything_is_compiled(tiny_run_config, tmp_path, monkeypatch):
@@ -319,7 +319,7 @@ def test_an_invalid_config_is_refused_before_anything_is_compiled(tiny_run_confi
     field before any function is jitted and before the work directory is created."""
     import jax
 
-    import bert_jax.train as train_module
+    import bert_jax.training.loop as train_module
 
     def reached(what: str):
         def fail(*args, **kwargs):

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
+from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,9 @@ def extra_shards(tiny_corpus, tmp_path_factory):
 
 
 def dynamic_reader(extra_shards, tiny_corpus, **kwargs):
-    from input_pipeline.masking import MaskingConfig
-    from input_pipeline.reader import ReaderConfig
-    from input_pipeline.tokenization import load_tokenizer
+    from input_pipeline.instances.masking import MaskingConfig
+    from input_pipeline.reading.reader import ReaderConfig
+    from input_pipeline.tokenizers.loading import load_tokenizer
 
     masking = MaskingConfig.from_tokenizer(load_tokenizer(tiny_corpus["vocab"]), max_predictions_per_seq=10)
     defaults = dict(file_patterns=(str(extra_shards["dynamic"]),), batch_size=32, max_seq_length=64,
@@ -52,7 +52,7 @@ def masks_by_example(batches) -> dict[tuple, tuple]:
 def test_dynamic_masking_masks_each_example_the_same_whatever_the_batching(extra_shards, tiny_corpus):
     """An example's mask in an epoch depends on (seed, epoch, example) only: one pass read with
     another batch size and by two processes masks every example identically."""
-    from input_pipeline.reader import numpy_batches
+    from input_pipeline.reading.reader import numpy_batches
 
     one = masks_by_example(numpy_batches(dynamic_reader(extra_shards, tiny_corpus, repeat=False)))
     split = {}
@@ -69,7 +69,7 @@ def test_dynamic_masking_masks_each_example_the_same_whatever_the_batching(extra
 
 
 def test_dynamic_masking_masks_afresh_every_epoch(extra_shards, tiny_corpus):
-    from input_pipeline.reader import count_examples, list_shards, numpy_batches
+    from input_pipeline.reading.reader import count_examples, list_shards, numpy_batches
 
     reader = dynamic_reader(extra_shards, tiny_corpus, shuffle_buffer=1)
     per_epoch = count_examples(list_shards(reader.file_patterns))
@@ -84,7 +84,7 @@ def test_dynamic_masking_masks_afresh_every_epoch(extra_shards, tiny_corpus):
 
 
 def test_dynamic_shards_train_and_need_the_flag(tiny_run_config, extra_shards, tmp_path):
-    from bert_jax.train import train_and_evaluate
+    from bert_jax.training.loop import train_and_evaluate
 
     config = tiny_run_config(num_steps=6, log_every=3)
     config.optimizer.warmup_steps = 2
@@ -104,18 +104,21 @@ def _assert_one_optimizer_state_across_phases(config, workdir, step: int) -> Non
     import jax
     import optax
 
-    from bert_jax import experiment_config, sharding, train
-    from bert_jax.checkpointing import Checkpointer
+    from bert_jax.config.validation import bert_config
     from bert_jax.model import BertForPreTraining
-    from bert_jax.optimizer import make_optimizer
+    from bert_jax.parallel import sharding
+    from bert_jax.state.checkpointer import Checkpointer
+    from bert_jax.state.optimizer import make_optimizer
+    from bert_jax.state.train_state import abstract_state, state_shardings
+    from bert_jax.training.phases import phase2_start_step
 
-    model = BertForPreTraining(experiment_config.bert_config(config))
+    model = BertForPreTraining(bert_config(config))
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = train.state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
-    switch_step = train.phase2_start_step(config)
+    shardings = state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
+    switch_step = phase2_start_step(config)
     assert 0 < switch_step < step
     checkpointer = Checkpointer(workdir, async_save=False)
-    state = checkpointer.restore(step, train.abstract_state(model, optimizer, config, shardings))
+    state = checkpointer.restore(step, abstract_state(model, optimizer, config, shardings))
     checkpointer.close()
     [adam] = [s for s in jax.tree.leaves(state.opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
               if isinstance(s, optax.ScaleByAdamState)]
@@ -133,7 +136,7 @@ def _assert_one_optimizer_state_across_phases(config, workdir, step: int) -> Non
 
 
 def test_two_phases_switch_shards_and_resume_in_phase_two(tiny_run_config, extra_shards, tmp_path, caplog):
-    from bert_jax.train import train_and_evaluate
+    from bert_jax.training.loop import train_and_evaluate
 
     config = tiny_run_config(num_steps=8, log_every=2, checkpoint_every=3)
     config.optimizer.warmup_steps = 2

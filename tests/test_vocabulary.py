@@ -24,12 +24,18 @@ from pathlib import Path
 
 import pytest
 
-from input_pipeline import vocabulary
-from input_pipeline.tokenization import SPECIAL_TOKENS, BasicTokenizer, BertTokenizer, load_vocab
-from input_pipeline.vocabulary import (count_words, hangul_word_share, held_out_statistics,
-                                       ks_x_1001_hangul_syllables, ks_x_1001_symbols,
-                                       named_initial_alphabet, train_vocab_from_files,
-                                       train_wordpiece)
+from input_pipeline.tokenizers.wordpiece import SPECIAL_TOKENS, BasicTokenizer, BertTokenizer, load_vocab
+from input_pipeline.vocabulary import wordpiece as vocabulary
+from input_pipeline.vocabulary.wordpiece import (
+    count_words,
+    hangul_word_share,
+    held_out_statistics,
+    ks_x_1001_hangul_syllables,
+    ks_x_1001_symbols,
+    named_initial_alphabet,
+    train_vocab_from_files,
+    train_wordpiece,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -299,7 +305,7 @@ def test_deterministic_across_dict_order_and_hash_seeds(train_counts, trained, t
     counts_file = tmp_path / "counts.json"
     counts_file.write_text(json.dumps(dict(train_counts)), encoding="utf-8")
     script = ("import json, sys\n"
-              "from input_pipeline.vocabulary import train_wordpiece\n"
+              "from input_pipeline.vocabulary.wordpiece import train_wordpiece\n"
               "counts = json.load(open(sys.argv[1], encoding='utf-8'))\n"
               "json.dump(train_wordpiece(counts, 8000), open(sys.argv[2], 'w', encoding='utf-8'))\n")
     for seed in ("1", "12345"):

@@ -1,0 +1,165 @@
+"""Import of Google's original TensorFlow BERT checkpoints (github.com/google-research/bert):
+`bert_config.json`, `bert_model.ckpt.{index,data-*}` and usually `vocab.txt` in one directory, as
+the released models (`uncased_L-12_H-768_A-12`, ...) and `run_pretraining.py`'s outputs are laid out.
+
+Google's variables are named as `modeling.py` and `run_pretraining.py` create them
+(`bert/encoder/layer_0/attention/self/query/kernel`, `cls/predictions/output_bias`,
+`cls/seq_relationship/output_weights`, ...) and their dense kernels are `[in, out]`, as Flax's
+are, so the mapping is one table of names and reshapes (attention heads become an axis of their
+own). Optimizer slots (`adam_m`, `adam_v`) and `global_step` are not parameters and are skipped.
+
+Two conventions differ from Hugging Face's: `bert_config.json`'s "gelu" is the tanh approximation
+(`modeling.gelu`), so it becomes our "gelu_tanh"; and its LayerNorm epsilon is fixed at 1e-12
+(`tf.contrib.layers.layer_norm`), so the file has no field for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from bert_jax.convert.imported import ImportedModel, TensorMisfit, collect_params, parameter_shapes
+from bert_jax.model import BertConfig
+from input_pipeline import remote_files
+
+CONFIG_FILE, CHECKPOINT_PREFIX = "bert_config.json", "bert_model.ckpt"
+
+# Google's activation names -> ours: its "gelu" is `modeling.gelu`, the tanh approximation.
+ACTIVATIONS = {"gelu": "gelu_tanh"}
+
+# Variables of a training checkpoint that are not model parameters.
+_NOT_PARAMETERS = re.compile(r"(/adam_[mv]$|/lamb_[mv]$|^global_step$|/Momentum$)")
+
+
+def find_checkpoint(path: str) -> tuple[str, str] | None:
+    """(bert_config.json, checkpoint prefix) for a directory holding both (the prefix is
+    `bert_model.ckpt`, else the directory's latest checkpoint), or for a checkpoint prefix with
+    bert_config.json beside it; None if `path` is neither."""
+    path = os.fspath(path).rstrip("/")
+    if remote_files.isdir(path):
+        config = os.path.join(path, CONFIG_FILE)
+        prefix = os.path.join(path, CHECKPOINT_PREFIX)
+        if not remote_files.exists(prefix + ".index"):
+            import tensorflow as tf
+            prefix = tf.train.latest_checkpoint(path)
+        return (config, prefix) if prefix and remote_files.exists(config) else None
+    if remote_files.exists(path + ".index"):
+        config = os.path.join(os.path.dirname(path), CONFIG_FILE)
+        return (config, path) if remote_files.exists(config) else None
+    return None
+
+
+def bert_config_from_google(google: dict[str, Any], source: str = CONFIG_FILE) -> BertConfig:
+    """Our `BertConfig` for a `bert_config.json` (as a dict)."""
+    activation = google.get("hidden_act", "gelu")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{source}: hidden_act={activation!r} cannot be imported; supported: "
+                         f"{sorted(ACTIVATIONS)} (modeling.gelu, the tanh approximation).")
+    return BertConfig(
+        vocab_size=google["vocab_size"], hidden_size=google.get("hidden_size", 768),
+        num_layers=google.get("num_hidden_layers", 12), num_heads=google.get("num_attention_heads", 12),
+        intermediate_size=google.get("intermediate_size", 3072),
+        max_position_embeddings=google.get("max_position_embeddings", 512),
+        type_vocab_size=google.get("type_vocab_size", 16),
+        hidden_dropout_rate=google.get("hidden_dropout_prob", 0.1),
+        attention_dropout_rate=google.get("attention_probs_dropout_prob", 0.1),
+        initializer_range=google.get("initializer_range", 0.02),
+        layer_norm_eps=1e-12, hidden_act=ACTIVATIONS[activation], scan_layers=False)
+
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+def variable_table(config: BertConfig) -> Iterator[tuple[str, tuple[str, ...], Transform]]:
+    """(Google variable name, our parameter path, their array -> ours) for every parameter."""
+    hidden, heads, head_dim = config.hidden_size, config.num_heads, config.head_dim
+
+    def same(x):
+        return x
+
+    def dense(google: str, ours: tuple[str, ...], kernel: Transform = same, bias: Transform = same):
+        yield f"{google}/kernel", (*ours, "kernel"), kernel
+        yield f"{google}/bias", (*ours, "bias"), bias
+
+    def layer_norm(google: str, ours: tuple[str, ...]):
+        yield f"{google}/gamma", (*ours, "scale"), same
+        yield f"{google}/beta", (*ours, "bias"), same
+
+    emb = ("bert", "embeddings")
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        yield f"bert/embeddings/{name}", (*emb, name, "embedding"), same
+    yield from layer_norm("bert/embeddings/LayerNorm", (*emb, "layer_norm"))
+    for i in range(config.num_layers):
+        google, ours = f"bert/encoder/layer_{i}", ("bert", f"layer_{i}")
+        for name in ("query", "key", "value"):
+            yield from dense(f"{google}/attention/self/{name}", (*ours, "attention", name),
+                             lambda x: x.reshape(hidden, heads, head_dim), lambda x: x.reshape(heads, head_dim))
+        yield from dense(f"{google}/attention/output/dense", (*ours, "attention", "output"),
+                         lambda x: x.reshape(heads, head_dim, hidden))
+        yield from layer_norm(f"{google}/attention/output/LayerNorm", (*ours, "attention_layer_norm"))
+        yield from dense(f"{google}/intermediate/dense", (*ours, "intermediate"))
+        yield from dense(f"{google}/output/dense", (*ours, "output"))
+        yield from layer_norm(f"{google}/output/LayerNorm", (*ours, "output_layer_norm"))
+    yield from dense("bert/pooler/dense", ("bert", "pooler"))
+    yield from dense("cls/predictions/transform/dense", ("masked_lm", "transform"))
+    yield from layer_norm("cls/predictions/transform/LayerNorm", ("masked_lm", "transform_layer_norm"))
+    yield "cls/predictions/output_bias", ("masked_lm", "output_bias"), same
+    # run_pretraining.py multiplies by `output_weights` transposed: it is [2, hidden].
+    yield "cls/seq_relationship/output_weights", ("next_sentence", "kernel"), lambda x: x.T
+    yield "cls/seq_relationship/output_bias", ("next_sentence", "bias"), same
+
+
+def _vocab_is_cased(vocab_file: str) -> bool:
+    """Whether a WordPiece vocab keeps case: an uncased one holds no token that lower-casing
+    would change, outside its bracketed special tokens (upper-case letters without a lower-case
+    form, such as "ℝ", stay). Google's checkpoints do not record do_lower_case; its release
+    names, `uncased_...` and `cased_...`, say it, and so does the vocab."""
+    with remote_files.open_file(vocab_file) as f:
+        return any(token.lower() != token for token in (line.rstrip("\n") for line in f)
+                   if not (token.startswith("[") and token.endswith("]")))
+
+
+def load_google_checkpoint(path: str, vocab_file: str | None = None) -> ImportedModel:
+    """Reads a Google BERT checkpoint (a directory or a checkpoint prefix, see `find_checkpoint`)
+    into our parameters. The vocab is `vocab_file`, else the `vocab.txt` beside the checkpoint."""
+    import tensorflow as tf
+
+    found = find_checkpoint(path)
+    if found is None:
+        raise FileNotFoundError(f"{path}: not a Google BERT checkpoint (expected {CONFIG_FILE} and "
+                                f"{CHECKPOINT_PREFIX}.index, or a checkpoint prefix with "
+                                f"{CONFIG_FILE} beside it).")
+    config_path, prefix = found
+    with remote_files.open_file(config_path) as f:
+        config = bert_config_from_google(json.load(f), config_path)
+    reader = tf.train.load_checkpoint(prefix)
+    available = reader.get_variable_to_shape_map()
+    shapes = parameter_shapes(config)
+
+    def read(name: str, path: str, transform: Transform) -> np.ndarray:
+        misfit = TensorMisfit(f"{name} has shape {available[name]}, which does not fit {config_path}")
+        try:  # a reshape into attention heads fails on a tensor of another size
+            value = np.ascontiguousarray(transform(reader.get_tensor(name).astype(np.float32)))
+        except ValueError:
+            raise misfit from None
+        if value.shape != shapes[path]:
+            raise misfit
+        return value
+
+    params, missing, errors, used = collect_params(variable_table(config), available, read)
+    if errors:
+        raise ValueError(f"{prefix}: not a complete BERT of its {CONFIG_FILE}:\n  - " + "\n  - ".join(errors))
+    ignored = sorted(n for n in available if n not in used and not _NOT_PARAMETERS.search(n))
+
+    if vocab_file is None:
+        beside = os.path.join(os.path.dirname(prefix), "vocab.txt")
+        vocab_file = beside if remote_files.exists(beside) else None
+    do_lower_case = not _vocab_is_cased(vocab_file) if vocab_file else True
+    return ImportedModel(config=config, params=params, missing=missing, ignored=ignored,
+                         vocab_file=vocab_file, do_lower_case=do_lower_case, source=prefix,
+                         kind="Google TensorFlow")

@@ -1,0 +1,181 @@
+"""Import of a Hugging Face BERT directory: `config.json`, weights (`model.safetensors`, a sharded
+`model.safetensors.index.json`, or PyTorch's `pytorch_model.bin`) and the tokenizer files.
+
+Any BERT saved by `transformers` is read: `BertModel` (names without the `bert.` prefix, no heads),
+`BertForMaskedLM` (no pooler, no next-sentence head), `BertForPreTraining`, or a fine-tuned model
+(its task head is left out, and listed). Heads the directory does not hold are reported as
+missing, to be freshly initialized (`checkpoint_import.complete_params`). The tensors are mapped
+through `hf_export.parameter_table`, read backwards, so export and import cannot drift apart.
+
+What our model cannot represent is refused, naming the field: another architecture
+(`model_type` other than "bert"), relative position embeddings, a decoder with cross-attention,
+an activation other than the GELUs, an untied masked-LM decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from bert_jax.convert.hf_export import TensorMapping, parameter_table
+from bert_jax.convert.imported import ImportedModel, TensorMisfit, collect_params, parameter_shapes
+from bert_jax.model import BertConfig
+from input_pipeline.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
+
+# Hugging Face activation names -> ours. "gelu" is the exact erf form; the others are the tanh
+# approximation (written three ways in `transformers`, all the same function).
+ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+               "gelu_fast": "gelu_tanh"}
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def is_huggingface_directory(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return (path / "config.json").is_file() and any((path / name).is_file() for name in WEIGHT_FILES)
+
+
+def bert_config_from_huggingface(hf: dict[str, Any], source: str = "config.json") -> BertConfig:
+    """Our `BertConfig` for a Hugging Face BERT `config.json` (as a dict); raises ValueError
+    naming every field whose value our model cannot represent."""
+    problems = []
+    if hf.get("model_type", "bert") != "bert":
+        problems.append(f"model_type={hf.get('model_type')!r}: only 'bert' is supported (other "
+                        "architectures name and shape their weights differently)")
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        problems.append(f"position_embedding_type={hf['position_embedding_type']!r}: only "
+                        "'absolute' position embeddings are supported")
+    if hf.get("is_decoder") or hf.get("add_cross_attention"):
+        problems.append("is_decoder/add_cross_attention: only the bidirectional encoder is supported")
+    if hf.get("tie_word_embeddings", True) is False:
+        problems.append("tie_word_embeddings=False: our masked-LM decoder is always the word "
+                        "embeddings")
+    activation = hf.get("hidden_act", "gelu")
+    if activation not in ACTIVATIONS:
+        problems.append(f"hidden_act={activation!r}: supported are {sorted(ACTIVATIONS)}")
+    hidden, heads = hf.get("hidden_size", 768), hf.get("num_attention_heads", 12)
+    if hidden % heads:
+        problems.append(f"hidden_size={hidden} is not divisible by num_attention_heads={heads}")
+    if problems:
+        raise ValueError(f"{source}: this BERT cannot be imported:\n  - " + "\n  - ".join(problems))
+    # Defaults are `transformers.BertConfig`'s, for fields an old config.json leaves out.
+    return BertConfig(
+        vocab_size=hf.get("vocab_size", 30522), hidden_size=hidden,
+        num_layers=hf.get("num_hidden_layers", 12), num_heads=heads,
+        intermediate_size=hf.get("intermediate_size", 3072),
+        max_position_embeddings=hf.get("max_position_embeddings", 512),
+        type_vocab_size=hf.get("type_vocab_size", 2),
+        hidden_dropout_rate=hf.get("hidden_dropout_prob", 0.1),
+        attention_dropout_rate=hf.get("attention_probs_dropout_prob", 0.1),
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+        initializer_range=hf.get("initializer_range", 0.02),
+        hidden_act=ACTIVATIONS[activation], scan_layers=False)
+
+
+def read_weights(directory: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All tensors of the directory's weights file(s), by name, as numpy arrays."""
+    directory = Path(directory)
+    if (directory / "model.safetensors").is_file():
+        return _read_safetensors(directory / "model.safetensors")
+    if (directory / "model.safetensors.index.json").is_file():
+        index = json.loads((directory / "model.safetensors.index.json").read_text())
+        tensors: dict[str, np.ndarray] = {}
+        for name in sorted(set(index["weight_map"].values())):
+            tensors.update(_read_safetensors(directory / name))
+        return tensors
+    if (directory / "pytorch_model.bin").is_file():
+        try:
+            import torch
+        except ImportError:
+            raise ValueError(f"{directory}/pytorch_model.bin is a PyTorch pickle, which needs torch "
+                             "to read: pip install torch, or save the model with safetensors "
+                             "(model.save_pretrained(..., safe_serialization=True)).") from None
+        # weights_only: a pickle from elsewhere must not run code while it is read.
+        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return {name: value.float().numpy() if value.is_floating_point() else value.numpy()
+                for name, value in state.items()}
+    raise FileNotFoundError(f"{directory} holds no Hugging Face weights (looked for "
+                            f"{', '.join(WEIGHT_FILES)}).")
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    return load_file(str(path))
+
+
+def _canonical_name(name: str) -> str:
+    """The `BertForPreTraining` name of a tensor saved by any BERT class or version: bare
+    `BertModel` names gain the `bert.` prefix, and the LayerNorm `gamma`/`beta` of old
+    checkpoints become `weight`/`bias` (as `transformers` renames them on load)."""
+    if name.startswith(("embeddings.", "encoder.", "pooler.")):
+        name = "bert." + name
+    if ".LayerNorm." in name:
+        name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+    return name
+
+
+def from_huggingface_state_dict(tensors: dict[str, np.ndarray], config: BertConfig,
+                                source: str = "the checkpoint") -> tuple[dict, list[str], list[str]]:
+    """(our unscanned parameters as float32 numpy arrays, the paths of missing head parameters,
+    the names of tensors not used) for a Hugging Face BERT state dict.
+
+    Raises ValueError if a tensor of the embeddings or the encoder is missing or has the wrong
+    shape (naming it).
+    """
+    named = {_canonical_name(name): value for name, value in tensors.items()}
+    # The decoder weight is the word embeddings (tied) and its bias `cls.predictions.bias`;
+    # older checkpoints store the bias only under the decoder's name.
+    if "cls.predictions.bias" not in named and "cls.predictions.decoder.bias" in named:
+        named["cls.predictions.bias"] = named["cls.predictions.decoder.bias"]
+    used = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias",
+            "bert.embeddings.position_ids"}  # tied, tied, and a constant buffer
+
+    shapes = parameter_shapes(config)
+
+    def read(name: str, path: str, mapping: TensorMapping) -> np.ndarray:
+        tensor = named[name]
+        # The shape config.json implies (np.empty allocates nothing it does not need).
+        expected = mapping.to_hf(np.empty(shapes[path], np.float32)).shape
+        if tuple(tensor.shape) != expected:
+            raise TensorMisfit(f"{name} has shape {tuple(tensor.shape)}; config.json implies {expected}")
+        return np.ascontiguousarray(mapping.from_hf(np.asarray(tensor, dtype=np.float32)))
+
+    params, missing, errors, found = collect_params(
+        ((m.hf_name, m.path, m) for m in parameter_table(config)), named, read)
+    used |= found
+    if errors:
+        raise ValueError(f"{source}: not a complete BERT of its config.json:\n  - " + "\n  - ".join(errors))
+    ignored = sorted(name for name in named if name not in used)
+    return params, missing, ignored
+
+
+def _tokenizer(directory: Path) -> tuple[str | None, bool]:
+    """(vocab file, do_lower_case) of the directory's tokenizer: vocab.txt (WordPiece) or
+    spiece.model (SentencePiece), or (None, True) when it has neither."""
+    if (directory / "vocab.txt").is_file():
+        settings = {}
+        if (directory / "tokenizer_config.json").is_file():
+            settings = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+        # BertTokenizer lower-cases unless its config says otherwise.
+        return str(directory / "vocab.txt"), bool(settings.get("do_lower_case", True))
+    if (directory / "spiece.model").is_file():
+        # Lower-casing is part of a SentencePiece model's normalization.
+        return str(directory / "spiece.model"), SentencePieceTokenizer(directory / "spiece.model").do_lower_case
+    return None, True
+
+
+def load_huggingface(directory: str | os.PathLike) -> ImportedModel:
+    """Reads a Hugging Face BERT directory into our parameters (see the module docstring)."""
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    config = bert_config_from_huggingface(json.loads(config_path.read_text(encoding="utf-8")),
+                                          str(config_path))
+    params, missing, ignored = from_huggingface_state_dict(read_weights(directory), config, str(directory))
+    vocab_file, do_lower_case = _tokenizer(directory)
+    return ImportedModel(config=config, params=params, missing=missing, ignored=ignored,
+                         vocab_file=vocab_file, do_lower_case=do_lower_case,
+                         source=str(directory), kind="Hugging Face")

@@ -1,0 +1,1 @@
+"""End-to-end demos that run on a laptop CPU with text every Python ships."""

@@ -1,0 +1,160 @@
+"""Sentence and token vectors: the encoder's contextual token vectors, and one vector per text
+pooled from them.
+
+Poolings (all over the real tokens, `[CLS]` and `[SEP]` included, never over padding):
+  mean    the sum of the token vectors where `input_mask` is 1, divided by their count (as
+          sentence-transformers' mean pooling)
+  max     the elementwise maximum over the real tokens
+  cls     the `[CLS]` token's vector
+  pooler  BERT's pooler output: tanh(dense(`[CLS]` vector)), which the NSP head reads
+
+Files (`save_encodings`): the sentence vectors as a `.npy` of shape [n, hidden] (float32, row i
+for line i), and optionally the token vectors as a ragged `.npz`: `token_vectors` [total tokens,
+hidden] float32, all texts' tokens one after the other; `token_ids` [total tokens] int32; and
+`offsets` [n + 1] int64, so that text i's tokens are rows `offsets[i]:offsets[i + 1]`
+(`load_token_vectors` splits them back into a list). Or, for consumers that want one array, the
+token vectors padded (`padded_tokens_path`): a `.npy` [n, longest text's tokens, hidden] float32,
+zeros past each text's end, and beside it `<name>.mask.npy` [n, longest] int32, 1 for a real
+token and 0 for padding (the `attention_mask` of `transformers`' padded batches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bert_jax.inference.batching import BucketedModel, encoder_outputs, padded_batches, single_sequence
+
+POOLINGS = ("mean", "max", "cls", "pooler")
+
+
+def pool(sequence: jax.Array, pooled: jax.Array, input_mask: jax.Array, pooling: str) -> jax.Array:
+    """[batch, hidden] float32 sentence vectors from the sequence output [batch, length, hidden]."""
+    sequence = sequence.astype(jnp.float32)
+    real = input_mask[..., None] > 0
+    if pooling == "mean":
+        count = jnp.maximum(jnp.sum(input_mask, axis=1, keepdims=True), 1).astype(jnp.float32)
+        return jnp.sum(jnp.where(real, sequence, 0.0), axis=1) / count
+    if pooling == "max":
+        return jnp.max(jnp.where(real, sequence, -jnp.inf), axis=1)
+    if pooling == "cls":
+        return sequence[:, 0]
+    if pooling == "pooler":
+        return pooled.astype(jnp.float32)
+    raise ValueError(f"pooling {pooling!r} must be one of {POOLINGS}.")
+
+
+@dataclasses.dataclass
+class Encodings:
+    """The vectors of n texts; token vectors only when asked for."""
+    sentence_vectors: np.ndarray        # [n, hidden] float32.
+    token_ids: np.ndarray               # [total tokens] int32, [CLS] and [SEP] included.
+    offsets: np.ndarray                 # [n + 1] int64: text i is rows offsets[i]:offsets[i + 1].
+    token_vectors: np.ndarray | None    # [total tokens, hidden] float32, or None.
+
+    def tokens(self, i: int) -> np.ndarray:
+        """Text i's token vectors [its length, hidden]."""
+        if self.token_vectors is None:
+            raise ValueError("token vectors were not computed; encode with with_tokens=True.")
+        return self.token_vectors[self.offsets[i]:self.offsets[i + 1]]
+
+    def padded_tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """(token vectors [n, longest, hidden] float32, zeros past each text's end; mask [n,
+        longest] int32, 1 on real tokens), longest being the most tokens of any text."""
+        if self.token_vectors is None:
+            raise ValueError("token vectors were not computed; encode with with_tokens=True.")
+        lengths = np.diff(self.offsets)
+        longest = int(lengths.max(initial=0))
+        mask = (np.arange(longest) < lengths[:, None]).astype(np.int32)
+        vectors = np.zeros((len(lengths), longest, self.token_vectors.shape[1]), np.float32)
+        vectors[mask.astype(bool)] = self.token_vectors  # row-major: text 0's tokens first, as stored
+        return vectors, mask
+
+
+class SentenceEncoder(BucketedModel):
+    """Texts to vectors. Build it with `SentenceEncoder.load(path)`.
+
+    It needs no head, so it also loads a `BertModel` without a pooler (`pooler` pooling then
+    reads a freshly initialized one, which `load` logs)."""
+    task = "encode"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._encode = self.jit(self._vectors, static_argnames=("pooling", "with_tokens"))
+
+    def _vectors(self, params: Any, input_ids: jax.Array, input_mask: jax.Array, segment_ids: jax.Array,
+                 pooling: str, with_tokens: bool) -> tuple[jax.Array, jax.Array | None]:
+        sequence, pooled = encoder_outputs(self.model, params, input_ids, input_mask, segment_ids)
+        tokens = sequence.astype(jnp.float32) if with_tokens else None
+        return pool(sequence, pooled, input_mask, pooling), tokens
+
+    def __call__(self, texts: Sequence[str], pooling: str = "mean", with_tokens: bool = False,
+                 truncate: bool = False) -> Encodings:
+        """Encodes each text as `[CLS] text [SEP]`; results in input order.
+
+        Raises ValueError for an unknown pooling, or a text longer than the model takes unless
+        `truncate` (then it is cut to the model's length).
+        """
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} must be one of {POOLINGS}.")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        sequences = [single_sequence(self.tokenizer, text, self.buckets.max_length, truncate,
+                                     what=f"text {i + 1}") for i, text in enumerate(texts)]
+        lengths = np.array([len(s.ids) for s in sequences], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        token_ids = np.fromiter((t for s in sequences for t in s.ids), np.int32, int(offsets[-1]))
+        vectors = np.zeros((len(texts), self.config.hidden_size), np.float32)
+        tokens = np.zeros((int(offsets[-1]), self.config.hidden_size), np.float32) if with_tokens else None
+        for batch in padded_batches(sequences, self.buckets):
+            batch_vectors, batch_tokens = jax.device_get(self._encode(
+                self.params, batch.input_ids, batch.input_mask, batch.segment_ids,
+                pooling=pooling, with_tokens=with_tokens))
+            vectors[batch.rows] = batch_vectors[:len(batch.rows)]
+            if with_tokens:
+                for r, i in enumerate(batch.rows):
+                    tokens[offsets[i]:offsets[i + 1]] = batch_tokens[r, :lengths[i]]
+        return Encodings(vectors, token_ids, offsets, tokens)
+
+
+def read_sentences(path: str | os.PathLike) -> list[str]:
+    """The lines of a UTF-8 text file, one text each; every line counts (a blank one too), so
+    that row i of the output is line i + 1 of the file."""
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def padded_mask_path(padded_tokens_path: str | os.PathLike) -> str:
+    """Where `save_encodings` writes the mask of the padded token vectors: `x.npy` -> `x.mask.npy`."""
+    path = os.fspath(padded_tokens_path)
+    return (path[:-len(".npy")] if path.endswith(".npy") else path) + ".mask.npy"
+
+
+def save_encodings(encodings: Encodings, sentence_path: str | os.PathLike,
+                   tokens_path: str | os.PathLike | None = None,
+                   padded_tokens_path: str | os.PathLike | None = None) -> None:
+    """The sentence vectors to `sentence_path` (.npy) and, if given, the token vectors to
+    `tokens_path` (.npz with `token_vectors`, `token_ids`, `offsets`) and padded to
+    `padded_tokens_path` (.npy, its mask beside it: `padded_mask_path`); see the module docstring."""
+    np.save(sentence_path, encodings.sentence_vectors)
+    if (tokens_path is not None or padded_tokens_path is not None) and encodings.token_vectors is None:
+        raise ValueError("token vectors were not computed; encode with with_tokens=True.")
+    if tokens_path is not None:
+        np.savez(tokens_path, token_vectors=encodings.token_vectors, token_ids=encodings.token_ids,
+                 offsets=encodings.offsets)
+    if padded_tokens_path is not None:
+        vectors, mask = encodings.padded_tokens()
+        np.save(padded_tokens_path, vectors)
+        np.save(padded_mask_path(padded_tokens_path), mask)
+
+
+def load_token_vectors(path: str | os.PathLike) -> list[np.ndarray]:
+    """The token vectors of a `.npz` written by `save_encodings`, one [length, hidden] array per text."""
+    with np.load(path) as data:
+        vectors, offsets = data["token_vectors"], data["offsets"]
+    return [vectors[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]

@@ -1,0 +1,124 @@
+"""Progress reporting of the training loop: log lines, TensorBoard scalars and `metrics.jsonl`
+(every report at full precision, one JSON object per line) with throughput, ETA, TFLOP/s and MFU.
+Only the first process writes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+from input_pipeline import remote_files  # (also quiets TensorFlow's start-up before it is imported)
+
+logger = logging.getLogger("bert_jax")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ProgressReporter:
+    """Turns per-interval metrics into a log line and TensorBoard scalars.
+
+    Throughput is measured between two reports, so it covers the steps in between, including the
+    input pipeline, not only the device time.
+    """
+
+    def __init__(self, workdir: str | os.PathLike | None, num_steps: int, start_step: int,
+                 global_batch_size: int, seq_length: int, flops_per_step: float,
+                 peak_flops_total: float | None, is_main_process: bool = True):
+        self.num_steps = num_steps
+        self.global_batch_size = global_batch_size
+        self.seq_length = seq_length
+        self.flops_per_step = flops_per_step
+        self.peak_flops_total = peak_flops_total
+        self.is_main = is_main_process
+        self._last_step = start_step
+        self._last_time = time.perf_counter()
+        self._writer = None
+        self._jsonl = None
+        if workdir is not None and is_main_process:
+            # Appended to: a resumed run adds its reports after those of the runs before it.
+            # (Cloud Storage objects cannot be appended to; there, TensorBoard has the numbers.)
+            if not remote_files.is_remote(workdir):
+                self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+            import tensorflow as tf  # only the writing process pays for importing TensorFlow
+            self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+    def restart_clock(self, step: int) -> None:
+        """Starts the next throughput interval now (e.g. after compiling or evaluating)."""
+        self._last_step = step
+        self._last_time = time.perf_counter()
+
+    def report(self, step: int, metrics: dict[str, float], prefix: str = "train") -> dict[str, float]:
+        """Logs `metrics` at `step` with throughput since the last report; returns what it logged."""
+        now = time.perf_counter()
+        steps = step - self._last_step
+        seconds = now - self._last_time
+        values = dict(metrics)
+        # Real sequences and tokens per step, as the train step counts them (packed rows hold
+        # several sequences; padding is no token); else full rows of seq_length.
+        sequences = values.pop("sequences", self.global_batch_size)
+        tokens = values.pop("tokens", self.global_batch_size * self.seq_length)
+        if prefix == "train" and steps > 0 and seconds > 0:
+            steps_per_second = steps / seconds
+            flops_per_second = steps_per_second * self.flops_per_step
+            values |= {
+                "steps_per_second": steps_per_second,
+                "step_seconds": 1 / steps_per_second,
+                "sequences_per_second": steps_per_second * sequences,
+                "tokens_per_second": steps_per_second * tokens,
+                "tflops_per_second": flops_per_second / 1e12,
+            }
+            if self.peak_flops_total:
+                values["mfu"] = flops_per_second / self.peak_flops_total
+            eta = (self.num_steps - step) / steps_per_second
+            self._last_step, self._last_time = step, now
+        else:
+            eta = None
+        if self.is_main:
+            logger.info(_log_line(prefix, step, self.num_steps, values, eta))
+            self.write_scalars(step, values, prefix)
+            if self._jsonl is not None:
+                self._jsonl.write(json.dumps({"step": step, "prefix": prefix} | values) + "\n")
+                self._jsonl.flush()
+        return values
+
+    def write_scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
+        if self._writer is None:
+            return
+        import tensorflow as tf
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(f"{prefix}/{name}", value)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+
+
+def _log_line(prefix: str, step: int, num_steps: int, values: dict[str, float], eta: float | None) -> str:
+    parts = [f"{prefix} step {step}/{num_steps}"]
+    for name in ("loss", "mlm_loss", "mlm_accuracy", "mlm_replaced_accuracy", "nsp_accuracy", "grad_norm"):
+        if name in values:
+            parts.append(f"{name} {values[name]:.4f}")
+    if "learning_rate" in values:
+        parts.append(f"lr {values['learning_rate']:.2e}")
+    if "steps_per_second" in values:
+        parts.append(f"{1000 * values['step_seconds']:.0f} ms/step")
+        parts.append(f"{values['steps_per_second']:.2f} steps/s")
+        parts.append(f"{values['sequences_per_second']:.0f} seq/s")
+        parts.append(f"{values['tokens_per_second']:.0f} tok/s")
+        parts.append(f"{values['tflops_per_second']:.3f} TFLOP/s")
+    if "mfu" in values:
+        parts.append(f"MFU {100 * values['mfu']:.1f}%")
+    if eta is not None:
+        parts.append(f"ETA {format_duration(eta)}")
+    return " | ".join(parts)

@@ -1,0 +1,128 @@
+"""`create_pretraining_data` as an Apache Beam pipeline, for corpora that need many machines.
+
+The same blocks, the same `BlockProcessor` and the same order of parts within a shard as the
+local version, so both write byte-identical shards for the same inputs and config (tested with
+Beam's DirectRunner). Any runner works (Dataflow, Flink, Spark): pass its pipeline options.
+
+Reading and cutting the corpus into blocks is one sequential pass (it only splits lines, at
+hundreds of MB/s); tokenizing, pairing, masking and serializing, nearly all of the work, are
+spread over the workers. Requires the `beam` extra: `pip install 'bert-jax[beam]'`.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import operator
+import os
+from collections.abc import Iterable, Sequence
+
+from input_pipeline import remote_files
+from input_pipeline.creation.create_pretraining_data import (
+    BlockProcessor,
+    CreationConfig,
+    block_order_key,
+    iter_blocks,
+    logger,
+    write_input_report,
+)
+from input_pipeline.shards.manifest import build_manifest, read_manifest, shard_name, write_manifest
+from input_pipeline.shards.tfrecord import write_atomically
+from input_pipeline.text.report import InputReport
+from input_pipeline.text.sources import expand_inputs
+from input_pipeline.tokenizers.loading import load_tokenizer
+
+
+def _import_beam():
+    try:
+        import apache_beam as beam
+    except ImportError:
+        raise ImportError("the Beam runner needs Apache Beam: pip install 'bert-jax[beam]'") from None
+    return beam
+
+
+def resolve_path(path: str | os.PathLike) -> str:
+    """`path` as the workers must see it: a local path made absolute (a worker's working
+    directory is not ours), a remote one (`gs://bucket/...`) unchanged, since `abspath` would
+    turn it into a local path under the working directory (`/cwd/gs:/bucket/...`)."""
+    path = os.fspath(path)
+    return path if remote_files.is_remote(path) else os.path.abspath(path)
+
+
+def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
+                      config: CreationConfig = CreationConfig(), *, prefix: str = "train",
+                      pipeline_args: Sequence[str] = ()) -> dict:
+    """Writes the shards, input report and manifest of `create_pretraining_data` with Beam;
+    `pipeline_args` are Beam's own flags (e.g. `--runner=DataflowRunner --project=...`). Returns
+    the manifest.
+
+    Inputs, vocab and output may be remote (`gs://bucket/...`, read and written through
+    tf.io.gfile), as they must be for workers on other machines; local paths are made absolute.
+    """
+    beam = _import_beam()
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    # Missing inputs are counted here; the rest of the report by the reading step and the
+    # workers, and the parts are joined before it is written.
+    paths_report = config.input_report()
+    sources = expand_inputs(inputs, paths_report)
+    vocab_path = resolve_path(vocab_path)
+    output_dir = resolve_path(output_dir)
+    remote_files.makedirs(output_dir)
+
+    class ProcessBlock(beam.DoFn):
+        def setup(self):
+            self.processor = BlockProcessor(vocab_path, config)
+
+        def process(self, element):
+            block_index, block = element
+            stats, records = self.processor(block_index, block.documents, block.origins)
+            for shard, group in itertools.groupby(records, key=operator.itemgetter(0)):
+                part = [record for _, record in group]
+                key = block_order_key(config.seed, shard, block_index)
+                yield beam.pvalue.TaggedOutput("parts", (shard, (key, b"".join(part), len(part))))
+            yield beam.pvalue.TaggedOutput("stats", stats)
+
+    def write_shard(element) -> tuple[int, int]:
+        shard, parts = element
+        parts = sorted(parts)
+        write_atomically(os.path.join(output_dir, shard_name(prefix, shard, config.num_shards)),
+                         (part for _, part, _ in parts))
+        return shard, sum(count for _, _, count in parts)
+
+    def read_blocks(_):
+        report = config.input_report()
+        yield from enumerate(iter_blocks(sources, config, report))
+        yield beam.pvalue.TaggedOutput("report", report)
+
+    def write_manifest_from(shard_counts: Iterable[tuple[int, int]], stats: collections.Counter,
+                            read_report: InputReport) -> dict:
+        counts = dict(shard_counts)
+        tokenizer = load_tokenizer(vocab_path, do_lower_case=config.do_lower_case)
+        manifest = build_manifest(config, vocab_path, tokenizer.vocab_size, sources,
+                                  [counts.get(s, 0) for s in range(config.num_shards)], stats, prefix)
+        report = config.input_report()
+        for part in (paths_report, read_report):
+            report.merge(part)
+        report.add_block_counts(stats)
+        report.log(logger, write_input_report(output_dir, report))
+        write_manifest(output_dir, manifest)
+        return manifest
+
+    with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
+        read = (pipeline
+                | "Start" >> beam.Create([None])
+                | "ReadBlocks" >> beam.FlatMap(read_blocks).with_outputs("report", main="blocks"))
+        blocks = read.blocks | "Spread" >> beam.Reshuffle()
+        outputs = blocks | "Process" >> beam.ParDo(ProcessBlock()).with_outputs("parts", "stats")
+        stats = outputs.stats | "SumStats" >> beam.CombineGlobally(
+            lambda counters: sum(counters, collections.Counter()))
+        shard_counts = (outputs.parts
+                        | "ByShard" >> beam.GroupByKey()
+                        | "WriteShards" >> beam.Map(write_shard)
+                        | "AllShards" >> beam.combiners.ToList())
+        _ = shard_counts | "WriteManifest" >> beam.Map(write_manifest_from,
+                                                        beam.pvalue.AsSingleton(stats),
+                                                        beam.pvalue.AsSingleton(read.report))
+    return read_manifest(output_dir)
+

@@ -1,0 +1,1 @@
+"""Training vocabularies: WordPiece (`wordpiece`) and SentencePiece (`sentencepiece`)."""
