@@ -1,7 +1,9 @@
 """A work directory and shards written before the package layout of docs/architecture.md still
 resume and load after it: `tests/data/pre_layout/` was written by commit c59e4df (the last flat
 layout) with `make_with_old_code.py` beside it, which also recorded what that code computed from
-them: the losses of steps 5 and 6 of an uninterrupted run, and fill-mask predictions."""
+them: the losses of steps 5 and 6 when the old code continued the run from its checkpoint of
+step 4 (dropout on, so the dropout keys and the data position count too), and fill-mask
+predictions."""
 
 import json
 import shutil
@@ -30,7 +32,7 @@ def test_the_old_checkpoint_resumes_to_the_losses_the_old_code_computed(pre_layo
     reports = []
     train_and_evaluate(config, "workdir", on_report=reports.append)
     assert [r["step"] for r in reports] == [5, 6]  # resumed from the old checkpoint of step 4
-    assert [r["loss"] for r in reports] == pre_layout["losses_of_steps_5_and_6"]
+    assert [r["loss"] for r in reports] == pre_layout["losses_of_steps_5_and_6_resumed"]
 
 
 def test_the_old_checkpoint_loads_for_inference_with_the_old_predictions(pre_layout):

@@ -33,16 +33,18 @@ OVERRIDES = ["model.hidden_size=16", "model.num_layers=2", "model.num_heads=2", 
 # Relative paths: the test runs in a copy of this directory.
 import os
 os.chdir(out)
-reports = []
-train_and_evaluate(experiment_config.load_config("cpu_demo", OVERRIDES + ["train.num_steps=6"]), out / "straight",
-                   on_report=reports.append)
-train_and_evaluate(experiment_config.load_config("cpu_demo", OVERRIDES + ["train.num_steps=4"]), out / "workdir")
+train_and_evaluate(experiment_config.load_config("cpu_demo", OVERRIDES + ["train.num_steps=4"]), "workdir")
 shutil.rmtree(out / "workdir" / "checkpoints" / "2")
+# The same run continued to step 6 by the old code, in a copy: what the new code must reproduce.
+shutil.copytree(out / "workdir", out / "continued")
+reports = []
+train_and_evaluate(experiment_config.load_config("cpu_demo", OVERRIDES + ["train.num_steps=6"]), "continued",
+                   on_report=reports.append)
+shutil.rmtree(out / "continued")
 fill = FillMask.from_workdir(out / "workdir")
 texts = ["Return the [MASK] of the list.", "The [MASK] is closed."]
 predictions = [fill(t, top_k=3)[0] for t in texts]
-shutil.rmtree(out / "straight")
 (out / "expected.json").write_text(json.dumps({
     "overrides": OVERRIDES,
-    "losses_of_steps_5_and_6": [r["loss"] for r in reports if r["step"] in (5, 6)],
+    "losses_of_steps_5_and_6_resumed": [r["loss"] for r in reports if r["step"] in (5, 6)],
     "fill_mask": {"texts": texts, "predictions": predictions}}, indent=1) + "\n")
