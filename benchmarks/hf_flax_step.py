@@ -42,7 +42,7 @@ SIZES = {
 VOCAB_SIZE = 30522
 MAX_POSITIONS = 512
 
-# bert-jax's default optimizer settings (`bert_jax.experiment_config.default_config`).
+# bert-jax's default optimizer settings (`bert_jax.config.defaults.default_config`).
 LEARNING_RATE = 1e-4
 WARMUP_STEPS = 10_000
 NUM_TRAIN_STEPS = 1_000_000

@@ -5,7 +5,7 @@
 
 Times the jitted train step alone (synthetic batches, no input pipeline), after compilation,
 and reports compile time, sequences/s, tokens/s, model TFLOP/s (matmul FLOPs counted from the
-config, as in `bert_jax/flops.py`), MFU against the device's datasheet peak and against
+config, as in `bert_jax/model/flops.py`), MFU against the device's datasheet peak and against
 `--peak-tflops` (a measured practical peak), and the device's peak memory. `--memory-batch N`
 also compiles the step at batch N (without running it) so that XLA's memory plan at two batch
 sizes gives the largest batch that fits (the plan grows linearly with the batch).

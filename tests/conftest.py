@@ -1,5 +1,9 @@
 """Fixtures and helpers shared by the test files: the real uncased BERT vocab, and real text that
 every Python installation ships (its standard library's sources, read with `ast`, never imported).
+
+`tests/unit` holds the fast tests (no subprocesses, no multi-process runs, no kills; the whole set
+in a few minutes: `python -m pytest tests/unit -q`), `tests/integration` the rest, and
+`tests/support` the helpers, fixtures and scripts both use.
 """
 
 from __future__ import annotations
@@ -20,6 +24,16 @@ import pytest
 _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
+
+# Fixtures shared by a file of tests/unit and its slower sibling in tests/integration.
+pytest_plugins = [
+    "tests.support.export_fixtures",
+    "tests.support.import_sources",
+    "tests.support.sentencepiece_corpora",
+    "tests.support.stdlib_corpus_files",
+    "tests.support.tokenizer_pairs",
+    "tests.support.vocabulary_corpus",
+]
 
 # Installed third-party packages are not the standard library.
 _NOT_STDLIB_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})

@@ -4,17 +4,19 @@ of how tests/data/pre_layout was made; it runs only with commit c59e4df's module
 
     git worktree add /tmp/old c59e4df && PYTHONPATH=/tmp/old python make_with_old_code.py OUT_DIR
 """
-import json, shutil, sys
+import json
+import shutil
+import sys
 from pathlib import Path
 
 out = Path(sys.argv[1]).resolve()
 out.mkdir(parents=True)  # a new directory: nothing of anyone else is overwritten
+from bert_jax import experiment_config
+from bert_jax.fill_mask import FillMask
+from bert_jax.train import train_and_evaluate
+from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
 from input_pipeline.stdlib_corpus import write_stdlib_corpus
 from input_pipeline.vocabulary import train_vocab_from_files
-from input_pipeline.create_pretraining_data import CreationConfig, create_pretraining_data
-from bert_jax import experiment_config
-from bert_jax.train import train_and_evaluate
-from bert_jax.fill_mask import FillMask
 
 write_stdlib_corpus(out / "train.txt", out / "held_out.txt", max_bytes=12_000)
 (out / "held_out.txt").unlink()
@@ -32,6 +34,7 @@ OVERRIDES = ["model.hidden_size=16", "model.num_layers=2", "model.num_heads=2", 
              "data.train_files=shards", "data.vocab_file=vocab.txt"]
 # Relative paths: the test runs in a copy of this directory.
 import os
+
 os.chdir(out)
 train_and_evaluate(experiment_config.load_config("cpu_demo", OVERRIDES + ["train.num_steps=4"]), "workdir")
 shutil.rmtree(out / "workdir" / "checkpoints" / "2")

@@ -1,0 +1,104 @@
+"""Inference over many shapes: a stream of requests compiles once per bucket; a model without
+heads encodes and refuses head tasks; every inference subcommand has --help (subprocess)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import transformers
+
+from bert_jax.cli import main
+from bert_jax.inference.batching import ShapeBuckets, padded_batches, sequence_pair, single_sequence
+from bert_jax.inference.encode import SentenceEncoder
+from bert_jax.inference.fill_mask import FillMask
+from bert_jax.inference.next_sentence import NextSentencePredictor
+from tests.conftest import stdlib_docstring_lines
+from tests.support.inference_texts import SENTENCES
+
+
+def test_a_bert_model_without_heads_encodes_and_refuses_head_tasks(tiny_trained_model, tmp_path, capsys):
+    """A directory `transformers.BertModel` saved (no masked-LM or NSP head) loads through the
+    importer: encoding works and matches the full export; the tasks needing heads refuse."""
+    _, export = tiny_trained_model
+    bare = tmp_path / "bert_model"
+    transformers.BertModel.from_pretrained(export).save_pretrained(bare)
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copyfile(export / name, bare / name)
+    for pooling in ("mean", "pooler"):  # BertModel keeps the pooler.
+        np.testing.assert_allclose(SentenceEncoder.load(bare)(SENTENCES, pooling=pooling).sentence_vectors,
+                                   SentenceEncoder.load(export)(SENTENCES, pooling=pooling).sentence_vectors,
+                                   atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"has no masked_lm parameters .* fill-mask needs them"):
+        FillMask.load(bare)
+    with pytest.raises(ValueError, match=r"has no next_sentence parameters .* next-sentence prediction needs"):
+        NextSentencePredictor.load(bare)
+    assert main(["fill-mask", "--model", str(bare), "a [MASK]."]) == 2
+    assert "fill-mask needs them" in capsys.readouterr().err
+    assert main(["export-serving", "--model", str(bare), "--output", str(tmp_path / "serving")]) == 0
+    metadata = json.loads((tmp_path / "serving" / "serving.json").read_text())
+    assert sorted(o["name"] for o in metadata["outputs"]) == ["pooled_output", "sequence_output"]
+
+
+def _varied_texts(count: int, seed: int = 0) -> list[str]:
+    """Real lines joined in runs of 1 to 12, so lengths span several buckets (about 5 to 400 tokens)."""
+    lines = stdlib_docstring_lines(2000)
+    rng = np.random.default_rng(seed)
+    return [" ".join(lines[j] for j in rng.integers(0, len(lines), rng.integers(1, 13)))
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("task", ["encode", "nsp"])
+def test_a_stream_of_requests_compiles_once_per_bucket(tiny_trained_model, task):
+    cls = SentenceEncoder if task == "encode" else NextSentencePredictor
+    model = cls.load(tiny_trained_model[0], max_batch_size=8)
+    buckets = model.buckets
+    assert buckets == ShapeBuckets((16, 32, 64, 128, 256, 512), (1, 2, 4, 8))
+    texts = _varied_texts(400)
+    rng = np.random.default_rng(1)
+    requests, start = [], 0
+    while start < len(texts):  # Requests of 1 to 20 texts.
+        size = int(rng.integers(1, 21))
+        requests.append(texts[start:start + size])
+        start += size
+
+    def run(request):
+        if task == "encode":
+            model(request, truncate=True)
+        else:
+            model(list(zip(request, reversed(request))), truncate=True)
+
+    def tokens(request):
+        if task == "encode":
+            return [single_sequence(model.tokenizer, t, 512, truncate=True) for t in request]
+        return [sequence_pair(model.tokenizer, a, b, 512, truncate=True)
+                for a, b in zip(request, reversed(request))]
+
+    shapes = {b.input_ids.shape for r in requests for b in padded_batches(tokens(r), buckets)}
+    lengths = {len(s.ids) for r in requests for s in tokens(r)}
+    for request in requests:
+        run(request)
+    compiled = model.trace_count
+    jitted = model._encode if task == "encode" else model._logits
+    print(f"{task}: {len(texts)} texts of {len(lengths)} distinct token lengths "
+          f"({min(lengths)}-{max(lengths)}) in {len(requests)} requests: {compiled} traces, "
+          f"{len(shapes)} distinct bucket shapes, {buckets.num_shapes} possible; "
+          f"jit cache size {jitted._cache_size()}")
+    assert compiled == len(shapes) <= buckets.num_shapes
+    assert jitted._cache_size() == compiled
+    assert len(lengths) > 5 * compiled  # Far fewer programs than lengths.
+    for request in requests:  # The same stream again: nothing new to compile.
+        run(request)
+    assert model.trace_count == compiled
+
+
+@pytest.mark.parametrize("subcommand", ["nsp", "encode", "export-serving", "fill-mask"])
+def test_new_subcommands_have_help(subcommand):
+    result = subprocess.run([sys.executable, "-m", "bert_jax.cli", subcommand, "--help"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"usage: bert-jax {subcommand}" in result.stdout and "--model" in result.stdout

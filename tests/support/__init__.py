@@ -1,0 +1,1 @@
+"""Helpers, fixtures and scripts shared by tests/unit and tests/integration."""
