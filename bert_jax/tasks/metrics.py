@@ -62,7 +62,7 @@ def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
     """Entity-level precision, recall and F1 (seqeval) and token accuracy of tag sequences, one
     list per sentence. Default: seqeval's default mode, micro average (`run_ner.py`'s
     "overall_*"); `strict_iob2` with `average="macro"` is KLUE-NER's entity macro F1."""
-    mode = dict(mode="strict", scheme=seqeval.scheme.IOB2) if strict_iob2 else {}
+    mode = {"mode": "strict", "scheme": seqeval.scheme.IOB2} if strict_iob2 else {}
     gold, predicted = [list(s) for s in gold], [list(s) for s in predicted]
     return {
         "precision": float(seqeval.metrics.precision_score(gold, predicted, average=average,

@@ -105,7 +105,8 @@ def test_entities_equal_seqeval_report():
     klue = compute_metrics("klue/ner", gold, predicted, label_names=klue_tags)
     assert klue["entity_macro_f1"] == seqeval.metrics.f1_score(
         gold, predicted, average="macro", mode="strict", scheme=seqeval.scheme.IOB2)
-    flat_gold, flat_predicted = sum(gold, []), sum(predicted, [])
+    flat_gold = [t for s in gold for t in s]
+    flat_predicted = [t for s in predicted for t in s]
     assert klue["char_macro_f1"] == sklearn.metrics.f1_score(
         flat_gold, flat_predicted, labels=klue_tags, average="macro", zero_division=1)
 

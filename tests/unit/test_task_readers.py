@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from input_pipeline.tasks.fields import Fields
-from input_pipeline.tasks.formats import FORMATS, task_format
+from input_pipeline.tasks.formats import FORMATS
 from input_pipeline.tasks.labels import LabelList, labels_from_examples, load_labels, save_labels
 from input_pipeline.tasks.reading import read_examples
 from input_pipeline.tasks.records import Location, TaskDataError, TextExample, drop_unlabeled
@@ -38,8 +38,8 @@ MNLI_COLUMNS = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse"
                 "sentence2_binary_parse", "sentence1_parse", "sentence2_parse", "sentence1",
                 "sentence2")
 MNLI_PREMISE = "Conceptually cream skimming has two basic dimensions - product and geography."
-MNLI_ROW = ("0", "31193", "31193n", "government", "( ( Conceptually ( cream skimming ) ) ( ( has "
-            "( ( ( two ( basic dimensions ) ) - ) ( ( product and ) geography ) ) ) . ) )",
+MNLI_ROW = ("0", "31193", "31193n", "government", ("( ( Conceptually ( cream skimming ) ) ( ( has "
+            "( ( ( two ( basic dimensions ) ) - ) ( ( product and ) geography ) ) ) . ) )"),
             "( ( ( Product and ) geography ) ( ( are ( what ( make ( cream ( skimming work ) ) ) ) ) . ) )",
             "(ROOT (S (NP (JJ Conceptually) (NN cream) (NN skimming)) (VP (VBZ has)) (. .)))",
             "(ROOT (S (NP (NN Product)) (VP (VBP are)) (. .)))", MNLI_PREMISE,
@@ -56,17 +56,20 @@ GLUE_FILES = {
     },
     "sst2": {
         "train.tsv": _tsv(("sentence", "label"), ("hide new secretions from the parental units ", "0"),
-                          ("that loves its characters and communicates something rather beautiful "
-                           "about human nature ", "1")),
+                          (("that loves its characters and communicates something rather beautiful "
+                           "about human nature "), "1")),
         "test.tsv": _tsv(("index", "sentence"), ("0", "uneasy mishmash of styles and genres .")),
     },
     "qqp": {
         "train.tsv": _tsv(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
-                          ("133273", "213221", "213222", "How is the life of a math student? Could "
-                           "you describe your own experiences?", "Which level of prepration is "
-                           "enough for the exam jlpt5?", "0"),
+                          ("133273", "213221", "213222", ("How is the life of a math student? Could "
+                           "you describe your own experiences?"), ("Which level of prepration is "
+                           "enough for the exam jlpt5?"), "0"),
                           ("402555", "536040", "536041", "How do I control my horny emotions?",
-                           "How do you control your horniness?", "1")),
+                           "How do you control your horniness?", "1"),
+                          # Quotes are text: a field may start with one and leave it open.
+                          ("3", "7", "8", '"Ain\'t" is a word?', '"Why do people say "ain\'t"?',
+                           "0")),
         "test.tsv": _tsv(("id", "question1", "question2"),
                          ("0", "Why am I mentally very lonely? How can I solve it?",
                           'Find the remainder when "[math]23^{24}[/math]" is divided by 24,23?')),
@@ -94,8 +97,8 @@ GLUE_FILES = {
     },
     "qnli": {
         "train.tsv": _tsv(("index", "question", "sentence", "label"),
-                          ("0", "When did the third Digimon series begin?", "Unlike the two seasons "
-                           "before it, Digimon Tamers takes a darker and more realistic approach.",
+                          ("0", "When did the third Digimon series begin?", ("Unlike the two seasons "
+                           "before it, Digimon Tamers takes a darker and more realistic approach."),
                            "not_entailment")),
     },
     "rte": {
@@ -143,12 +146,12 @@ def test_glue_tsv_equals_tfds_glue_builder(tmp_path, task, name):
 def test_mrpc_with_byte_order_mark_equals_tfds(tmp_path):
     # MRPC's source file starts with a UTF-8 byte order mark, which TFDS skips by hand.
     text = _tsv(("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"),
-                ("1", "702876", "702977", 'Amrozi accused his brother , whom he called " the witness " , '
-                 "of deliberately distorting his evidence .", 'Referring to him as only " the witness " '
-                 ", Amrozi accused his brother of deliberately distorting his evidence ."),
-                ("0", "2108705", "2108831", "Yucaipa owned Dominick 's before selling the chain to "
-                 "Safeway in 1998 for $ 2.5 billion .", "Yucaipa bought Dominick 's in 1995 for $ 693 "
-                 "million and sold it to Safeway for $ 1.8 billion in 1998 ."))
+                ("1", "702876", "702977", ('Amrozi accused his brother , whom he called " the witness " , '
+                 "of deliberately distorting his evidence ."), ('Referring to him as only " the witness " '
+                 ", Amrozi accused his brother of deliberately distorting his evidence .")),
+                ("0", "2108705", "2108831", ("Yucaipa owned Dominick 's before selling the chain to "
+                 "Safeway in 1998 for $ 2.5 billion ."), ("Yucaipa bought Dominick 's in 1995 for $ 693 "
+                 "million and sold it to Safeway for $ 1.8 billion in 1998 .")))
     path = _write(tmp_path / "train.tsv", text, bom=True)
     dev_ids = _write(tmp_path / "dev_ids.tsv", "")
     builder = tfds.builder("glue/mrpc")
@@ -318,8 +321,8 @@ def test_conll_ragged_line(tmp_path):
 # included), and a blank line.
 KLUE_NER_HEADER = ("## 토큰, 레이블 구분자 : \\t\n## 토큰 구분자 : \\n\n## 문장 구분자 : \\n\\n\n"
                    "## 주석 : ##\n## 컬럼명 : CHAR\tNE_TAG\n")
-KLUE_NER_SENTENCES = ["특히 <영동고속도로:LC> <강릉:LC> 방향 <문막휴게소:LC>에서 <만종분기점:LC>까지 <5km:QT> 구간에는 "
-                      "승용차 전용 임시 갓길차로제를 운영하기로 했다.",
+KLUE_NER_SENTENCES = [("특히 <영동고속도로:LC> <강릉:LC> 방향 <문막휴게소:LC>에서 <만종분기점:LC>까지 <5km:QT> 구간에는 "
+                      "승용차 전용 임시 갓길차로제를 운영하기로 했다."),
                       "<김철수:PS>는 <서울:LC>에서 <어제:DT> 만났다."]
 
 
@@ -415,3 +418,19 @@ def test_tfds_labels_by_class_label_names():
     assert sentence.tags == ("B-ORG", "O", "B-MISC", "O")
     with pytest.raises(ValueError, match="not a TFDS task dataset this reader knows"):
         read_examples("tfds:wikipedia/20230601.en:train")
+
+
+def test_jsonl_tagging_hugging_face_export(tmp_path):
+    # `datasets` exports conll2003 and klue/ner with the tags as ClassLabel indices.
+    lines = [{"id": "0", "tokens": ["EU", "rejects", "German", "call"], "ner_tags": [3, 0, 7, 0]},
+             {"id": "1", "tokens": ["Peter", "Blackburn"], "ner_tags": [1, 2]}]
+    path = _write(tmp_path / "conll.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    sentences = read_examples(path, "jsonl", task_type="tagging",
+                              label_names=FORMATS["conll2003"].label_names)
+    assert [(s.words, s.tags) for s in sentences] == [
+        (("EU", "rejects", "German", "call"), ("B-ORG", "O", "B-MISC", "O")),
+        (("Peter", "Blackburn"), ("B-PER", "I-PER"))]
+    lines[1]["ner_tags"] = [1]
+    path = _write(tmp_path / "conll.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(TaskDataError, match=r"conll.jsonl:2: field 'ner_tags': 2 words but 1 tags"):
+        read_examples(path, "jsonl", task_type="tagging")
