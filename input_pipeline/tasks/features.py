@@ -85,8 +85,9 @@ def text_features(examples: Sequence[TextExample], tokenizer: Tokenizer, max_seq
             if require_labels:
                 raise TaskDataError(example.location, "label", "no label; training and "
                                                                "evaluation need one for every "
-                                                               "example (drop unlabelled ones "
-                                                               "with records.drop_unlabeled).")
+                                                               "example (is the label field "
+                                                               "named right? Drop unlabelled "
+                                                               "ones with records.drop_unlabeled).")
         elif labels is not None:
             if not isinstance(example.label, str):
                 raise TaskDataError(example.location, "label", f"a score ({example.label!r}) "

@@ -12,8 +12,8 @@ from input_pipeline.tasks.fields import Fields
 from input_pipeline.tasks.formats import TaskFormat, task_format
 from input_pipeline.tasks.json_records import read_json_records
 from input_pipeline.tasks.records import TaggedSentence, TextExample
-from input_pipeline.tasks.tfds_records import read_tfds, tfds_format
-from input_pipeline.text.tfds_spec import is_tfds_source, parse_tfds_spec
+from input_pipeline.tasks.tfds_records import read_tfds
+from input_pipeline.text.tfds_spec import is_tfds_source
 
 
 def read_examples(source: str | os.PathLike, format: str | TaskFormat | None = None,
@@ -24,7 +24,8 @@ def read_examples(source: str | os.PathLike, format: str | TaskFormat | None = N
     """The examples of one file or TFDS split.
 
     Args:
-      source: a file path, or "tfds:NAME[:SPLIT]" (the format then comes from NAME).
+      source: a file path, or "tfds:NAME[:SPLIT]" (the format then comes from NAME and
+        `format` is not used).
       format: a known dataset ("glue/mnli", "klue/ner", "conll2003", ...: `formats.FORMATS`), a
         generic layout ("tsv", "csv", "jsonl", "json", "conll") or a `TaskFormat`.
       fields: which fields hold the texts and the label; default: the format's, or inferred from
@@ -39,8 +40,6 @@ def read_examples(source: str | os.PathLike, format: str | TaskFormat | None = N
       ValueError: an unknown format.
     """
     if isinstance(source, str) and is_tfds_source(source):
-        if format is not None and not isinstance(format, TaskFormat):
-            tfds_format(parse_tfds_spec(source))  # Checks that TFDS has the dataset's format.
         return read_tfds(source, fields, tfds_data_dir)
     if format is None:
         raise ValueError(f"{source}: say which format the file is in (e.g. 'glue/mnli', 'jsonl').")
