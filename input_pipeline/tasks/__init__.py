@@ -1,0 +1,1 @@
+"""Fine-tuning data: task files read into examples, and examples made into model inputs."""
