@@ -51,7 +51,8 @@ def init_nli_classifier(rng: jax.Array, hidden_size: int, num_labels: int = NLI_
 
 def nli_logits(classifier: dict[str, Any], u: jax.Array, v: jax.Array) -> jax.Array:
     """[batch, num_labels] logits of the NLI classifier on the pair vectors u, v [batch, hidden]."""
-    return nli_features(u, v) @ classifier["kernel"] + classifier["bias"]
+    # Full float32 precision, as in `cosine_similarity_matrix`: the product is tiny.
+    return jnp.matmul(nli_features(u, v), classifier["kernel"], precision=jax.lax.Precision.HIGHEST) + classifier["bias"]
 
 
 def softmax_loss(classifier: dict[str, Any], u: jax.Array, v: jax.Array, labels: jax.Array) -> jax.Array:
