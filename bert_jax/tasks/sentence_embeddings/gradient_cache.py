@@ -53,8 +53,8 @@ def gradient_cached_value_and_grad(
     `encode(params, rows, rng)` maps a pytree of [rows, ...] inputs (e.g. the token ids and masks
     of anchors and positives) to a pytree of [rows, hidden] embeddings, row by row (no row may
     depend on another: batch-norm-free encoders such as BERT); `loss(embeddings)` maps the
-    embeddings of the whole batch to a scalar. `rng` (for dropout) is folded with the chunk index,
-    and both passes over a chunk use the same key, so they see the same dropout mask. Any
+    embeddings of the whole batch to a scalar. `rng` (for dropout) is split into one key per
+    chunk, and both passes over a chunk use its key, so they see the same dropout mask. Any
     parameters of the loss itself (a classifier) get no gradient here: close over them.
     """
     chunks = split_chunks(batch, num_chunks)
