@@ -48,7 +48,7 @@ def find_checkpoint(path: str) -> tuple[str, str] | None:
         config = os.path.join(path, CONFIG_FILE)
         prefix = os.path.join(path, CHECKPOINT_PREFIX)
         if not remote_files.exists(prefix + ".index"):
-            import tensorflow as tf
+            import tensorflow as tf  # only for Google checkpoints: Hugging Face imports never load it
             prefix = tf.train.latest_checkpoint(path)
         return (config, prefix) if prefix and remote_files.exists(config) else None
     if remote_files.exists(path + ".index"):
@@ -137,7 +137,7 @@ def _vocab_is_cased(vocab_file: str) -> bool:
 def load_google_checkpoint(path: str, vocab_file: str | None = None) -> ImportedModel:
     """Reads a Google BERT checkpoint (a directory or a checkpoint prefix, see `find_checkpoint`)
     into our parameters. The vocab is `vocab_file`, else the `vocab.txt` beside the checkpoint."""
-    import tensorflow as tf
+    import tensorflow as tf  # only for Google checkpoints: Hugging Face imports never load it
 
     found = find_checkpoint(path)
     if found is None:

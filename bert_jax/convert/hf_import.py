@@ -89,7 +89,7 @@ def read_weights(directory: str | os.PathLike) -> dict[str, np.ndarray]:
             tensors.update(_read_safetensors(directory / name))
         return tensors
     if (directory / "pytorch_model.bin").is_file():
-        try:
+        try:  # torch is optional: only a PyTorch pickle needs it
             import torch
         except ImportError:
             raise ValueError(f"{directory}/pytorch_model.bin is a PyTorch pickle, which needs torch "
