@@ -24,8 +24,9 @@ entry, e.g. for Hugging Face's `BertForSequenceClassification` and Google's `run
 
 (`output_layer` with `google_scope="cls/squad"` is `run_squad.py`'s `cls/squad/output_weights`
 and `BertForQuestionAnswering`'s `qa_outputs`; a token classifier is `Parameter`s whose `google`
-is None.) Our paths are those of the Flax module holding the head, as `parameter_shapes` lists
-them.
+is None.) Our paths are those of the Flax module holding the head. `from_format` checks shapes
+against `imported.parameter_shapes`, which builds a `BertForPreTraining`: a new kind has it build
+that kind's model.
 """
 
 from __future__ import annotations
