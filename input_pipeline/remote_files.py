@@ -17,7 +17,7 @@ def is_remote(path: str | os.PathLike) -> bool:
 
 
 def _gfile():
-    import tensorflow as tf
+    import tensorflow as tf  # only for remote paths: local work never imports TensorFlow
     return tf.io.gfile
 
 

@@ -5,8 +5,10 @@ the released models (`uncased_L-12_H-768_A-12`, ...) and `run_pretraining.py`'s 
 Google's variables are named as `modeling.py` and `run_pretraining.py` create them
 (`bert/encoder/layer_0/attention/self/query/kernel`, `cls/predictions/output_bias`,
 `cls/seq_relationship/output_weights`, ...) and their dense kernels are `[in, out]`, as Flax's
-are, so the mapping is one table of names and reshapes (attention heads become an axis of their
-own). Optimizer slots (`adam_m`, `adam_v`) and `global_step` are not parameters and are skipped.
+are; the names and reshapes (attention heads become an axis of their own) are the `google`
+column of `bert_jax.convert.parameter_table`, read both ways (`from_google_variables`,
+`to_google_variables`). Optimizer slots (`adam_m`, `adam_v`) and `global_step` are not
+parameters and are skipped.
 
 Two conventions differ from Hugging Face's: `bert_config.json`'s "gelu" is the tanh approximation
 (`modeling.gelu`), so it becomes our "gelu_tanh"; and its LayerNorm epsilon is fixed at 1e-12
@@ -18,12 +20,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from bert_jax.convert.imported import ImportedModel, TensorMisfit, collect_params, parameter_shapes
+from bert_jax.convert.imported import ImportedModel
+from bert_jax.convert.parameter_table import from_format, to_format
 from bert_jax.model import BertConfig
 from input_pipeline import remote_files
 
@@ -45,7 +48,7 @@ def find_checkpoint(path: str) -> tuple[str, str] | None:
         config = os.path.join(path, CONFIG_FILE)
         prefix = os.path.join(path, CHECKPOINT_PREFIX)
         if not remote_files.exists(prefix + ".index"):
-            import tensorflow as tf
+            import tensorflow as tf  # only for Google checkpoints: Hugging Face imports never load it
             prefix = tf.train.latest_checkpoint(path)
         return (config, prefix) if prefix and remote_files.exists(config) else None
     if remote_files.exists(path + ".index"):
@@ -72,46 +75,53 @@ def bert_config_from_google(google: dict[str, Any], source: str = CONFIG_FILE) -
         layer_norm_eps=1e-12, hidden_act=ACTIVATIONS[activation], scan_layers=False)
 
 
-Transform = Callable[[np.ndarray], np.ndarray]
+def to_google_variables(params: Any, config: BertConfig) -> dict[str, np.ndarray]:
+    """Our parameters (scanned layers or not) as the variables of Google's `run_pretraining.py`
+    checkpoint: float32 numpy arrays by variable name (`bert/encoder/layer_0/...`), through the
+    same table as the import."""
+    return to_format(params, config, "google")
 
 
-def variable_table(config: BertConfig) -> Iterator[tuple[str, tuple[str, ...], Transform]]:
-    """(Google variable name, our parameter path, their array -> ours) for every parameter."""
-    hidden, heads, head_dim = config.hidden_size, config.num_heads, config.head_dim
+def from_google_variables(variables: Mapping[str, np.ndarray], config: BertConfig,
+                          source: str = "the checkpoint",
+                          config_file: str = CONFIG_FILE) -> tuple[dict, list[str], list[str]]:
+    """(our unscanned parameters as float32 numpy arrays, the paths of missing head parameters,
+    the names of variables not used, optimizer slots aside) for a Google checkpoint's variables
+    (a mapping that may read each when asked for).
 
-    def same(x):
-        return x
+    Raises ValueError naming every encoder variable that is missing and every variable whose
+    shape does not fit `config` (read from `config_file`).
+    """
+    params, missing, errors, used = from_format(
+        variables, config, "google",
+        lambda name, shape, expected: f"{name} has shape {list(shape)}, which does not fit "
+                                      f"{config_file} (it implies {list(expected)})")
+    if errors:
+        raise ValueError(f"{source}: not a complete BERT of its {CONFIG_FILE}:\n  - " + "\n  - ".join(errors))
+    ignored = sorted(n for n in variables if n not in used and not _NOT_PARAMETERS.search(n))
+    return params, missing, ignored
 
-    def dense(google: str, ours: tuple[str, ...], kernel: Transform = same, bias: Transform = same):
-        yield f"{google}/kernel", (*ours, "kernel"), kernel
-        yield f"{google}/bias", (*ours, "bias"), bias
 
-    def layer_norm(google: str, ours: tuple[str, ...]):
-        yield f"{google}/gamma", (*ours, "scale"), same
-        yield f"{google}/beta", (*ours, "bias"), same
+class _CheckpointVariables(Mapping):
+    """A TensorFlow checkpoint's variables by name, each read when asked for: a training
+    checkpoint's optimizer slots, twice the model's size, are never read."""
 
-    emb = ("bert", "embeddings")
-    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        yield f"bert/embeddings/{name}", (*emb, name, "embedding"), same
-    yield from layer_norm("bert/embeddings/LayerNorm", (*emb, "layer_norm"))
-    for i in range(config.num_layers):
-        google, ours = f"bert/encoder/layer_{i}", ("bert", f"layer_{i}")
-        for name in ("query", "key", "value"):
-            yield from dense(f"{google}/attention/self/{name}", (*ours, "attention", name),
-                             lambda x: x.reshape(hidden, heads, head_dim), lambda x: x.reshape(heads, head_dim))
-        yield from dense(f"{google}/attention/output/dense", (*ours, "attention", "output"),
-                         lambda x: x.reshape(heads, head_dim, hidden))
-        yield from layer_norm(f"{google}/attention/output/LayerNorm", (*ours, "attention_layer_norm"))
-        yield from dense(f"{google}/intermediate/dense", (*ours, "intermediate"))
-        yield from dense(f"{google}/output/dense", (*ours, "output"))
-        yield from layer_norm(f"{google}/output/LayerNorm", (*ours, "output_layer_norm"))
-    yield from dense("bert/pooler/dense", ("bert", "pooler"))
-    yield from dense("cls/predictions/transform/dense", ("masked_lm", "transform"))
-    yield from layer_norm("cls/predictions/transform/LayerNorm", ("masked_lm", "transform_layer_norm"))
-    yield "cls/predictions/output_bias", ("masked_lm", "output_bias"), same
-    # run_pretraining.py multiplies by `output_weights` transposed: it is [2, hidden].
-    yield "cls/seq_relationship/output_weights", ("next_sentence", "kernel"), lambda x: x.T
-    yield "cls/seq_relationship/output_bias", ("next_sentence", "bias"), same
+    def __init__(self, reader: Any):
+        self._reader, self._shapes = reader, reader.get_variable_to_shape_map()
+
+    def __contains__(self, name: object) -> bool:  # Mapping's would read the tensor
+        return name in self._shapes
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._shapes:
+            raise KeyError(name)
+        return self._reader.get_tensor(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shapes)
+
+    def __len__(self) -> int:
+        return len(self._shapes)
 
 
 def _vocab_is_cased(vocab_file: str) -> bool:
@@ -127,7 +137,7 @@ def _vocab_is_cased(vocab_file: str) -> bool:
 def load_google_checkpoint(path: str, vocab_file: str | None = None) -> ImportedModel:
     """Reads a Google BERT checkpoint (a directory or a checkpoint prefix, see `find_checkpoint`)
     into our parameters. The vocab is `vocab_file`, else the `vocab.txt` beside the checkpoint."""
-    import tensorflow as tf
+    import tensorflow as tf  # only for Google checkpoints: Hugging Face imports never load it
 
     found = find_checkpoint(path)
     if found is None:
@@ -137,24 +147,8 @@ def load_google_checkpoint(path: str, vocab_file: str | None = None) -> Imported
     config_path, prefix = found
     with remote_files.open_file(config_path) as f:
         config = bert_config_from_google(json.load(f), config_path)
-    reader = tf.train.load_checkpoint(prefix)
-    available = reader.get_variable_to_shape_map()
-    shapes = parameter_shapes(config)
-
-    def read(name: str, path: str, transform: Transform) -> np.ndarray:
-        misfit = TensorMisfit(f"{name} has shape {available[name]}, which does not fit {config_path}")
-        try:  # a reshape into attention heads fails on a tensor of another size
-            value = np.ascontiguousarray(transform(reader.get_tensor(name).astype(np.float32)))
-        except ValueError:
-            raise misfit from None
-        if value.shape != shapes[path]:
-            raise misfit
-        return value
-
-    params, missing, errors, used = collect_params(variable_table(config), available, read)
-    if errors:
-        raise ValueError(f"{prefix}: not a complete BERT of its {CONFIG_FILE}:\n  - " + "\n  - ".join(errors))
-    ignored = sorted(n for n in available if n not in used and not _NOT_PARAMETERS.search(n))
+    variables = _CheckpointVariables(tf.train.load_checkpoint(prefix))
+    params, missing, ignored = from_google_variables(variables, config, prefix, config_path)
 
     if vocab_file is None:
         beside = os.path.join(os.path.dirname(prefix), "vocab.txt")

@@ -4,8 +4,8 @@
 Any BERT saved by `transformers` is read: `BertModel` (names without the `bert.` prefix, no heads),
 `BertForMaskedLM` (no pooler, no next-sentence head), `BertForPreTraining`, or a fine-tuned model
 (its task head is left out, and listed). Heads the directory does not hold are reported as
-missing, to be freshly initialized (`checkpoint_import.complete_params`). The tensors are mapped
-through `hf_export.parameter_table`, read backwards, so export and import cannot drift apart.
+missing, to be freshly initialized (`imported.complete_params`). The tensors are mapped through
+`parameter_table`, which export reads the other way, so export and import cannot drift apart.
 
 What our model cannot represent is refused, naming the field: another architecture
 (`model_type` other than "bert"), relative position embeddings, a decoder with cross-attention,
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
-from bert_jax.convert.hf_export import TensorMapping, parameter_table
-from bert_jax.convert.imported import ImportedModel, TensorMisfit, collect_params, parameter_shapes
+from bert_jax.convert.imported import ImportedModel
+from bert_jax.convert.parameter_table import from_format
 from bert_jax.model import BertConfig
 from input_pipeline.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
 
@@ -89,7 +89,7 @@ def read_weights(directory: str | os.PathLike) -> dict[str, np.ndarray]:
             tensors.update(_read_safetensors(directory / name))
         return tensors
     if (directory / "pytorch_model.bin").is_file():
-        try:
+        try:  # torch is optional: only a PyTorch pickle needs it
             import torch
         except ImportError:
             raise ValueError(f"{directory}/pytorch_model.bin is a PyTorch pickle, which needs torch "
@@ -134,18 +134,9 @@ def from_huggingface_state_dict(tensors: dict[str, np.ndarray], config: BertConf
     used = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias",
             "bert.embeddings.position_ids"}  # tied, tied, and a constant buffer
 
-    shapes = parameter_shapes(config)
-
-    def read(name: str, path: str, mapping: TensorMapping) -> np.ndarray:
-        tensor = named[name]
-        # The shape config.json implies (np.empty allocates nothing it does not need).
-        expected = mapping.to_hf(np.empty(shapes[path], np.float32)).shape
-        if tuple(tensor.shape) != expected:
-            raise TensorMisfit(f"{name} has shape {tuple(tensor.shape)}; config.json implies {expected}")
-        return np.ascontiguousarray(mapping.from_hf(np.asarray(tensor, dtype=np.float32)))
-
-    params, missing, errors, found = collect_params(
-        ((m.hf_name, m.path, m) for m in parameter_table(config)), named, read)
+    params, missing, errors, found = from_format(
+        named, config, "huggingface",
+        lambda name, shape, expected: f"{name} has shape {shape}; config.json implies {expected}")
     used |= found
     if errors:
         raise ValueError(f"{source}: not a complete BERT of its config.json:\n  - " + "\n  - ".join(errors))

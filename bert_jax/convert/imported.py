@@ -1,7 +1,7 @@
 """Weights read from another format, as our parameters: `ImportedModel` (our `BertConfig`, our
 unscanned parameter tree, and the head parameters the source did not hold), and what every
-importer shares: collecting a checkpoint's named tensors into our tree, the shapes they must have,
-and completing the missing heads with fresh values.
+importer shares: the shapes our parameters must have, and completing the missing heads with fresh
+values (the tensors themselves are read through `parameter_table`).
 
 Only heads may be missing (the pooler, the masked-LM and next-sentence heads: a `BertModel` has no
 pretraining heads); those are freshly initialized, and every place that does so says which.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 import flax.linen as nn
@@ -22,10 +21,6 @@ import numpy as np
 from bert_jax.model import BertConfig, BertForPreTraining, scan_params
 
 logger = logging.getLogger(__name__)
-
-
-# Parameters a source may lack; they are initialized afresh. Everything else must be there.
-HEAD_PREFIXES = ("bert/pooler/", "masked_lm/", "next_sentence/")
 
 
 # The fields that fix the parameters' shapes, and those that change the function they compute:
@@ -64,37 +59,6 @@ def _group(paths: list[str]) -> list[str]:
         parent, _, leaf = path.rpartition("/")
         return parent if leaf in ("kernel", "bias", "scale", "embedding") else path
     return list(dict.fromkeys(map(module, paths)))
-
-
-class TensorMisfit(ValueError):
-    """A checkpoint tensor whose shape does not fit the parameter it maps to."""
-
-
-def collect_params(entries: Iterable[tuple[str, tuple[str, ...], Any]], available: Container[str],
-                   read: Callable[[str, str, Any], np.ndarray]) -> tuple[dict, list[str], list[str], set[str]]:
-    """Our unscanned parameter tree from a checkpoint's named tensors, for the importers.
-
-    `entries` are (source name, our parameter path, how to convert); `read(name, path, how)`
-    returns our array, or raises `TensorMisfit` saying why the tensor does not fit. A missing
-    head parameter is listed (to be initialized afresh); any other missing or misfit tensor is an
-    error. Returns (params, missing paths, errors, the source names used).
-    """
-    params: dict = {}
-    missing, errors, used = [], [], set()
-    for name, path, how in entries:
-        key = "/".join(path)
-        if name not in available:
-            if key.startswith(HEAD_PREFIXES):
-                missing.append(key)
-            else:
-                errors.append(f"{name} is missing")
-            continue
-        used.add(name)
-        try:
-            set_path(params, path, read(name, key, how))
-        except TensorMisfit as misfit:
-            errors.append(str(misfit))
-    return params, missing, errors, used
 
 
 def set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:

@@ -74,9 +74,6 @@ def import_to_workdir(source: str | os.PathLike, output_dir: str | os.PathLike,
 def _write_workdir(tmp: Path, output_dir: Path, imported: ImportedModel, config: Any,
                    model: BertConfig, seed: int) -> None:
     """The vocab, a step-0 checkpoint and config.json of `import_to_workdir`, into `tmp`."""
-
-    pass
-
     is_sentencepiece = isinstance(load_tokenizer(imported.vocab_file), SentencePieceTokenizer)
     vocab_name = "spiece.model" if is_sentencepiece else "vocab.txt"
     shutil.copyfile(imported.vocab_file, tmp / vocab_name)

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bert_jax.model import BertConfig, BertForPreTraining
+from input_pipeline.tokenizers.wordpiece import save_vocab
 
 ARTIFACT_FILE = "model.stablehlo"
 METADATA_FILE = "serving.json"
@@ -113,7 +114,6 @@ def _write_vocab(tokenizer: Any, directory: Path) -> str:
     if model_path is not None:  # SentencePiece: the model file is the vocab.
         shutil.copyfile(model_path, directory / "tokenizer.model")
         return "tokenizer.model"
-    from input_pipeline.tokenizers.wordpiece import save_vocab
     tokens = sorted(tokenizer.vocab, key=tokenizer.vocab.__getitem__)
     save_vocab(tokens, directory / "vocab.txt")
     return "vocab.txt"
@@ -178,7 +178,7 @@ def save_tf_saved_model(params: Any, config: BertConfig, outputs: Sequence[str],
 
     Raises ValueError if TensorFlow or jax2tf cannot be imported.
     """
-    try:
+    try:  # only the SavedModel needs TensorFlow; the StableHLO export does not
         import tensorflow as tf
         from jax.experimental import jax2tf
     except ImportError as e:

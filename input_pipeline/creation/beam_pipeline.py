@@ -34,6 +34,7 @@ from input_pipeline.tokenizers.loading import load_tokenizer
 
 
 def _import_beam():
+    """Apache Beam, an optional extra: imported only by the Beam runner."""
     try:
         import apache_beam as beam
     except ImportError:
@@ -60,7 +61,7 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
     tf.io.gfile), as they must be for workers on other machines; local paths are made absolute.
     """
     beam = _import_beam()
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.options.pipeline_options import PipelineOptions  # Beam: an optional extra
 
     # Missing inputs are counted here; the rest of the report by the reading step and the
     # workers, and the parts are joined before it is written.

@@ -29,6 +29,8 @@ import io
 
 import numpy as np
 
+from input_pipeline import remote_files
+
 
 @dataclasses.dataclass(frozen=True)
 class PackingConfig:
@@ -163,20 +165,16 @@ class PackedBatches:
 
     def save(self, path: str) -> None:
         """Writes the window iterator's position and the unserved rows under the prefix `path`."""
-        import tensorflow as tf
-
         self._windows.save(path)
         buffer = io.BytesIO()
         np.savez(buffer, windows_read=self._windows_read, **(self._rows or {}))
-        with tf.io.gfile.GFile(path + ".packed_rows.npz", "wb") as f:
+        with remote_files.open_file(path + ".packed_rows.npz", "wb") as f:
             f.write(buffer.getvalue())
 
     def restore(self, path: str) -> None:
         """Continues from a position written by `save` with the same configs and files."""
-        import tensorflow as tf
-
         self._windows.restore(path)
-        with tf.io.gfile.GFile(path + ".packed_rows.npz", "rb") as f:
+        with remote_files.open_file(path + ".packed_rows.npz", "rb") as f:
             saved = dict(np.load(io.BytesIO(f.read())))
         self._windows_read = int(saved.pop("windows_read"))
         self._rows = saved or None

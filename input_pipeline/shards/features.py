@@ -49,7 +49,7 @@ _CHUNK_BYTES = 1 << 22
 def feature_spec(max_seq_length: int,
                  max_predictions_per_seq: int) -> dict[str, "tf.io.FixedLenFeature"]:
     """The parsing schema of the original `run_pretraining.py`."""
-    import tensorflow as tf
+    import tensorflow as tf  # only the reader parses; the writers (data workers) never import it
 
     return {
         "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
@@ -267,7 +267,7 @@ def parse_examples(serialized: "tf.Tensor", max_seq_length: int,
                    max_predictions_per_seq: int) -> dict[str, "tf.Tensor"]:
     """Parses a batch of serialized examples into int32/float32 tensors (TPUs and the model want
     int32; the file format is int64). `next_sentence_labels` becomes shape [batch]."""
-    import tensorflow as tf
+    import tensorflow as tf  # only the reader parses; the writers (data workers) never import it
 
     parsed = tf.io.parse_example(serialized, feature_spec(max_seq_length, max_predictions_per_seq))
     batch = {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in parsed.items()}

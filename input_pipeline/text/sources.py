@@ -354,7 +354,9 @@ class _RemoteReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        import tensorflow as tf  # Imported already: remote_files opened the file with it.
+        # Only remote files, which remote_files opened with TensorFlow, get here: reading
+        # local text never imports it.
+        import tensorflow as tf
         try:
             data = self._file.read(len(buffer))
         except tf.errors.NotFoundError as e:

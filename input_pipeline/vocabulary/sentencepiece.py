@@ -16,12 +16,12 @@ from input_pipeline.text.sources import expand_inputs, iter_lines
 from input_pipeline.tokenizers.sentencepiece_tokenizer import MODEL_TYPES, SentencePieceTokenizer
 from input_pipeline.tokenizers.wordpiece import CLS, MASK, PAD, SEP, UNK
 
-# SentencePiece's own default, and a constant: see the module docstring for why it is not
-# `os.cpu_count()`.
 # Normalization rules shipped with SentencePiece: NFKC plus a few NMT-specific mappings, and the
 # same followed by Unicode case folding.
 _CASED_RULE, _LOWERCASING_RULE = "nmt_nfkc", "nmt_nfkc_cf"
 
+# SentencePiece's own default, and a constant rather than `os.cpu_count()`: the unigram trainer's
+# pieces depend on the thread count (see `sentencepiece_tokenizer`'s docstring).
 DEFAULT_NUM_THREADS = 16
 
 
@@ -30,7 +30,7 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
                         character_coverage: float = 0.9995, byte_fallback: bool = False,
                         split_digits: bool = False, max_sentences: int | None = None,
                         seed: int = 0, max_sentence_bytes: int = 4192,
-                        num_threads: int = DEFAULT_NUM_THREADS) -> "SentencePieceTokenizer":
+                        num_threads: int = DEFAULT_NUM_THREADS) -> SentencePieceTokenizer:
     """Trains a SentencePiece model on `texts` and writes it, atomically, to `model_path`.
 
     Args:
@@ -95,28 +95,37 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
             # SentencePiece reports an exception of the iterator as its own RuntimeError; the
             # original names the file and line.
             raise sentences.error from None
-        if sentences.count == 0:
-            raise ValueError(f"no text to train {model_path} on: every sentence given was "
-                             f"empty.") from e
-        reason = str(e).rstrip(".")
-        raise ValueError(f"SentencePiece could not train {model_path} ({vocab_size} pieces, "
-                         f"{model_type}, on {sentences.count} sentences): {reason}. Lower "
-                         f"vocab_size or train on more text.") from e
+        raise _training_error(e, sentences.count, model_path, vocab_size, model_type) from e
+    _write_atomically(model_path, model.getvalue())
+    return SentencePieceTokenizer(model_path)
 
-    tmp = f"{model_path}.tmp-{os.getpid()}"
+
+def _training_error(error: RuntimeError, num_sentences: int, model_path: str, vocab_size: int,
+                    model_type: str) -> ValueError:
+    """SentencePiece's `error` while training on `num_sentences` sentences, said to a user."""
+    if num_sentences == 0:
+        return ValueError(f"no text to train {model_path} on: every sentence given was empty.")
+    reason = str(error).rstrip(".")
+    return ValueError(f"SentencePiece could not train {model_path} ({vocab_size} pieces, "
+                      f"{model_type}, on {num_sentences} sentences): {reason}. Lower "
+                      f"vocab_size or train on more text.")
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file, so `path` is never half-written."""
+    tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            f.write(model.getvalue())
-        os.replace(tmp, model_path)
+            f.write(data)
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return SentencePieceTokenizer(model_path)
 
 
 def train_sentencepiece_from_files(paths: Sequence[str | os.PathLike],
                                    model_path: str | os.PathLike, vocab_size: int, *,
-                                   text_field: str = "text", **options) -> "SentencePieceTokenizer":
+                                   text_field: str = "text", **options) -> SentencePieceTokenizer:
     """Trains a SentencePiece model on text inputs (files, globs, directories, `.gz`, `.jsonl`,
     `tfds:NAME[:SPLIT]`, read by `text_sources`; blank lines between documents are skipped); see
     `train_sentencepiece` for `options`.

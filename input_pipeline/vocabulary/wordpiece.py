@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -169,6 +170,142 @@ def _merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
     return out
 
 
+def _trainable_words(word_counts: Mapping[str, int]) -> dict[str, int]:
+    """The words worth training on, with their counts: words WordPiece would reject outright (too
+    long) teach nothing, and are dropped before the alphabet is chosen too, so that their
+    characters do not take alphabet slots."""
+    usable: dict[str, int] = {}
+    for word, count in word_counts.items():
+        if any(char.isspace() for char in word):
+            raise ValueError(f"word {word!r} contains whitespace; words must come from a tokenizer "
+                             "that splits on whitespace (e.g. BasicTokenizer).")
+        if count > 0 and 0 < len(word) <= MAX_INPUT_CHARS_PER_WORD:
+            usable[word] = usable.get(word, 0) + int(count)
+    return usable
+
+
+def _checked_initial_alphabet(initial_alphabet: Iterable[str]) -> set[str]:
+    extra = set()
+    for char in initial_alphabet:
+        if not isinstance(char, str) or len(char) != 1 or char.isspace():
+            raise ValueError(f"initial_alphabet must hold single non-whitespace characters, got "
+                             f"{char!r}.")
+        extra.add(char)
+    return extra
+
+
+def _alphabet_forms(words: Iterable[str], alphabet: set[str]) -> tuple[set[str], set[str]]:
+    """(the characters to have as word-initial tokens, those to have as `##char`): every
+    character both ways, not only in the positions training saw it in, since a held-out word may
+    start with a character seen only inside words, or the reverse (common with Korean syllables,
+    where it halves the held-out [UNK] rate of a small corpus); less the `##` forms of characters
+    that are always words of their own, unless some word holds them inside."""
+    inner_chars = {char for char in alphabet if _can_continue_word(char)}
+    for word in words:
+        inner_chars.update(char for char in word[1:] if char in alphabet)
+    return set(alphabet), inner_chars
+
+
+class _Vocab:
+    """The tokens in id order, and the id of each."""
+
+    def __init__(self):
+        self.tokens: list[str] = []
+        self._ids: dict[str, int] = {}
+
+    def add(self, token: str) -> int:
+        """The id of `token`, added at the end if it is not in the vocab yet."""
+        token_id = self._ids.get(token)
+        if token_id is None:
+            token_id = self._ids[token] = len(self.tokens)
+            self.tokens.append(token)
+        return token_id
+
+    def id(self, token: str) -> int:
+        return self._ids[token]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def _merged_token(first: str, second: str) -> str:
+    """The token of a merged pair: the first piece followed by the second without its `##`."""
+    return first + second.removeprefix(CONTINUATION_PREFIX)
+
+
+class _PairCounts:
+    """The total count of every adjacent pair of pieces over the words, kept up to date as merges
+    rewrite the words (only the words a merge touches are visited), and a max-heap to find the
+    most frequent pair.
+
+    `where` maps each pair to the indices of the words that (may) contain it. It is only ever
+    added to: a word that lost the pair is found out and skipped when the pair is merged, which
+    is cheaper than removing it from every set on each change.
+
+    The heap holds (-count, a, b), which gives the deterministic tie-break (lowest ids first).
+    Entries go stale instead of being updated in place: a merge pushes a fresh entry for every
+    pair whose count it raises, and leaves the old, too-high entry of every pair it lowers. So
+    each live pair always has an entry at least as high as its live count; a popped entry that
+    disagrees with the live count is re-pushed with it (or dropped if the pair is gone), and the
+    first popped entry that agrees is the true maximum.
+    """
+
+    def __init__(self, words: list[list[int]], counts: list[int]):
+        self.words, self.counts = words, counts
+        self.pair_counts: dict[tuple[int, int], int] = collections.defaultdict(int)
+        self.where: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
+        for index, (symbols, count) in enumerate(zip(words, counts)):
+            for pair in itertools.pairwise(symbols):
+                self.pair_counts[pair] += count
+                self.where[pair].add(index)
+        self.heap = [(-count, a, b) for (a, b), count in self.pair_counts.items()]
+        heapq.heapify(self.heap)
+
+    def most_frequent(self) -> tuple[int, int, int] | None:
+        """(count, a, b) of the most frequent pair (a, b), ties to the lowest ids; None when no
+        pair is left."""
+        while self.heap:
+            neg_count, a, b = heapq.heappop(self.heap)
+            live = self.pair_counts.get((a, b), 0)
+            if live == -neg_count:
+                return live, a, b
+            if live > 0:
+                heapq.heappush(self.heap, (-live, a, b))
+        return None
+
+    def merge(self, a: int, b: int, new: int) -> None:
+        """Replaces the pair (a, b) by the piece `new` in every word, and updates the counts."""
+        deltas: dict[tuple[int, int], int] = collections.defaultdict(int)
+        for index in self.where.pop((a, b), ()):
+            symbols = self.words[index]
+            merged = _merge_word(symbols, a, b, new)
+            if len(merged) == len(symbols):
+                continue  # A stale index entry: this word no longer holds the pair.
+            count = self.counts[index]
+            for pair in itertools.pairwise(symbols):
+                deltas[pair] -= count
+            for pair in itertools.pairwise(merged):
+                deltas[pair] += count
+                self.where[pair].add(index)
+            self.words[index] = merged
+
+        for pair, delta in deltas.items():
+            if delta == 0:
+                continue
+            count = self.pair_counts[pair] + delta
+            if count > 0:
+                self.pair_counts[pair] = count
+                if delta > 0:
+                    heapq.heappush(self.heap, (-count, pair[0], pair[1]))
+            else:
+                del self.pair_counts[pair]
+        # Normally the merged pair is gone from every word. It can survive only when the merged
+        # text equals one of its own parts (e.g. "##" + "##a" is "##a"), and then it needs a heap
+        # entry again since its old one was just popped.
+        if self.pair_counts.get((a, b), 0) > 0:
+            heapq.heappush(self.heap, (-self.pair_counts[(a, b)], a, b))
+
+
 def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_frequency: int = 2,
                     limit_alphabet: int | None = 1000,
                     special_tokens: Sequence[str] = SPECIAL_TOKENS,
@@ -216,131 +353,37 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
     if limit_alphabet is not None and limit_alphabet < 0:
         raise ValueError(f"limit_alphabet must be non-negative or None, got {limit_alphabet}.")
 
-    # Words WordPiece would reject outright (too long) teach nothing; drop them before choosing
-    # the alphabet too, so their characters do not take alphabet slots.
-    usable: dict[str, int] = {}
-    for word, count in word_counts.items():
-        if any(char.isspace() for char in word):
-            raise ValueError(f"word {word!r} contains whitespace; words must come from a tokenizer "
-                             "that splits on whitespace (e.g. BasicTokenizer).")
-        if count > 0 and 0 < len(word) <= MAX_INPUT_CHARS_PER_WORD:
-            usable[word] = usable.get(word, 0) + int(count)
-
-    extra = set()
-    for char in initial_alphabet:
-        if not isinstance(char, str) or len(char) != 1 or char.isspace():
-            raise ValueError(f"initial_alphabet must hold single non-whitespace characters, got "
-                             f"{char!r}.")
-        extra.add(char)
+    usable = _trainable_words(word_counts)
+    extra = _checked_initial_alphabet(initial_alphabet)
     alphabet = _select_alphabet(usable, limit_alphabet) | extra
-    # Every character both ways, not only in the positions training saw it in: a held-out word may
-    # start with a character seen only inside words, or the reverse (common with Korean
-    # syllables, where it halves the held-out [UNK] rate of a small corpus).
-    initial_chars: set[str] = set(alphabet)
-    inner_chars: set[str] = {char for char in alphabet if _can_continue_word(char)}
-    for word in usable:
-        inner_chars.update(char for char in word[1:] if char in alphabet)
-
-    id_to_token: list[str] = []
-    token_to_id: dict[str, int] = {}
-
-    def add_token(token: str) -> int:
-        token_id = token_to_id.get(token)
-        if token_id is None:
-            token_id = token_to_id[token] = len(id_to_token)
-            id_to_token.append(token)
-        return token_id
-
-    for token in special_tokens:
-        add_token(token)
-    for char in sorted(initial_chars):
-        add_token(char)
-    for char in sorted(inner_chars):
-        add_token(CONTINUATION_PREFIX + char)
-    if len(id_to_token) > vocab_size:
+    initial_chars, inner_chars = _alphabet_forms(usable, alphabet)
+    vocab = _Vocab()
+    for token in [*special_tokens, *sorted(initial_chars),
+                  *(CONTINUATION_PREFIX + char for char in sorted(inner_chars))]:
+        vocab.add(token)
+    if len(vocab) > vocab_size:
         raise ValueError(
             f"vocab_size={vocab_size} is too small: the {len(special_tokens)} special tokens and the "
             f"alphabet ({len(initial_chars)} word-initial and {len(inner_chars)} word-internal "
-            f"characters) already take {len(id_to_token)} entries. Raise vocab_size or lower "
+            f"characters) already take {len(vocab)} entries. Raise vocab_size or lower "
             f"limit_alphabet (now {limit_alphabet}) or the initial alphabet "
             f"({len(extra)} characters).")
 
     # Each distinct trainable word as a list of piece ids, with its count. Words holding a
     # character outside the alphabet are [UNK] at tokenization time whatever the vocab, so their
     # pairs must not steer the merges.
-    words: list[list[int]] = []
-    counts: list[int] = []
-    for word, count in usable.items():
-        if all(char in alphabet for char in word):
-            words.append([token_to_id[word[0]]]
-                         + [token_to_id[CONTINUATION_PREFIX + char] for char in word[1:]])
-            counts.append(count)
-
-    # pair -> total count over all words, and pair -> indices of words that (may) contain it. The
-    # index is only ever added to: a word that lost the pair is found out and skipped when the
-    # pair is merged, which is cheaper than removing it from every set on each change.
-    pair_counts: dict[tuple[int, int], int] = collections.defaultdict(int)
-    where: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
-    for index, (symbols, count) in enumerate(zip(words, counts)):
-        for pair in zip(symbols, symbols[1:]):
-            pair_counts[pair] += count
-            where[pair].add(index)
-
-    # Max-heap via negated counts; (count, a, b) tuples give the deterministic tie-break. Entries
-    # go stale instead of being updated in place: a merge pushes a fresh entry for every pair
-    # whose count it raises, and leaves the old, too-high entry of every pair it lowers. So each
-    # live pair always has an entry at least as high as its live count; a popped entry that
-    # disagrees with the live count is re-pushed with it (or dropped if the pair is gone), and the
-    # first popped entry that agrees is the true maximum.
-    heap = [(-count, a, b) for (a, b), count in pair_counts.items()]
-    heapq.heapify(heap)
-
-    while len(id_to_token) < vocab_size and heap:
-        neg_count, a, b = heapq.heappop(heap)
-        live = pair_counts.get((a, b), 0)
-        if live != -neg_count:
-            if live > 0:
-                heapq.heappush(heap, (-live, a, b))
-            continue
-        if live < min_frequency:
+    trainable = [(word, count) for word, count in usable.items() if all(char in alphabet for char in word)]
+    pairs = _PairCounts(
+        [[vocab.id(word[0]), *(vocab.id(CONTINUATION_PREFIX + char) for char in word[1:])]
+         for word, _ in trainable],
+        [count for _, count in trainable])
+    while len(vocab) < vocab_size:
+        best = pairs.most_frequent()
+        if best is None or best[0] < min_frequency:
             break
-
-        second = id_to_token[b]
-        if second.startswith(CONTINUATION_PREFIX):
-            second = second[len(CONTINUATION_PREFIX):]
-        new = add_token(id_to_token[a] + second)
-
-        deltas: dict[tuple[int, int], int] = collections.defaultdict(int)
-        for index in where.pop((a, b), ()):
-            symbols = words[index]
-            merged = _merge_word(symbols, a, b, new)
-            if len(merged) == len(symbols):
-                continue  # A stale index entry: this word no longer holds the pair.
-            count = counts[index]
-            for pair in zip(symbols, symbols[1:]):
-                deltas[pair] -= count
-            for pair in zip(merged, merged[1:]):
-                deltas[pair] += count
-                where[pair].add(index)
-            words[index] = merged
-
-        for pair, delta in deltas.items():
-            if delta == 0:
-                continue
-            count = pair_counts[pair] + delta
-            if count > 0:
-                pair_counts[pair] = count
-                if delta > 0:
-                    heapq.heappush(heap, (-count, pair[0], pair[1]))
-            else:
-                del pair_counts[pair]
-        # Normally the merged pair is gone from every word. It can survive only when the merged
-        # text equals one of its own parts (e.g. "##" + "##a" is "##a"), and then it needs a heap
-        # entry again since its old one was just popped.
-        if pair_counts.get((a, b), 0) > 0:
-            heapq.heappush(heap, (-pair_counts[(a, b)], a, b))
-
-    return id_to_token
+        _, a, b = best
+        pairs.merge(a, b, vocab.add(_merged_token(vocab.tokens[a], vocab.tokens[b])))
+    return vocab.tokens
 
 
 def hangul_word_share(word_counts: Mapping[str, int]) -> float:
