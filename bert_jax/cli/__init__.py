@@ -1,15 +1,16 @@
-"""The `bert-jax` command: one subcommand per stage, each a thin wrapper over a Python function.
+"""The `bert-jax` command: one subcommand per stage, each a thin wrapper over a Python function
+(in parentheses) that `import bert_jax` gives.
 
   bert-jax demo          corpus -> vocab -> shards -> pretraining -> export -> fill-mask, on a CPU
-  bert-jax vocab         train a WordPiece or SentencePiece vocab (input_pipeline.vocabulary)
-  bert-jax create-data   text -> masked, NSP-paired shards    (input_pipeline.creation.create_pretraining_data)
-  bert-jax pretrain      train from a config in a work dir     (bert_jax.train)
-  bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.convert.hf_export)
-  bert-jax import        Hugging Face / Google BERT -> work dir (bert_jax.checkpoint_import)
-  bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.inference.fill_mask)
-  bert-jax nsp           P(sentence B follows sentence A)      (bert_jax.inference.next_sentence)
-  bert-jax encode        sentence and token vectors            (bert_jax.inference.encode)
-  bert-jax export-serving  StableHLO / SavedModel for serving  (bert_jax.inference.serving_export)
+  bert-jax vocab         train a WordPiece or SentencePiece vocab (bert_jax.train_vocab_from_files)
+  bert-jax create-data   text -> masked, NSP-paired shards    (bert_jax.create_pretraining_data)
+  bert-jax pretrain      train from a config in a work dir     (bert_jax.train_and_evaluate)
+  bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.export_to_huggingface)
+  bert-jax import        Hugging Face / Google BERT -> work dir (bert_jax.import_to_workdir)
+  bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.FillMask)
+  bert-jax nsp           P(sentence B follows sentence A)      (bert_jax.NextSentencePredictor)
+  bert-jax encode        sentence and token vectors            (bert_jax.SentenceEncoder)
+  bert-jax export-serving  StableHLO / SavedModel for serving  (bert_jax.export_serving)
 
 Heavy libraries are imported inside the subcommands, so `--help` answers at once.
 """
