@@ -1,11 +1,13 @@
-"""The `bert-jax` command: every subcommand answers `--help`, user errors are one clear line, and
-the demo runs end to end (then resumes without redoing anything)."""
+"""The `bert-jax` command: every subcommand answers `--help` without importing JAX, TensorFlow or
+torch (nor does `import bert_jax`), user errors are one clear line, and the demo runs end to end
+(then resumes without redoing anything)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -26,6 +28,34 @@ def test_every_subcommand_has_help(subcommand):
     result = subprocess.run([_bert_jax(), subcommand, "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"usage: bert-jax {subcommand}" in result.stdout
+
+
+# What `import bert_jax` and `--help` must not load: seconds each (numpy and SentencePiece a tenth).
+HEAVY = ("jax", "jaxlib", "flax", "orbax", "tensorflow", "torch", "transformers", "numpy", "sentencepiece")
+
+
+def heavy_modules_loaded_by(code: str) -> list[str]:
+    """The HEAVY packages in `sys.modules` after `code` runs in a fresh interpreter."""
+    script = (f"import json, sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+              f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("code", [
+    "import bert_jax",
+    "import bert_jax; dir(bert_jax); bert_jax.__all__",
+    "from bert_jax.cli import main; main(['--help'])",
+    *(f"from bert_jax.cli import main; main([{subcommand!r}, '--help'])" for subcommand in SUBCOMMANDS),
+])
+def test_import_bert_jax_and_help_load_no_heavy_library(code):
+    assert heavy_modules_loaded_by(code) == []
+
+
+def test_a_public_name_loads_its_library_on_first_use():
+    """The check above can fail: the same probe sees JAX once a name that needs it is used."""
+    assert "jax" in heavy_modules_loaded_by("import bert_jax; bert_jax.FillMask")
 
 
 def test_top_level_help_lists_the_stages():

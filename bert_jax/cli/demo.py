@@ -1,0 +1,33 @@
+"""`bert-jax demo`: every stage end to end on this machine's CPU (`bert_jax.run_demo`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "demo", help="run every stage end to end on this machine's CPU",
+        description="Builds a corpus from the Python standard library's docstrings, "
+        "trains a vocab, makes shards, pretrains a tiny BERT, exports it to the "
+        "Hugging Face format and shows fill-mask predictions. Run it again to resume.")
+    p.add_argument("--workdir", default="workdir/demo", help="where everything is written")
+    p.add_argument("--vocab", help="use this vocab.txt instead of training one")
+    p.add_argument("--vocab-size", type=int, default=8000, help="size of the trained vocab")
+    p.add_argument("--dupe-factor", type=int, default=5, help="masking passes over the corpus")
+    p.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    p.add_argument("--config", default="cpu_demo", help="config name in configs/ or path")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set train.global_batch_size=16")
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and TensorFlow take seconds).
+    from bert_jax.demos.pretraining import DemoOptions, run_demo
+
+    overrides = list(args.set)
+    if args.steps is not None:
+        overrides.append(f"train.num_steps={args.steps}")
+    run_demo(DemoOptions(workdir=args.workdir, vocab_file=args.vocab, vocab_size=args.vocab_size,
+                         dupe_factor=args.dupe_factor, config=args.config, overrides=tuple(overrides)))

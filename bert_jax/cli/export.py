@@ -1,0 +1,27 @@
+"""`bert-jax export`: a work directory's checkpoint to a Hugging Face BERT directory
+(`bert_jax.export_to_huggingface`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("export", help="export a checkpoint to the Hugging Face BERT format")
+    p.add_argument("--workdir", required=True, help="work directory of a pretraining run")
+    p.add_argument("--output", required=True, help="directory to write")
+    p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    p.add_argument("--vocab", help="vocab.txt (default: the run's data.vocab_file)")
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
+    from bert_jax.config.validation import bert_config
+    from bert_jax.convert.hf_export import export_to_huggingface
+    from bert_jax.state.trained_params import load_trained_params
+
+    params, config, step = load_trained_params(args.workdir, args.step)
+    out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
+                                config.data.do_lower_case, args.output)
+    print(f"exported step {step} of {args.workdir} to {out}")

@@ -1,0 +1,39 @@
+"""`bert-jax pretrain`: train from a config in a work directory, on one process or many
+(`bert_jax.train_and_evaluate`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("pretrain", help="pretrain from a config, resuming from the work dir")
+    p.add_argument("--config", required=True, help="config name in configs/ (e.g. bert_base) or path")
+    p.add_argument("--workdir", required=True, help="checkpoints, config.json and TensorBoard logs")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set data.train_files=shards/")
+    p.add_argument("--distributed", choices=("none", "auto", "explicit"), default="none",
+                   help="multi-process run: auto detects a TPU pod or SLURM job; explicit takes "
+                   "the three flags below (or BERT_JAX_* variables)")
+    p.add_argument("--coordinator-address", help="host:port of process 0 (explicit)")
+    p.add_argument("--num-processes", type=int, help="number of processes (explicit)")
+    p.add_argument("--process-id", type=int, help="this process's index (explicit)")
+    p.add_argument("--heartbeat-timeout", type=int, default=100,
+                   help="seconds without a heartbeat after which a process counts as dead and the "
+                        "others stop with an error, instead of waiting for it forever")
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and TensorFlow take seconds).
+    import json
+
+    from bert_jax.config.files import load_config
+    from bert_jax.parallel import distributed
+    from bert_jax.training.loop import train_and_evaluate
+
+    distributed.initialize(args.distributed, args.coordinator_address, args.num_processes,
+                           args.process_id, heartbeat_timeout=args.heartbeat_timeout)
+
+    results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
+    print(json.dumps(results, indent=2))
