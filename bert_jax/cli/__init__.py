@@ -106,8 +106,13 @@ def _pretrain(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from bert_jax.config.validation import bert_config
     from bert_jax.convert.hf_export import export_to_huggingface
+    from bert_jax.convert.sentence_transformers import export_workdir
     from bert_jax.state.trained_params import load_trained_params
 
+    if args.sentence_transformers:
+        out, step = export_workdir(args.workdir, args.output, args.step, args.vocab)
+        print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}")
+        return
     params, config, step = load_trained_params(args.workdir, args.step)
     out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
                                 config.data.do_lower_case, args.output)
@@ -115,10 +120,15 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> None:
+    from bert_jax.convert.sentence_transformers import import_sentence_transformers, is_sentence_transformers_directory
     from bert_jax.convert.workdir_import import import_to_workdir
 
-    out, imported = import_to_workdir(args.source, args.output, args.config, args.set, args.vocab,
-                                      seed=args.seed)
+    if is_sentence_transformers_directory(args.source):  # its pooling etc. go to the run config
+        out, imported, _ = import_sentence_transformers(args.source, args.output, args.config, args.set,
+                                                        args.vocab, seed=args.seed)
+    else:
+        out, imported = import_to_workdir(args.source, args.output, args.config, args.set, args.vocab,
+                                          seed=args.seed)
     # The log line above names the source and the freshly initialized heads.
     print(f"wrote the work directory {out} (a checkpoint at step 0, {imported.config.num_layers} "
           f"layers of {imported.config.hidden_size}): `bert-jax export --workdir {out}` and "
@@ -166,11 +176,13 @@ def _encode(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.input} has no lines to encode.")
     encoder = SentenceEncoder.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
     with_tokens = args.tokens is not None or args.padded_tokens is not None
-    encodings = encoder(texts, pooling=args.pooling, with_tokens=with_tokens, truncate=args.truncate)
+    encodings = encoder(texts, pooling=args.pooling, with_tokens=with_tokens, truncate=args.truncate,
+                        normalize=args.normalize)
     save_encodings(encodings, args.output, args.tokens, args.padded_tokens)
     written = [args.tokens, args.padded_tokens and f"{args.padded_tokens} (padded; mask "
                f"{padded_mask_path(args.padded_tokens)})"]
-    print(f"wrote {encodings.sentence_vectors.shape[0]} {args.pooling}-pooled sentence vectors of "
+    print(f"wrote {encodings.sentence_vectors.shape[0]} {encodings.pooling}-pooled "
+          f"{'unit-length ' if encodings.normalized else ''}sentence vectors of "
           f"size {encodings.sentence_vectors.shape[1]} to {args.output}"
           + (f" and {len(encodings.token_ids)} token vectors to {' and '.join(w for w in written if w)}"
              if with_tokens else ""))
@@ -315,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="directory to write")
     p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
     p.add_argument("--vocab", help="vocab.txt (default: the run's data.vocab_file)")
+    p.add_argument("--sentence-transformers", action="store_true",
+                   help="write a sentence-transformers model (a BertModel and the run config's "
+                   "sentence pooling, normalization and prompts) into a new or empty directory")
     p.set_defaults(run=_export)
 
     p = sub.add_parser("import", help="Hugging Face BERT or Google checkpoint -> bert-jax work dir",
@@ -378,9 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--padded-tokens", metavar="PATH.npy",
                    help="also write the token vectors padded to one array, .npy, with its mask "
                    "as PATH.mask.npy")
-    p.add_argument("--pooling", choices=("mean", "max", "cls", "pooler"), default="mean",
+    p.add_argument("--pooling", choices=("mean", "max", "cls", "pooler"),
                    help="over real tokens only: mean, elementwise max, the [CLS] vector, or "
-                   "BERT's tanh pooler output")
+                   "BERT's tanh pooler output (default: the model's own, a sentence-transformers "
+                   "model's or a work directory's sentence.pooling; else mean)")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction,
+                   help="scale each sentence vector to unit length (default: as the model does, "
+                   "e.g. a sentence-transformers model with a Normalize module; else not)")
     p.add_argument("--truncate", action="store_true",
                    help="cut lines longer than the model takes instead of stopping with an error")
     p.set_defaults(run=_encode)
