@@ -98,6 +98,32 @@ def test_minilm_imported_and_exported_again_encodes_as_the_original(minilm_dir, 
 
 
 
+@pytest.mark.parametrize("pooling", SENTENCE_POOLINGS)
+def test_a_directory_saved_by_sentence_transformers_itself_is_read(tiny, pooling, tmp_path):
+    """What `SentenceTransformer.save` (6.2.0) writes: its module paths, `pooling_mode`, the
+    length in tokenizer_config.json, prompts with a default; encoded as it encodes."""
+    import sentence_transformers
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    from bert_jax.convert.hf_export import export_to_huggingface
+
+    config, params, _, vocab = tiny
+    export_to_huggingface(params, config, vocab, True, tmp_path / "hf")
+    model = sentence_transformers.SentenceTransformer(
+        modules=[Transformer(str(tmp_path / "hf"), max_seq_length=40), Pooling(32, pooling), Normalize()],
+        prompts={"query": "find: "}, default_prompt_name="query", device="cpu")
+    model.save(str(tmp_path / "st"))
+    assert "Pooling" in json.loads((tmp_path / "st" / "modules.json").read_text())[1]["type"]
+    sentence, transformer = read_sentence_config(tmp_path / "st")
+    assert transformer == tmp_path / "st"
+    assert sentence == SentenceConfig(pooling=pooling, normalize=True, max_seq_length=40,
+                                      prompts={"query": "find: ", "document": ""}, default_prompt_name="query")
+    theirs = model.encode(TEXTS, batch_size=len(TEXTS), convert_to_numpy=True)
+    ours = SentenceEncoder(params, config, load_tokenizer(vocab, do_lower_case=True), sentence=sentence)(TEXTS)
+    assert_close(ours.sentence_vectors, theirs, f"saved by sentence-transformers, {pooling} pooling")
+
+
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 @pytest.mark.parametrize("include_prompt", [True, False])
 def test_prompts_and_lower_casing_as_sentence_transformers(tiny, pooling, include_prompt, tmp_path):
