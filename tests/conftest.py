@@ -29,6 +29,7 @@ if _REPO_ROOT not in sys.path:
 pytest_plugins = [
     "tests.support.export_fixtures",
     "tests.support.import_sources",
+    "tests.support.sentence_transformers_models",
     "tests.support.sentencepiece_corpora",
     "tests.support.stdlib_corpus_files",
     "tests.support.tokenizer_pairs",

@@ -25,9 +25,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--padded-tokens", metavar="PATH.npy",
                    help="also write the token vectors padded to one array, .npy, with its mask "
                    "as PATH.mask.npy")
-    p.add_argument("--pooling", choices=("mean", "max", "cls", "pooler"), default="mean",
+    p.add_argument("--pooling", choices=("mean", "max", "cls", "pooler"),
                    help="over real tokens only: mean, elementwise max, the [CLS] vector, or "
-                   "BERT's tanh pooler output")
+                   "BERT's tanh pooler output (default: the model's own, a sentence-transformers "
+                   "model's or a work directory's sentence.pooling; else mean)")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction,
+                   help="scale each sentence vector to unit length (default: as the model does, "
+                   "e.g. a sentence-transformers model with a Normalize module; else not)")
     p.add_argument("--truncate", action="store_true",
                    help="cut lines longer than the model takes instead of stopping with an error")
     return p
@@ -42,11 +46,13 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.input} has no lines to encode.")
     encoder = SentenceEncoder.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
     with_tokens = args.tokens is not None or args.padded_tokens is not None
-    encodings = encoder(texts, pooling=args.pooling, with_tokens=with_tokens, truncate=args.truncate)
+    encodings = encoder(texts, pooling=args.pooling, with_tokens=with_tokens, truncate=args.truncate,
+                        normalize=args.normalize)
     save_encodings(encodings, args.output, args.tokens, args.padded_tokens)
     written = [args.tokens, args.padded_tokens and f"{args.padded_tokens} (padded; mask "
                f"{padded_mask_path(args.padded_tokens)})"]
-    print(f"wrote {encodings.sentence_vectors.shape[0]} {args.pooling}-pooled sentence vectors of "
+    print(f"wrote {encodings.sentence_vectors.shape[0]} {encodings.pooling}-pooled "
+          f"{'unit-length ' if encodings.normalized else ''}sentence vectors of "
           f"size {encodings.sentence_vectors.shape[1]} to {args.output}"
           + (f" and {len(encodings.token_ids)} token vectors to {' and '.join(w for w in written if w)}"
              if with_tokens else ""))

@@ -12,6 +12,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--output", required=True, help="directory to write")
     p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
     p.add_argument("--vocab", help="vocab.txt (default: the run's data.vocab_file)")
+    p.add_argument("--sentence-transformers", action="store_true",
+                   help="write a sentence-transformers model (a BertModel and the run config's "
+                   "sentence pooling, normalization and prompts) into a new or empty directory")
     return p
 
 
@@ -19,8 +22,13 @@ def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
     from bert_jax.config.validation import bert_config
     from bert_jax.convert.hf_export import export_to_huggingface
+    from bert_jax.convert.sentence_transformers import export_workdir
     from bert_jax.state.trained_params import load_trained_params
 
+    if args.sentence_transformers:
+        out, step = export_workdir(args.workdir, args.output, args.step, args.vocab)
+        print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}")
+        return
     params, config, step = load_trained_params(args.workdir, args.step)
     out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
                                 config.data.do_lower_case, args.output)

@@ -12,7 +12,7 @@ import dataclasses
 
 import ml_collections
 
-from bert_jax.model import BertConfig
+from bert_jax.model import BertConfig, SentenceConfig
 from bert_jax.parallel.sharding import (
     DEFAULT_PARAMETER_RULES,
 )
@@ -111,5 +111,11 @@ def default_config() -> ml_collections.ConfigDict:
     # MaxText's logical_axis_rules; e.g. `--set mesh.rules.vocab=` keeps the embedding table
     # whole under tensor parallelism. The batch always splits over data x fsdp.
     config.mesh.rules = ml_collections.ConfigDict(DEFAULT_PARAMETER_RULES)
+
+    # The sentence-embedding head (`bert_jax.model.sentence.SentenceConfig`): pooling, unit
+    # length, prompts. `bert-jax encode` pools this way unless told otherwise, a sentence-transformers
+    # export writes it as that library's modules, and `bert-jax import` of a sentence-transformers
+    # directory sets it to that model's own.
+    config.sentence = ml_collections.ConfigDict(dataclasses.asdict(SentenceConfig()))
     return config
 

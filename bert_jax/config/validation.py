@@ -10,7 +10,7 @@ import math
 import ml_collections
 
 from bert_jax.config.defaults import RNG_IMPLS
-from bert_jax.model import BertConfig
+from bert_jax.model import BertConfig, SentenceConfig
 from bert_jax.parallel.sharding import (
     MESH_AXES,
     config_rules,
@@ -30,6 +30,16 @@ def bert_config(config: ml_collections.ConfigDict) -> BertConfig:
     return BertConfig(**config.model.to_dict())
 
 
+def sentence_config(config: ml_collections.ConfigDict) -> SentenceConfig:
+    """The run's sentence-embedding head (the defaults for a run saved before it had one)."""
+    fields = config.sentence.to_dict() if "sentence" in config else {}
+    known = {f.name for f in dataclasses.fields(SentenceConfig)}
+    unknown = set(fields) - known
+    if unknown:
+        raise ValueError(f"sentence has unknown fields {sorted(unknown)}; known: {sorted(known)}.")
+    return SentenceConfig(**fields)
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ValueError naming every field that breaks a rule, before anything is compiled."""
     errors: list[str] = []
@@ -38,6 +48,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     except (ValueError, TypeError) as e:
         errors.append(str(e))
         model = None
+    try:
+        sentence_config(config)
+    except ValueError as e:
+        errors.append(str(e))
     data, train, opt = config.data, config.train, config.optimizer
     if model is not None and data.max_seq_length > model.max_position_embeddings:
         errors.append(f"data.max_seq_length={data.max_seq_length} exceeds "

@@ -1,5 +1,5 @@
 """Sentence and token vectors: the encoder's contextual token vectors, and one vector per text
-pooled from them.
+pooled from them (`bert_jax.model.sentence`).
 
 Poolings (all over the real tokens, `[CLS]` and `[SEP]` included, never over padding):
   mean    the sum of the token vectors where `input_mask` is 1, divided by their count (as
@@ -7,6 +7,11 @@ Poolings (all over the real tokens, `[CLS]` and `[SEP]` included, never over pad
   max     the elementwise maximum over the real tokens
   cls     the `[CLS]` token's vector
   pooler  BERT's pooler output: tanh(dense(`[CLS]` vector)), which the NSP head reads
+
+By default a model pools as its `SentenceConfig` says: a sentence-transformers directory's own
+pooling, normalization, length, lower-casing and default prompt (so that the vectors are
+`SentenceTransformer(directory).encode(texts)`'s), a work directory's run config `sentence`
+section; other sources have none, and pool by the mean, unnormalized.
 
 Files (`save_encodings`): the sentence vectors as a `.npy` of shape [n, hidden] (float32, row i
 for line i), and optionally the token vectors as a ragged `.npz`: `token_vectors` [total tokens,
@@ -29,25 +34,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bert_jax.inference.batching import BucketedModel, encoder_outputs, padded_batches, single_sequence
-
-POOLINGS = ("mean", "max", "cls", "pooler")
-
-
-def pool(sequence: jax.Array, pooled: jax.Array, input_mask: jax.Array, pooling: str) -> jax.Array:
-    """[batch, hidden] float32 sentence vectors from the sequence output [batch, length, hidden]."""
-    sequence = sequence.astype(jnp.float32)
-    real = input_mask[..., None] > 0
-    if pooling == "mean":
-        count = jnp.maximum(jnp.sum(input_mask, axis=1, keepdims=True), 1).astype(jnp.float32)
-        return jnp.sum(jnp.where(real, sequence, 0.0), axis=1) / count
-    if pooling == "max":
-        return jnp.max(jnp.where(real, sequence, -jnp.inf), axis=1)
-    if pooling == "cls":
-        return sequence[:, 0]
-    if pooling == "pooler":
-        return pooled.astype(jnp.float32)
-    raise ValueError(f"pooling {pooling!r} must be one of {POOLINGS}.")
+from bert_jax.inference.batching import (
+    BucketedModel,
+    ShapeBuckets,
+    encoder_outputs,
+    padded_batches,
+    single_sequence,
+)
+from bert_jax.inference.loading import load_for_inference
+from bert_jax.model import BertConfig
+from bert_jax.model.sentence import POOLINGS, SentenceConfig, l2_normalize, pool
 
 
 @dataclasses.dataclass
@@ -57,6 +53,8 @@ class Encodings:
     token_ids: np.ndarray               # [total tokens] int32, [CLS] and [SEP] included.
     offsets: np.ndarray                 # [n + 1] int64: text i is rows offsets[i]:offsets[i + 1].
     token_vectors: np.ndarray | None    # [total tokens, hidden] float32, or None.
+    pooling: str = "mean"               # How the sentence vectors were pooled,
+    normalized: bool = False            # and whether scaled to unit length.
 
     def tokens(self, i: int) -> np.ndarray:
         """Text i's token vectors [its length, hidden]."""
@@ -81,29 +79,61 @@ class SentenceEncoder(BucketedModel):
     """Texts to vectors. Build it with `SentenceEncoder.load(path)`.
 
     It needs no head, so it also loads a `BertModel` without a pooler (`pooler` pooling then
-    reads a freshly initialized one, which `load` logs)."""
+    reads a freshly initialized one, which `load` logs). `sentence` (the model's own, from `load`)
+    sets the default pooling and normalization, the longest input, and the prompt."""
     task = "encode"
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._encode = self.jit(self._vectors, static_argnames=("pooling", "with_tokens"))
+    def __init__(self, params: Any, config: BertConfig, tokenizer: Any, max_batch_size: int = 32,
+                 sentence: SentenceConfig | None = None):
+        super().__init__(params, config, tokenizer, max_batch_size)
+        self.sentence = sentence or SentenceConfig()
+        self.buckets = ShapeBuckets.for_model(self.sentence.max_length(config.max_position_embeddings),
+                                              max_batch_size)
+        self._encode = self.jit(self._vectors, static_argnames=("pooling", "normalize", "with_tokens"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, step: int | None = None, dtype: str | None = None,
+             **kwargs) -> SentenceEncoder:
+        """From a work directory, a sentence-transformers or Hugging Face directory or a Google
+        checkpoint (see `load_for_inference`), with the model's own `SentenceConfig`."""
+        loaded = load_for_inference(path, step, dtype)
+        return cls(loaded.params, loaded.config, loaded.tokenizer, sentence=loaded.sentence, **kwargs)
 
     def _vectors(self, params: Any, input_ids: jax.Array, input_mask: jax.Array, segment_ids: jax.Array,
-                 pooling: str, with_tokens: bool) -> tuple[jax.Array, jax.Array | None]:
+                 first_pooled: jax.Array, pooling: str, normalize: bool, with_tokens: bool
+                 ) -> tuple[jax.Array, jax.Array | None]:
         sequence, pooled = encoder_outputs(self.model, params, input_ids, input_mask, segment_ids)
         tokens = sequence.astype(jnp.float32) if with_tokens else None
-        return pool(sequence, pooled, input_mask, pooling), tokens
+        # A prompt's tokens (positions before `first_pooled`) are left out when it is not pooled.
+        pooled_mask = input_mask * (jnp.arange(input_mask.shape[1]) >= first_pooled)
+        vectors = pool(sequence, pooled, pooled_mask, pooling)
+        return l2_normalize(vectors) if normalize else vectors, tokens
 
-    def __call__(self, texts: Sequence[str], pooling: str = "mean", with_tokens: bool = False,
-                 truncate: bool = False) -> Encodings:
-        """Encodes each text as `[CLS] text [SEP]`; results in input order.
+    def __call__(self, texts: Sequence[str], pooling: str | None = None, with_tokens: bool = False,
+                 truncate: bool = False, normalize: bool | None = None,
+                 prompt_name: str | None = None) -> Encodings:
+        """Encodes each text as `[CLS] prompt text [SEP]`; results in input order.
 
-        Raises ValueError for an unknown pooling, or a text longer than the model takes unless
-        `truncate` (then it is cut to the model's length).
+        `pooling` and `normalize` (to unit length) default to the model's `SentenceConfig`'s, the
+        prompt to its default prompt (none for most models); `prompt_name` names another of its
+        prompts.
+
+        Raises ValueError for an unknown pooling or prompt, or a text longer than the model takes
+        unless `truncate` (then it is cut to the model's length).
         """
+        sentence = self.sentence
+        pooling = sentence.pooling if pooling is None else pooling
+        normalize = sentence.normalize if normalize is None else normalize
         if pooling not in POOLINGS:
             raise ValueError(f"pooling {pooling!r} must be one of {POOLINGS}.")
         texts = [texts] if isinstance(texts, str) else list(texts)
+        prompt = sentence.prompt(prompt_name)
+        # As sentence-transformers: the prompt goes before the text, then both are lower-cased if
+        # the model says so, and the prompt's length is [CLS] and its own tokens.
+        texts = [prompt + text for text in texts]
+        if sentence.do_lower_case:
+            prompt, texts = _lower(prompt), [_lower(text) for text in texts]
+        first_pooled = 1 + len(self.tokenizer.encode(prompt)) if prompt and not sentence.include_prompt else 0
         sequences = [single_sequence(self.tokenizer, text, self.buckets.max_length, truncate,
                                      what=f"text {i + 1}") for i, text in enumerate(texts)]
         lengths = np.array([len(s.ids) for s in sequences], np.int64)
@@ -114,12 +144,19 @@ class SentenceEncoder(BucketedModel):
         for batch in padded_batches(sequences, self.buckets):
             batch_vectors, batch_tokens = jax.device_get(self._encode(
                 self.params, batch.input_ids, batch.input_mask, batch.segment_ids,
-                pooling=pooling, with_tokens=with_tokens))
+                np.int32(first_pooled), pooling=pooling, normalize=normalize, with_tokens=with_tokens))
             vectors[batch.rows] = batch_vectors[:len(batch.rows)]
             if with_tokens:
                 for r, i in enumerate(batch.rows):
                     tokens[offsets[i]:offsets[i + 1]] = batch_tokens[r, :lengths[i]]
-        return Encodings(vectors, token_ids, offsets, tokens)
+        return Encodings(vectors, token_ids, offsets, tokens, pooling, normalize)
+
+
+def _lower(text: str) -> str:
+    """Each character lower-cased on its own, as the `tokenizers` library's Lowercase normalizer
+    (which sentence-transformers' do_lower_case adds): `str.lower` would make a word's final
+    capital sigma a final sigma, which it does not."""
+    return "".join(c.lower() for c in text)
 
 
 def read_sentences(path: str | os.PathLike) -> list[str]:

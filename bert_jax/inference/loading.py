@@ -1,5 +1,5 @@
-"""Loading a model for inference from a work directory, a Hugging Face directory or a Google
-checkpoint (`load_model`), and refusing a task whose heads the source lacks.
+"""Loading a model for inference from a work directory, a sentence-transformers or Hugging Face
+directory or a Google checkpoint (`load_model`), and refusing a task whose heads the source lacks.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 
 import jax
 
-from bert_jax.config.validation import bert_config
+from bert_jax.config.validation import bert_config, sentence_config
 from bert_jax.convert.imported import complete_params
+from bert_jax.convert.sentence_transformers import is_sentence_transformers_directory, load_sentence_transformers
 from bert_jax.convert.sources import is_workdir, load_pretrained
-from bert_jax.model import BertConfig
+from bert_jax.model import BertConfig, SentenceConfig
 from bert_jax.state.trained_params import load_trained_params
 from input_pipeline.tokenizers.loading import load_tokenizer
 
@@ -38,6 +39,9 @@ class LoadedModel:
     tokenizer: Tokenizer
     missing: list[str]          # Parameter paths freshly initialized (a BertModel has no heads).
     source: str
+    # Its sentence-embedding head: a sentence-transformers directory's modules, a work directory's
+    # run config; the defaults (mean pooling) for other sources.
+    sentence: SentenceConfig = dataclasses.field(default_factory=SentenceConfig)
 
 
 def load_model(path: str | os.PathLike, step: int | None = None, dtype: str | None = None
@@ -68,18 +72,23 @@ def load_for_inference(path: str | os.PathLike, step: int | None = None, dtype: 
         params, run_config, step = load_trained_params(path, step)
         config = bert_config(run_config)
         tokenizer = load_tokenizer(run_config.data.vocab_file, do_lower_case=run_config.data.do_lower_case)
-        loaded = LoadedModel(params, config, tokenizer, [], f"{path} (step {step})")
+        loaded = LoadedModel(params, config, tokenizer, [], f"{path} (step {step})",
+                             sentence_config(run_config))
     else:
         if step is not None:
             raise ValueError(f"{path} is not a work directory; --step applies to work directories only.")
-        imported = load_pretrained(path)
+        sentence = SentenceConfig()
+        if is_sentence_transformers_directory(path):
+            imported, sentence = load_sentence_transformers(path)
+        else:
+            imported = load_pretrained(path)
         if imported.vocab_file is None:
             raise ValueError(f"{path} has no vocab (vocab.txt or spiece.model) to tokenize with.")
         if imported.missing:
             logger.warning("%s", imported.describe())
         tokenizer = load_tokenizer(imported.vocab_file, do_lower_case=imported.do_lower_case)
         params = jax.device_put(complete_params(imported))
-        loaded = LoadedModel(params, imported.config, tokenizer, imported.missing, imported.source)
+        loaded = LoadedModel(params, imported.config, tokenizer, imported.missing, imported.source, sentence)
     if dtype is not None:
         loaded.config = dataclasses.replace(loaded.config, dtype=dtype)
     return loaded
