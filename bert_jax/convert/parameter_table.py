@@ -173,6 +173,7 @@ def next_sentence(config: BertConfig) -> Iterator[Parameter]:
 # The heads of each kind of model, after the encoder. The fine-tuning heads add kinds here.
 HEADS: dict[str, tuple[Head, ...]] = {
     "pretraining": (pooler, masked_lm, next_sentence),  # BertForPreTraining; run_pretraining.py
+    "encoder": (pooler,),  # BertModel, e.g. the BERT of a sentence-transformers model
 }
 
 

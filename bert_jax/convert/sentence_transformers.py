@@ -34,12 +34,13 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from bert_jax.config.validation import bert_config, sentence_config
-from bert_jax.convert.hf_export import huggingface_config, parameter_table
+from bert_jax.convert.hf_export import huggingface_config
 from bert_jax.convert.hf_import import is_huggingface_directory, load_huggingface
 from bert_jax.convert.hf_tokenizer import write_tokenizer_files
 from bert_jax.convert.imported import ImportedModel
+from bert_jax.convert.parameter_table import to_format
 from bert_jax.convert.workdir_import import import_to_workdir
-from bert_jax.model import BertConfig, unscan_params
+from bert_jax.model import BertConfig
 from bert_jax.model.sentence import SENTENCE_POOLINGS, SIMILARITIES, SentenceConfig
 from bert_jax.state.trained_params import load_trained_params
 
@@ -310,19 +311,11 @@ print(model.similarity(embeddings, embeddings))
 
 
 def bert_model_state_dict(params: Any, config: BertConfig) -> dict[str, np.ndarray]:
-    """Our parameters (scanned or not; the heads may be absent) as the state dict of a Hugging
-    Face `BertModel`, the encoder and pooler as float32 arrays: the tensors
-    `hf_export.parameter_table` maps under `bert.`, without that prefix, as `BertModel` names them."""
-    params = unscan_params(params, config.num_layers)
-    tensors = {}
-    for mapping in parameter_table(config):
-        if mapping.hf_name.startswith("bert."):
-            value = params
-            for key in mapping.path:
-                value = value[key]
-            tensors[mapping.hf_name.removeprefix("bert.")] = np.ascontiguousarray(
-                mapping.to_hf(np.asarray(value, dtype=np.float32)))
-    return tensors
+    """Our parameters (scanned or not; the pretraining heads may be absent) as the state dict of a
+    Hugging Face `BertModel`, the encoder and pooler as float32 arrays: `BertModel` names them
+    without the `bert.` prefix of the pretraining model."""
+    tensors = to_format(params, config, "huggingface", kind="encoder")
+    return {name.removeprefix("bert."): value for name, value in tensors.items()}
 
 
 def export_sentence_transformers(params: Any, config: BertConfig, vocab_file: str | os.PathLike,
