@@ -55,7 +55,7 @@ def load_for_inference(path: str | os.PathLike, step: int | None = None, dtype: 
                        ) -> LoadedModel:
     """A model from a bert-jax work directory (its latest checkpoint, or `step`), a Hugging Face
     directory (`bert-jax export`'s, or any BERT `transformers` saved) or a Google BERT checkpoint;
-    the last two through `bert_jax.checkpoint_import`. Heads the source lacks (a `BertModel` has
+    the last two through `bert_jax.convert.sources.load_pretrained`. Heads the source lacks (a `BertModel` has
     none) are freshly initialized, logged, and listed in `missing`, so tasks that need them can
     refuse. `dtype` ("float32", "bfloat16", "float16") overrides the compute dtype.
 

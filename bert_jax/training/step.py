@@ -1,6 +1,6 @@
 """The pure training and evaluation steps: `(state, batch) -> (state, metrics)`.
 
-Nothing here touches files, clocks or logs; the loop in `bert_jax.train` does. Dropout keys are
+Nothing here touches files, clocks or logs; the loop in `bert_jax.training.loop` does. Dropout keys are
 derived from the step number, so a run resumed from a checkpoint draws the same keys as one that
 never stopped.
 """

@@ -7,7 +7,7 @@ Cross-contamination"), and every padding token costs as much as a real one. Pack
 side by side in one row instead, without changing what the model computes for any of them:
 
 * `input_mask` numbers the sequences of a row (1, 2, ...; 0 is padding), and attention stays
-  within a sequence (`bert_jax.model.packed_attention_mask`);
+  within a sequence (`bert_jax.model.bert.packed_attention_mask`);
 * `position_ids` restart at 0 with every sequence;
 * `cls_positions` [rows, max_sequences_per_pack] point at each sequence's `[CLS]`, where the
   pooler and the next-sentence head read it; `next_sentence_labels` and `next_sentence_weights`

@@ -225,7 +225,7 @@ def test_the_pod_command_runs_as_one_process_where_there_is_no_cluster():
     """`--distributed auto`, what the launchers pass, on a machine where JAX detects no cluster
     (no SLURM or TPU pod): one process, with a warning, so the pod's command runs unchanged."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TPU_", "OMPI_"))}
-    code = ("import logging; logging.basicConfig(); from bert_jax import distributed; "
+    code = ("import logging; logging.basicConfig(); from bert_jax.parallel import distributed; "
             "distributed.initialize('auto'); import jax; print(jax.process_count(), jax.process_index())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=120)

@@ -16,6 +16,7 @@ from bert_jax.config.validation import bert_config, validate
 from bert_jax.state.optimizer import decay_mask, learning_rate_schedule
 from bert_jax.training.loop import train_and_evaluate
 from bert_jax.training.step import masked_lm_loss, next_sentence_loss, summarize
+from tests.support.model_inputs import random_pretraining_batch
 
 
 def test_learning_rate_warms_up_then_decays_linearly():
@@ -225,17 +226,6 @@ def test_shards_that_do_not_match_the_config_are_refused(tiny_run_config, tiny_c
         train_and_evaluate(config, tmp_path)
 
 
-def _random_batch(rows: int, length: int = 64, predictions: int = 10, vocab: int = 1000) -> dict:
-    rng = np.random.default_rng(0)
-    return {"input_ids": rng.integers(5, vocab, (rows, length)).astype(np.int32),
-            "input_mask": (np.arange(length)[None] < rng.integers(20, length + 1, (rows, 1))).astype(np.int32),
-            "segment_ids": np.zeros((rows, length), np.int32),
-            "masked_lm_positions": rng.integers(1, 20, (rows, predictions)).astype(np.int32),
-            "masked_lm_ids": rng.integers(5, vocab, (rows, predictions)).astype(np.int32),
-            "masked_lm_weights": (rng.random((rows, predictions)) < 0.8).astype(np.float32),
-            "next_sentence_labels": rng.integers(0, 2, rows).astype(np.int32)}
-
-
 def test_gradient_accumulation_is_the_same_update(tiny_run_config):
     """Two and four micro-batches give the update of one pass over the whole batch (dropout
     off: the micro-batches draw their own dropout masks)."""
@@ -255,7 +245,7 @@ def test_gradient_accumulation_is_the_same_update(tiny_run_config):
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
     state = create_state(model, optimizer, config, state_shardings(model, optimizer, config, mesh))
-    batch = _random_batch(16)
+    batch = random_pretraining_batch(16)
     results = {}
     for k in (1, 2, 4):
         step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
@@ -299,7 +289,7 @@ def test_dropout_rng_implementation_is_a_config_choice(tiny_run_config):
     model = BertForPreTraining(bert_config(config))
     optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
     shardings = state_shardings(model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
-    batch = _random_batch(4)
+    batch = random_pretraining_batch(4)
     losses = {}
     for impl in ("threefry2x32", "rbg", "rbg"):
         step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
