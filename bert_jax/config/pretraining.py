@@ -9,10 +9,6 @@ import dataclasses
 
 import ml_collections
 
-from input_pipeline.instances.masking import MaskingConfig
-from input_pipeline.reading.packing import PackingConfig
-from input_pipeline.reading.reader import ReaderConfig
-
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
@@ -82,19 +78,6 @@ class PretrainingData:
     def eval_phase(self) -> Phase:
         """The held-out shards, read with phase 1's shapes."""
         return dataclasses.replace(self.phases[0], files=self.eval_files)
-
-    def reader_config(self, phase: Phase, *, repeat: bool, batch_size: int,
-                      masking: MaskingConfig | None = None) -> ReaderConfig:
-        """The reader of `phase`'s shards, `batch_size` examples a batch (this process's);
-        `masking` for shards written unmasked (`dynamic_masking`)."""
-        return ReaderConfig(
-            file_patterns=phase.file_patterns, batch_size=batch_size,
-            max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
-            seed=self.seed, shuffle_buffer=self.shuffle_buffer, repeat=repeat,
-            dynamic_masking=masking, vocab_size=self.vocab_size)
-
-    def packing_config(self, phase: Phase) -> PackingConfig:
-        return PackingConfig(self.max_sequences_per_pack, phase.predictions_per_row)
 
     def position(self, phase: Phase) -> dict:
         """What a saved data position means; a checkpoint's position is used only if it matches

@@ -101,8 +101,9 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
                       jit_train_step(objective, optimizer, schedule, run.loop, mesh, run.mesh.rules, shardings))
         if start_step < run.loop.num_steps:
             if evaluation is not None and evaluation.best is not None and steps.evaluates_after(start_step):
-                # The run stopped between this step's checkpoint and its evaluation, or after it:
-                # again, on the same parameters, so that the best is chosen among the same ones.
+                # This step's checkpoint may have been saved before its evaluation was made:
+                # evaluated again, on the same parameters, the best is chosen among the same
+                # evaluations as in a run that never stopped.
                 evaluation(state.params, start_step)
             with contextlib.closing(PreemptionWatch()) as preemption:
                 state, preempted_at = steps.run(state, batches, start_step, preemption)
@@ -174,9 +175,12 @@ class Steps:
     def __init__(self, run: RunConfig, objective: Objective, data: TrainData, mesh: jax.sharding.Mesh,
                  checkpointer: Checkpointer, reporter: ProgressReporter, evaluation: Evaluation | None,
                  on_report: Report | None, step_fn: Callable):
-        self.loop, self.checkpoint_every, self.user_config = run.loop, run.checkpoints.every, run.user_config
+        self.loop = run.loop
+        self.checkpoint_every = run.checkpoints.every
+        self.user_config = run.user_config
         self.objective, self.data, self.mesh, self.step_fn = objective, data, mesh, step_fn
-        self.checkpointer, self.reporter, self.evaluation, self.on_report = checkpointer, reporter, evaluation, on_report
+        self.checkpointer, self.reporter = checkpointer, reporter
+        self.evaluation, self.on_report = evaluation, on_report
         self.nonfinite = NonFiniteStreak(run.loop.max_consecutive_nonfinite)
         self.pending: list[dict[str, jax.Array]] = []  # on the device, not yet fetched
         self.interval: list[dict[str, float]] = []     # fetched, not yet logged

@@ -12,7 +12,7 @@ import numpy as np
 
 from bert_jax.config.pretraining import Phase, PretrainingData
 from input_pipeline.instances.masking import MaskingConfig
-from input_pipeline.reading.packing import PackedBatches
+from input_pipeline.reading.packing import PackedBatches, PackingConfig
 from input_pipeline.reading.reader import DataIterator, ReaderConfig, check_shards_match
 from input_pipeline.tokenizers.loading import load_tokenizer
 
@@ -37,8 +37,8 @@ class PhasedShards:
                                 jax.process_index(), jax.process_count())
         windows = DataIterator(_reader_config(data, phase, True, data.packing_window),
                                jax.process_index(), jax.process_count())
-        return PackedBatches(windows, per_process, phase.max_seq_length, data.packing_config(phase),
-                             seed=data.seed)
+        packing = PackingConfig(data.max_sequences_per_pack, phase.predictions_per_row)
+        return PackedBatches(windows, per_process, phase.max_seq_length, packing, seed=data.seed)
 
     def position(self, phase: Phase) -> dict:
         return self.data.position(phase)
@@ -63,10 +63,16 @@ def eval_batches(data: PretrainingData) -> Iterator[dict[str, np.ndarray]]:
 
 
 def _reader_config(data: PretrainingData, phase: Phase, repeat: bool, batch_size: int) -> ReaderConfig:
+    """The reader of `phase`'s shards, `batch_size` examples a batch (this process's); masking
+    them itself for shards written unmasked (`dynamic_masking`)."""
     masking = None
     if data.dynamic_masking:
         masking = MaskingConfig.from_tokenizer(
             load_tokenizer(data.vocab_file, do_lower_case=data.do_lower_case),
             masked_lm_prob=data.masked_lm_prob, max_predictions_per_seq=phase.max_predictions_per_seq,
             whole_word_masking=data.whole_word_masking)
-    return data.reader_config(phase, repeat=repeat, batch_size=batch_size, masking=masking)
+    return ReaderConfig(
+        file_patterns=phase.file_patterns, batch_size=batch_size, max_seq_length=phase.max_seq_length,
+        max_predictions_per_seq=phase.max_predictions_per_seq, seed=data.seed,
+        shuffle_buffer=data.shuffle_buffer, repeat=repeat, dynamic_masking=masking,
+        vocab_size=data.vocab_size)
