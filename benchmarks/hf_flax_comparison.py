@@ -74,11 +74,14 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
     import jax
 
     from bert_jax.config.files import load_config
+    from bert_jax.config.pretraining import PretrainingData
+    from bert_jax.config.run import RunConfig
     from bert_jax.config.validation import bert_config
     from bert_jax.model import BertForPreTraining, flops
     from bert_jax.parallel import sharding
     from bert_jax.state.optimizer import make_optimizer
     from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.pretraining import PretrainingObjective
     from bert_jax.training.step import train_step
 
     sys.path.insert(0, str(HERE))
@@ -107,14 +110,15 @@ def measure_ours(size: str, batch: int, seq: int, predictions: int, steps: int,
               else synthetic_batch(batch, seq, predictions, m.vocab_size))
 
     mesh = sharding.make_mesh(config.mesh.shape)
-    model = BertForPreTraining(m)
-    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = state_shardings(model, optimizer, config, mesh)
-    state = create_state(model, optimizer, config, shardings)
+    run = RunConfig.from_config(config)
+    objective = PretrainingObjective.for_data(BertForPreTraining(m), PretrainingData.from_config(config))
+    optimizer, schedule = make_optimizer(run.optimizer, run.loop.num_steps)
+    shardings = state_shardings(objective.init_params, optimizer, mesh, run.mesh.rules)
+    state = create_state(objective.init_params, optimizer, shardings, run.loop.seed)
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
     batch_arrays = jax.device_put(arrays, sharding.batch_sharding(mesh))
-    step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                                     seed=config.train.seed, rng_impl=config.train.rng_impl),
+    step = jax.jit(functools.partial(train_step, objective=objective, optimizer=optimizer, schedule=schedule,
+                                     seed=run.loop.seed, rng_impl=run.loop.rng_impl),
                    donate_argnums=0)
     timing = time_step(step, state, batch_arrays, steps)
     if packed_shards:

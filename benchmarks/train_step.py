@@ -27,11 +27,13 @@ import numpy as np
 from step_timing import synthetic_batch
 
 from bert_jax.config.files import load_config
-from bert_jax.config.validation import bert_config
+from bert_jax.config.pretraining import PretrainingData
+from bert_jax.config.run import RunConfig
 from bert_jax.model import BertForPreTraining, flops
 from bert_jax.parallel import sharding
 from bert_jax.state.optimizer import make_optimizer
 from bert_jax.state.train_state import create_state, state_shardings
+from bert_jax.training.pretraining import PretrainingObjective
 from bert_jax.training.step import train_step
 
 
@@ -57,21 +59,23 @@ def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: 
             "data.train_files=unused", f"data.max_seq_length={seq}", f"train.global_batch_size={rows}",
             f"model.dtype={dtype}", *overrides])
         mesh = sharding.make_mesh(config.mesh.shape)
-        model_config = bert_config(config)
-        model = BertForPreTraining(model_config)
-        optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-        shardings = state_shardings(model, optimizer, config, mesh)
+        run = RunConfig.from_config(config)
+        model_config = run.model
+        objective = PretrainingObjective.for_data(BertForPreTraining(model_config),
+                                                  PretrainingData.from_config(config))
+        optimizer, schedule = make_optimizer(run.optimizer, run.loop.num_steps)
+        shardings = state_shardings(objective.init_params, optimizer, mesh, run.mesh.rules)
         predictions = config.data.max_predictions_per_seq
         arrays = (saved if saved is not None and rows == batch
                   else synthetic_batch(rows, seq, predictions, model_config.vocab_size))
         batch_arrays = jax.device_put(arrays, sharding.batch_sharding(mesh))
-        step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                                         seed=0, rng_impl=config.train.rng_impl), donate_argnums=0)
-        return config, model_config, model, optimizer, shardings, batch_arrays, step
+        step = jax.jit(functools.partial(train_step, objective=objective, optimizer=optimizer, schedule=schedule,
+                                         seed=0, rng_impl=run.loop.rng_impl), donate_argnums=0)
+        return config, model_config, objective, optimizer, shardings, batch_arrays, step
 
-    config, model_config, model, optimizer, shardings, batch_arrays, step = setup(batch)
+    config, model_config, objective, optimizer, shardings, batch_arrays, step = setup(batch)
     predictions = config.data.max_predictions_per_seq
-    state = create_state(model, optimizer, config, shardings)
+    state = create_state(objective.init_params, optimizer, shardings, config.train.seed)
     start = time.perf_counter()
     compiled = step.lower(state, batch_arrays).compile()
     compile_seconds = time.perf_counter() - start
@@ -105,7 +109,8 @@ def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: 
     if memory_batch:
         del state, compiled
         *_, more_rows, bigger_step = setup(memory_batch)
-        state_shapes = jax.eval_shape(lambda: create_state(model, optimizer, config, shardings))
+        state_shapes = jax.eval_shape(lambda: create_state(objective.init_params, optimizer, shardings,
+                                                           config.train.seed))
         bigger = bigger_step.lower(state_shapes, more_rows).compile()
         result["memory_batch"] = memory_batch
         result["memory_batch_planned_gb"] = (planned_bytes(bigger) or 0) / 1e9

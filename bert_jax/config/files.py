@@ -8,7 +8,9 @@ import ast
 import importlib.util
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import ml_collections
 
@@ -63,11 +65,12 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str] | tu
         node[leaf] = value
 
 
-def to_json(config: ml_collections.ConfigDict) -> str:
-    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+def to_json(config: ml_collections.ConfigDict | Mapping[str, Any]) -> str:
+    return json.dumps(config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config,
+                      indent=2, sort_keys=True)
 
 
-def save_config(config: ml_collections.ConfigDict, path: str | os.PathLike) -> None:
-    """Writes the config as JSON, atomically."""
+def save_config(config: ml_collections.ConfigDict | Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Writes the config (or its `to_dict()`) as JSON, atomically."""
     write_atomically(path, [(to_json(config) + "\n").encode()])
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import ml_collections
 
@@ -53,19 +55,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     except ValueError as e:
         errors.append(str(e))
     data, train, opt = config.data, config.train, config.optimizer
-    if model is not None and data.max_seq_length > model.max_position_embeddings:
-        errors.append(f"data.max_seq_length={data.max_seq_length} exceeds "
-                      f"model.max_position_embeddings={model.max_position_embeddings}.")
-    if not 1 <= data.max_predictions_per_seq <= data.max_seq_length:
-        errors.append(f"data.max_predictions_per_seq={data.max_predictions_per_seq} must be in "
-                      f"[1, data.max_seq_length={data.max_seq_length}].")
+    errors += _phase_errors(data, "", model)
     if data.phase2_train_files:
-        if model is not None and data.phase2_max_seq_length > model.max_position_embeddings:
-            errors.append(f"data.phase2_max_seq_length={data.phase2_max_seq_length} exceeds "
-                          f"model.max_position_embeddings={model.max_position_embeddings}.")
-        if not 1 <= data.phase2_max_predictions_per_seq <= data.phase2_max_seq_length:
-            errors.append(f"data.phase2_max_predictions_per_seq={data.phase2_max_predictions_per_seq} "
-                          f"must be in [1, data.phase2_max_seq_length={data.phase2_max_seq_length}].")
+        errors += _phase_errors(data, "phase2_", model)
         if not 0 < data.phase2_start_fraction < 1:
             errors.append(f"data.phase2_start_fraction={data.phase2_start_fraction} must be in (0, 1).")
     if data.packing:
@@ -92,6 +84,41 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                   "max_consecutive_nonfinite"):
         if train[field] < 1:
             errors.append(f"train.{field}={train[field]} must be at least 1.")
+    errors += _mesh_errors(config, model, num_devices, num_processes)
+    if train.global_batch_size % num_processes:
+        errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible by "
+                      f"the number of processes {num_processes}.")
+    if train.get("init_from"):
+        if not remote_files.exists_or_checkpoint_prefix(train.init_from):
+            errors.append(f"train.init_from={train.init_from!r} does not exist (a Hugging Face "
+                          "directory, a Google checkpoint or a bert-jax work directory).")
+    if not data.train_files:
+        errors.append("data.train_files is empty: point it at the shards made by "
+                      "`bert-jax create-data`.")
+    if errors:
+        raise ValueError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def _phase_errors(data: ml_collections.ConfigDict, prefix: str, model: BertConfig | None) -> list[str]:
+    """The shapes of one phase (`prefix` "" for phase 1, "phase2_" for phase 2): its sequences
+    fit the position table, and it masks at least one and at most every position."""
+    errors = []
+    seq, preds = data[f"{prefix}max_seq_length"], data[f"{prefix}max_predictions_per_seq"]
+    if model is not None and seq > model.max_position_embeddings:
+        errors.append(f"data.{prefix}max_seq_length={seq} exceeds "
+                      f"model.max_position_embeddings={model.max_position_embeddings}.")
+    if not 1 <= preds <= seq:
+        errors.append(f"data.{prefix}max_predictions_per_seq={preds} must be in "
+                      f"[1, data.{prefix}max_seq_length={seq}].")
+    return errors
+
+
+def _mesh_errors(config: ml_collections.ConfigDict, model: BertConfig | None, num_devices: int,
+                 num_processes: int) -> list[str]:
+    """The mesh fits the devices and processes, and splits evenly every model axis and the
+    batch that its rules shard."""
+    errors = []
+    train = config.train
     try:
         shape = mesh_shape(config.mesh.shape, num_devices)
         dp = data_parallel_axes_size(shape)
@@ -123,18 +150,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                           f"train.grad_accum_steps={train.grad_accum_steps}.")
     except ValueError as e:
         errors.append(str(e))
-    if train.global_batch_size % num_processes:
-        errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible by "
-                      f"the number of processes {num_processes}.")
-    if train.get("init_from"):
-        if not remote_files.exists_or_checkpoint_prefix(train.init_from):
-            errors.append(f"train.init_from={train.init_from!r} does not exist (a Hugging Face "
-                          "directory, a Google checkpoint or a bert-jax work directory).")
-    if not data.train_files:
-        errors.append("data.train_files is empty: point it at the shards made by "
-                      "`bert-jax create-data`.")
-    if errors:
-        raise ValueError("invalid config:\n  - " + "\n  - ".join(errors))
+    return errors
 
 
 # What a checkpoint's arrays and a resumed run's data depend on: a work directory whose saved
@@ -147,18 +163,20 @@ RESUME_INVARIANT_FIELDS = (
 )
 
 
-def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: str) -> None:
+def check_resumable(saved: Mapping[str, Any], config: ml_collections.ConfigDict | Mapping[str, Any],
+                    workdir: str, fields: Sequence[str] = RESUME_INVARIANT_FIELDS) -> None:
     """Raises a ValueError naming every field in which `config` differs from the `saved` config
-    of the run in `workdir` in a way a resumed run cannot follow (model shape, vocabulary,
-    sequence length, optimizer)."""
-    new = config.to_dict()
+    of the run in `workdir` in a way a resumed run cannot follow: the `fields` ("section.name";
+    for pretraining the model shape, sequence length and optimizer) and the vocabulary's
+    contents."""
+    new = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
     differences = []
-    for field in RESUME_INVARIANT_FIELDS:
+    for field in fields:
         section, name = field.split(".")
         before, after = saved.get(section, {}).get(name), new[section][name]
         if before != after:
             differences.append(f"{field}: saved {before!r}, now {after!r}")
-    before_vocab, after_vocab = saved.get("data", {}).get("vocab_file"), config.data.vocab_file
+    before_vocab, after_vocab = saved.get("data", {}).get("vocab_file"), new.get("data", {}).get("vocab_file")
     if before_vocab and after_vocab and before_vocab != after_vocab:
         before_hash, after_hash = (_file_sha256(p) for p in (before_vocab, after_vocab))
         if before_hash and after_hash and before_hash != after_hash:

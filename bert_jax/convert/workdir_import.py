@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from bert_jax.config.defaults import default_config
 from bert_jax.config.files import apply_overrides, load_config, save_config
+from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config
 from bert_jax.convert.imported import ImportedModel, check_compatible, complete_params, in_layout
 from bert_jax.convert.sources import load_pretrained
@@ -83,7 +84,7 @@ def _write_workdir(tmp: Path, output_dir: Path, imported: ImportedModel, config:
     config.data.max_seq_length = min(config.data.max_seq_length, model.max_position_embeddings)
 
     params = jax.tree.map(jnp.asarray, in_layout(complete_params(imported, seed), model))
-    optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
+    optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
     checkpointer = Checkpointer(tmp, async_save=False)
     try:

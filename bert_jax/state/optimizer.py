@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import ml_collections
 import optax
 
+from bert_jax.config.run import OptimizerConfig
 
-def learning_rate_schedule(config: ml_collections.ConfigDict, num_train_steps: int) -> optax.Schedule:
+
+def learning_rate_schedule(config: OptimizerConfig, num_train_steps: int) -> optax.Schedule:
     """Linear warm-up from 0 to `learning_rate` over `warmup_steps`, then linear decay to 0 at
     `num_train_steps` (BERT's `polynomial_decay` with power 1)."""
     warmup = optax.linear_schedule(0.0, config.learning_rate, max(config.warmup_steps, 1))
@@ -28,7 +29,7 @@ def decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(applies, params)
 
 
-def make_optimizer(config: ml_collections.ConfigDict,
+def make_optimizer(config: OptimizerConfig,
                    num_train_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """The optimizer named by `config.name` ("adamw" or "lamb") and its schedule."""
     schedule = learning_rate_schedule(config, num_train_steps)

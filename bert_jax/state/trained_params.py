@@ -10,12 +10,13 @@ from typing import Any
 import jax
 import ml_collections
 
+from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config
 from bert_jax.model import BertForPreTraining
 from bert_jax.parallel import sharding
 from bert_jax.state.checkpointer import Checkpointer
 from bert_jax.state.optimizer import make_optimizer
-from bert_jax.state.train_state import abstract_state, state_shardings
+from bert_jax.state.train_state import abstract_state, pretraining_init, state_shardings
 
 
 def load_trained_params(workdir: str | os.PathLike, step: int | None = None
@@ -30,10 +31,11 @@ def load_trained_params(workdir: str | os.PathLike, step: int | None = None
                                     "`bert-jax pretrain` with this work directory first.")
         config = ml_collections.ConfigDict(checkpointer.restore_config(step))
         mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.local_devices()[:1])
-        model = BertForPreTraining(bert_config(config))
-        optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-        shardings = state_shardings(model, optimizer, config, mesh)
-        state = checkpointer.restore(step, abstract_state(model, optimizer, config, shardings))
+        init = pretraining_init(BertForPreTraining(bert_config(config)), config.data.max_seq_length,
+                                config.data.max_predictions_per_seq)
+        optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
+        shardings = state_shardings(init, optimizer, mesh, sharding.config_rules(config))
+        state = checkpointer.restore(step, abstract_state(init, optimizer, shardings))
     finally:
         checkpointer.close()
     return state.params, config, step

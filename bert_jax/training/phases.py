@@ -1,6 +1,6 @@
-"""Which data a step trains on: the two phases of BERT's recipe (short sequences, then long ones
-from their own shards), the reader and packing behind each, and the data position a checkpoint
-records so that a resumed run reads what an uninterrupted one would.
+"""Pretraining's data, by phase (`config.pretraining.PretrainingData`): the shards' manifests
+checked against the config, the reader (and packing) behind each phase, and the data position a
+checkpoint records so that a resumed run reads what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -8,90 +8,71 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import jax
-import ml_collections
 import numpy as np
 
+from bert_jax.config.pretraining import Phase, PretrainingData
 from input_pipeline.instances.masking import MaskingConfig
 from input_pipeline.reading.packing import PackedBatches, PackingConfig
-from input_pipeline.reading.reader import DataIterator, ReaderConfig
+from input_pipeline.reading.reader import DataIterator, ReaderConfig, check_shards_match
 from input_pipeline.tokenizers.loading import load_tokenizer
 
 
-def phase2_start_step(config: ml_collections.ConfigDict) -> int | None:
-    """The first step of phase 2 (long sequences), or None for a one-phase run."""
-    if not config.data.phase2_train_files:
-        return None
-    return round(config.data.phase2_start_fraction * config.train.num_steps)
+class PhasedShards:
+    """The training data of pretraining: each phase's shards, from the phase's first step
+    (`training.objective.TrainData`)."""
+
+    def __init__(self, data: PretrainingData):
+        self.data = data
+
+    def stage_at(self, step: int) -> Phase:
+        return self.data.phase_at(step)
+
+    def batches(self, phase: Phase) -> DataIterator | PackedBatches:
+        """This process's part of every global batch of `phase`, from the start of its stream
+        (`restore` moves it to a checkpoint's position); packed rows with `data.packing`."""
+        data = self.data
+        per_process = data.global_batch_size // jax.process_count()
+        if not data.packing:
+            return DataIterator(_reader_config(data, phase, True, per_process),
+                                jax.process_index(), jax.process_count())
+        windows = DataIterator(_reader_config(data, phase, True, data.packing_window),
+                               jax.process_index(), jax.process_count())
+        packing = PackingConfig(data.max_sequences_per_pack, phase.predictions_per_row)
+        return PackedBatches(windows, per_process, phase.max_seq_length, packing, seed=data.seed)
+
+    def position(self, phase: Phase) -> dict:
+        return self.data.position(phase)
 
 
-def phase_at(config: ml_collections.ConfigDict, step: int) -> int:
-    """The phase (1 or 2) whose data the step after `step` trains on."""
-    start = phase2_start_step(config)
-    return 2 if start is not None and step >= start else 1
+def check_shards(data: PretrainingData) -> None:
+    """Refuses shards (of either phase, or held out) whose manifest disagrees with the config,
+    before anything is compiled (`reading.reader.check_shards_match`)."""
+    for phase in (*data.phases, data.eval_phase):
+        check_shards_match(list(phase.file_patterns), max_seq_length=phase.max_seq_length,
+                           max_predictions_per_seq=phase.max_predictions_per_seq,
+                           vocab_size=data.vocab_size, vocab_file=data.vocab_file,
+                           dynamic_masking=data.dynamic_masking, do_lower_case=data.do_lower_case,
+                           config_prefix=phase.config_prefix)
 
 
-def phase_shapes(config: ml_collections.ConfigDict, phase: int) -> tuple[str, int, int]:
-    """(shard files, sequence length, masked predictions) of `phase`."""
-    data = config.data
-    if phase == 2:
-        return data.phase2_train_files, data.phase2_max_seq_length, data.phase2_max_predictions_per_seq
-    return data.train_files, data.max_seq_length, data.max_predictions_per_seq
-
-
-def predictions_per_row(config: ml_collections.ConfigDict, phase: int) -> int:
-    """Masked-LM predictions in one row of `phase`'s batches: a packed row has room for one
-    more per sequence, the rounding of each sequence's 15%."""
-    _, _, preds = phase_shapes(config, phase)
-    return preds + config.data.max_sequences_per_pack if config.data.packing else preds
-
-
-def _reader_config(config: ml_collections.ConfigDict, files: str, repeat: bool,
-                   max_seq_length: int, max_predictions_per_seq: int, batch_size: int | None = None):
-
-    masking = None
-    if config.data.dynamic_masking:
-        masking = MaskingConfig.from_tokenizer(
-            load_tokenizer(config.data.vocab_file, do_lower_case=config.data.do_lower_case),
-            masked_lm_prob=config.data.masked_lm_prob, max_predictions_per_seq=max_predictions_per_seq,
-            whole_word_masking=config.data.whole_word_masking)
-    return ReaderConfig(
-        file_patterns=tuple(p for p in files.split(",") if p),
-        batch_size=batch_size or config.train.global_batch_size // jax.process_count(),
-        max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
-        seed=config.train.seed, shuffle_buffer=config.data.shuffle_buffer, repeat=repeat,
-        dynamic_masking=masking, vocab_size=config.model.vocab_size)
-
-
-def train_batches(config: ml_collections.ConfigDict, phase: int):
-    """This process's part of every global batch of `phase`, from the start of its stream
-    (`restore` moves it to a checkpoint's position); packed rows with `data.packing`."""
-
-    files, seq, preds = phase_shapes(config, phase)
-    if not config.data.packing:
-        return DataIterator(_reader_config(config, files, True, seq, preds),
-                            jax.process_index(), jax.process_count())
-    windows = DataIterator(_reader_config(config, files, True, seq, preds, config.data.packing_window),
-                           jax.process_index(), jax.process_count())
-    packing = PackingConfig(config.data.max_sequences_per_pack, predictions_per_row(config, phase))
-    return PackedBatches(windows, config.train.global_batch_size // jax.process_count(), seq, packing,
-                         seed=config.train.seed)
-
-
-def data_position(config: ml_collections.ConfigDict, phase: int) -> dict:
-    """What a saved data position means; a checkpoint's position is used only if it matches."""
-    files, seq, preds = phase_shapes(config, phase)
-    return {"phase": phase, "files": files, "max_seq_length": seq, "max_predictions_per_seq": preds,
-            "global_batch_size": config.train.global_batch_size, "seed": config.train.seed,
-            "shuffle_buffer": config.data.shuffle_buffer, "dynamic_masking": config.data.dynamic_masking,
-            **({"max_sequences_per_pack": config.data.max_sequences_per_pack,
-                "packing_window": config.data.packing_window} if config.data.packing else {})}
-
-
-def eval_batches(config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(data: PretrainingData) -> Iterator[dict[str, np.ndarray]]:
     """One pass over the held-out shards (phase-1 shapes), the same number of batches on every
     process; padding examples have weight 0 in `example_weights`."""
-
-    return DataIterator(_reader_config(config, config.data.eval_files, False,
-                                       config.data.max_seq_length, config.data.max_predictions_per_seq),
+    return DataIterator(_reader_config(data, data.eval_phase, False, data.global_batch_size // jax.process_count()),
                         jax.process_index(), jax.process_count())
 
+
+def _reader_config(data: PretrainingData, phase: Phase, repeat: bool, batch_size: int) -> ReaderConfig:
+    """The reader of `phase`'s shards, `batch_size` examples a batch (this process's); masking
+    them itself for shards written unmasked (`dynamic_masking`)."""
+    masking = None
+    if data.dynamic_masking:
+        masking = MaskingConfig.from_tokenizer(
+            load_tokenizer(data.vocab_file, do_lower_case=data.do_lower_case),
+            masked_lm_prob=data.masked_lm_prob, max_predictions_per_seq=phase.max_predictions_per_seq,
+            whole_word_masking=data.whole_word_masking)
+    return ReaderConfig(
+        file_patterns=phase.file_patterns, batch_size=batch_size, max_seq_length=phase.max_seq_length,
+        max_predictions_per_seq=phase.max_predictions_per_seq, seed=data.seed,
+        shuffle_buffer=data.shuffle_buffer, repeat=repeat, dynamic_masking=masking,
+        vocab_size=data.vocab_size)

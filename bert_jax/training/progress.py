@@ -8,6 +8,9 @@ import json
 import logging
 import os
 import time
+from typing import Any
+
+import numpy as np
 
 from input_pipeline import remote_files  # (also quiets TensorFlow's start-up before it is imported)
 
@@ -29,11 +32,10 @@ class ProgressReporter:
     """
 
     def __init__(self, workdir: str | os.PathLike | None, num_steps: int, start_step: int,
-                 global_batch_size: int, seq_length: int, flops_per_step: float,
-                 peak_flops_total: float | None, is_main_process: bool = True):
+                 global_batch_size: int, flops_per_step: float, peak_flops_total: float | None,
+                 is_main_process: bool = True):
         self.num_steps = num_steps
         self.global_batch_size = global_batch_size
-        self.seq_length = seq_length
         self.flops_per_step = flops_per_step
         self.peak_flops_total = peak_flops_total
         self.is_main = is_main_process
@@ -60,22 +62,20 @@ class ProgressReporter:
         steps = step - self._last_step
         seconds = now - self._last_time
         values = dict(metrics)
-        # Real sequences and tokens per step, as the train step counts them (packed rows hold
-        # several sequences; padding is no token); else full rows of seq_length.
+        # Real sequences and tokens per step, as the objective counts them (packed rows hold
+        # several sequences; padding is no token); else the rows of a batch, and no token count.
         sequences = values.pop("sequences", self.global_batch_size)
-        tokens = values.pop("tokens", self.global_batch_size * self.seq_length)
+        tokens = values.pop("tokens", None)
         if prefix == "train" and steps > 0 and seconds > 0:
             steps_per_second = steps / seconds
-            flops_per_second = steps_per_second * self.flops_per_step
-            values |= {
-                "steps_per_second": steps_per_second,
-                "step_seconds": 1 / steps_per_second,
-                "sequences_per_second": steps_per_second * sequences,
-                "tokens_per_second": steps_per_second * tokens,
-                "tflops_per_second": flops_per_second / 1e12,
-            }
-            if self.peak_flops_total:
-                values["mfu"] = flops_per_second / self.peak_flops_total
+            values |= {"steps_per_second": steps_per_second, "step_seconds": 1 / steps_per_second,
+                       "sequences_per_second": steps_per_second * sequences}
+            if tokens is not None:
+                values["tokens_per_second"] = steps_per_second * tokens
+            if self.flops_per_step:
+                values["tflops_per_second"] = steps_per_second * self.flops_per_step / 1e12
+            if self.flops_per_step and self.peak_flops_total:
+                values["mfu"] = steps_per_second * self.flops_per_step / self.peak_flops_total
             eta = (self.num_steps - step) / steps_per_second
             self._last_step, self._last_time = step, now
         else:
@@ -104,6 +104,14 @@ class ProgressReporter:
             self._jsonl.close()
 
 
+def interval_means(interval: list[dict[str, Any]]) -> dict[str, float]:
+    """Means over a log interval's per-step metrics, skipped (non-finite) steps left out of all
+    but the count of them."""
+    good = [m for m in interval if not m["skipped"]] or interval
+    means = {k: float(np.mean([m[k] for m in good])) for k in interval[0] if k != "skipped"}
+    return means | {"skipped_steps": float(sum(m["skipped"] for m in interval))}
+
+
 def _log_line(prefix: str, step: int, num_steps: int, values: dict[str, float], eta: float | None) -> str:
     parts = [f"{prefix} step {step}/{num_steps}"]
     for name in ("loss", "mlm_loss", "mlm_accuracy", "mlm_replaced_accuracy", "nsp_accuracy", "grad_norm"):
@@ -115,7 +123,9 @@ def _log_line(prefix: str, step: int, num_steps: int, values: dict[str, float], 
         parts.append(f"{1000 * values['step_seconds']:.0f} ms/step")
         parts.append(f"{values['steps_per_second']:.2f} steps/s")
         parts.append(f"{values['sequences_per_second']:.0f} seq/s")
+    if "tokens_per_second" in values:
         parts.append(f"{values['tokens_per_second']:.0f} tok/s")
+    if "tflops_per_second" in values:
         parts.append(f"{values['tflops_per_second']:.3f} TFLOP/s")
     if "mfu" in values:
         parts.append(f"MFU {100 * values['mfu']:.1f}%")

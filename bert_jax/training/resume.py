@@ -9,32 +9,33 @@ import logging
 import zlib
 
 import jax
-import ml_collections
 import numpy as np
 import optax
 from jax.experimental import multihost_utils
 
+from bert_jax.config.run import RunConfig
 from bert_jax.config.validation import check_resumable
 from bert_jax.convert.sources import initialize_params
-from bert_jax.model import BertForPreTraining
 from bert_jax.state.checkpointer import Checkpointer
-from bert_jax.state.train_state import TrainState, abstract_state, create_state
-from bert_jax.training.phases import data_position, phase_at, train_batches
+from bert_jax.state.train_state import ParamsInit, TrainState, abstract_state, create_state
+from bert_jax.training.objective import Batches, TrainData
 
 logger = logging.getLogger("bert_jax")
 
 
-def resume(checkpointer: Checkpointer, config: ml_collections.ConfigDict, model: BertForPreTraining,
-           optimizer: optax.GradientTransformation, shardings: TrainState):
-    """(step, train state, data iterator) to start from: the newest checkpoint that restores,
-    else a fresh state at step 0 (holding the weights of `train.init_from`, if set).
+def resume(checkpointer: Checkpointer, run: RunConfig, init: ParamsInit, data: TrainData,
+           optimizer: optax.GradientTransformation, shardings: TrainState
+           ) -> tuple[int, TrainState, Batches]:
+    """(step, train state, training batches) to start from: the newest checkpoint that restores,
+    else a fresh state at step 0 (`init`ialized, then holding the weights of `run.init_from`
+    where it has them).
 
-    The saved config must be compatible (`experiment_config.check_resumable`). A checkpoint that
-    fails to restore on any process is set aside on all of them, with a warning naming it, and
-    the one before it is tried. Finally every process checks that all agree on the step and the
-    data position.
+    The saved config must be compatible (`validation.check_resumable` on
+    `run.resume_invariants`). A checkpoint that fails to restore on any process is set aside on
+    all of them, with a warning naming it, and the one before it is tried. Finally every process
+    checks that all agree on the step and the data position.
     """
-    abstract = abstract_state(model, optimizer, config, shardings)
+    abstract = abstract_state(init, optimizer, shardings)
     start_step, state, batches, data_restored = 0, None, None, False
     steps = checkpointer.all_steps()
     _check_processes_agree({"newest checkpoint": steps[0] if steps else -1})
@@ -45,14 +46,14 @@ def resume(checkpointer: Checkpointer, config: ml_collections.ConfigDict, model:
         except Exception as e:  # noqa: BLE001 - any failure to read means a damaged checkpoint
             error = e
         if _all_processes(error is None):  # every process makes the same collective calls
-            check_resumable(saved_config, config, checkpointer.workdir)
+            check_resumable(saved_config, run.user_config, checkpointer.workdir, run.resume_invariants)
             try:
                 state = checkpointer.restore(step, abstract)
-                phase = phase_at(config, step)
-                batches = train_batches(config, phase)
-                # At the phase switch the new phase's stream starts afresh, as it does unbroken.
-                data_restored = (phase_at(config, step - 1) != phase or
-                                 checkpointer.restore_data(step, batches, data_position(config, phase)))
+                stage = data.stage_at(step)
+                batches = data.batches(stage)
+                # At a stage switch the new stage's stream starts afresh, as it does unbroken.
+                data_restored = (data.stage_at(step - 1) != stage or
+                                 checkpointer.restore_data(step, batches, data.position(stage)))
             except Exception as e:  # noqa: BLE001
                 error = e
         if _all_processes(error is None):
@@ -63,13 +64,13 @@ def resume(checkpointer: Checkpointer, config: ml_collections.ConfigDict, model:
                                else "it failed to restore on another process")
         state = batches = None
     if state is None:
-        state = create_state(model, optimizer, config, shardings)
-        if config.train.get("init_from"):
+        state = create_state(init, optimizer, shardings, run.loop.seed)
+        if run.init_from:
             # Only a fresh run starts from imported weights; a resumed one has its own.
-            state = state.replace(params=initialize_params(config.train.init_from, state.params,
-                                                           shardings.params, model.config))
-        batches = train_batches(config, phase_at(config, 0))
-    position = json.dumps(data_position(config, phase_at(config, start_step)), sort_keys=True)
+            state = state.replace(params=initialize_params(run.init_from, state.params,
+                                                           shardings.params, run.model))
+        batches = data.batches(data.stage_at(0))
+    position = json.dumps(data.position(data.stage_at(start_step)), sort_keys=True)
     # 31 bits of the CRC: the all-gather narrows integers to int32 (JAX without x64).
     _check_processes_agree({"step": start_step, "data position": zlib.crc32(position.encode()) & 0x7FFFFFFF,
                             "data position restored": data_restored})

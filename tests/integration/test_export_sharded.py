@@ -16,11 +16,12 @@ import jax
 from bert_jax.config.defaults import default_config
 from bert_jax.config.validation import bert_config
 from bert_jax.parallel import sharding
-from bert_jax.state.train_state import create_state, state_shardings
+from bert_jax.state.train_state import create_state, pretraining_init, state_shardings
 from bert_jax.convert.sources import initialize_params, load_pretrained
 from bert_jax.state.checkpointer import Checkpointer
 from bert_jax.model import BertForPreTraining
 from bert_jax.state.optimizer import make_optimizer
+from bert_jax.config.run import OptimizerConfig
 
 source, workdir = sys.argv[1:3]
 config = default_config()
@@ -29,9 +30,10 @@ config.model.scan_layers = True
 config.mesh.shape.update({"data": 2, "fsdp": 2, "tensor": 2})
 mesh = sharding.make_mesh(config.mesh.shape)
 model = BertForPreTraining(bert_config(config))
-optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-shardings = state_shardings(model, optimizer, config, mesh)
-state = create_state(model, optimizer, config, shardings)
+init = pretraining_init(model, config.data.max_seq_length, config.data.max_predictions_per_seq)
+optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
+shardings = state_shardings(init, optimizer, mesh, sharding.config_rules(config))
+state = create_state(init, optimizer, shardings, config.train.seed)
 state = state.replace(params=initialize_params(source, state.params, shardings.params, model.config))
 query = state.params["bert"]["layers"]["layer"]["attention"]["query"]["kernel"]
 print("devices", jax.device_count(), "query kernel shards", len({str(s.index) for s in query.addressable_shards}))

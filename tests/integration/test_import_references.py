@@ -133,25 +133,22 @@ def google_sources(google_checkpoint, tmp_path_factory):
 @pytest.mark.parametrize("kind", ["google", "huggingface", "bert-jax"])
 def test_init_from_puts_the_imported_weights_into_the_fresh_state(
         google_sources, google_checkpoint, tiny_run_config, tmp_path, caplog, kind):
-    from bert_jax.config.validation import bert_config
-    from bert_jax.parallel import sharding
     from bert_jax.state.checkpointer import Checkpointer
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import state_shardings
+    from bert_jax.training.phases import PhasedShards
     from bert_jax.training.resume import resume
+    from tests.support.pretraining_parts import pretraining_parts
 
     config = init_from_config(tiny_run_config, google_sources[kind])
     assert config.model.scan_layers  # the stacked layout, filled from per-layer weights
-    mesh = sharding.make_mesh(config.mesh.shape)
-    model = BertForPreTraining(bert_config(config))
-    optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = state_shardings(model, optimizer, config, mesh)
+    parts = pretraining_parts(config)
+    shardings = parts.shardings
     checkpointer = Checkpointer(tmp_path, async_save=False)
     with caplog.at_level(logging.INFO, logger="bert_jax"):
-        step, state, _ = resume(checkpointer, config, model, optimizer, shardings)
+        step, state, _ = resume(checkpointer, parts.run, parts.objective.init_params, PhasedShards(parts.data),
+                                parts.optimizer, shardings)
     checkpointer.close()
     assert step == 0
-    expected = flatten(in_layout(load_pretrained(google_checkpoint).params, model.config))
+    expected = flatten(in_layout(load_pretrained(google_checkpoint).params, parts.run.model))
     got = flatten(jax.device_get(state.params))
     assert got.keys() == expected.keys()
     assert all(np.array_equal(got[k], expected[k]) for k in expected)
@@ -164,22 +161,20 @@ def test_init_from_puts_the_imported_weights_into_the_fresh_state(
 def test_init_from_minilm_reports_the_fresh_heads(minilm_dir, tiny_run_config, tmp_path, caplog):
     """The real model in the scanned layout; its missing MLM and NSP heads keep the fresh state's
     values, and the log line says so."""
-    from bert_jax.parallel import sharding
     from bert_jax.state.checkpointer import Checkpointer
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.phases import PhasedShards
     from bert_jax.training.resume import resume
+    from tests.support.pretraining_parts import pretraining_parts
 
     config = tiny_run_config(num_steps=2)
     config.model.update({**dataclasses.asdict(load_pretrained(minilm_dir).config), "scan_layers": True})
     config.train.init_from = str(minilm_dir)
-    model = BertForPreTraining(BertConfig(**config.model.to_dict()))
-    optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
-    fresh = flatten(jax.device_get(create_state(model, optimizer, config, shardings).params))
+    parts = pretraining_parts(config)
+    fresh = flatten(jax.device_get(parts.fresh_state().params))
     checkpointer = Checkpointer(tmp_path, async_save=False)
     with caplog.at_level(logging.INFO, logger="bert_jax"):
-        _, state, _ = resume(checkpointer, config, model, optimizer, shardings)
+        _, state, _ = resume(checkpointer, parts.run, parts.objective.init_params, PhasedShards(parts.data),
+                             parts.optimizer, parts.shardings)
     checkpointer.close()
     got = flatten(jax.device_get(state.params))
     assert all(np.array_equal(got[k], fresh[k]) for k in HEADS)
@@ -192,11 +187,9 @@ def test_init_from_minilm_trains_its_fresh_heads(minilm, minilm_dir, tiny_corpus
     """Two pretraining steps from the head-less MiniLM, on shards made with its vocab: the loss is
     finite, the encoder moved a little from the imported weights, and the heads it lacked moved a
     little from the fresh initialization they were given."""
-    from bert_jax.parallel import sharding
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import create_state, state_shardings
     from bert_jax.state.trained_params import load_trained_params
     from bert_jax.training.loop import train_and_evaluate
+    from tests.support.pretraining_parts import pretraining_parts
     from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
 
     shards = tmp_path / "shards"
@@ -209,17 +202,15 @@ def test_init_from_minilm_trains_its_fresh_heads(minilm, minilm_dir, tiny_corpus
     config.optimizer.warmup_steps = 1
     config.train.global_batch_size = 4
     config.train.init_from = str(minilm_dir)
-    model = BertForPreTraining(BertConfig(**config.model.to_dict()))
-    optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
-    fresh = flatten(jax.device_get(create_state(model, optimizer, config, shardings).params))
+    parts = pretraining_parts(config)
+    fresh = flatten(jax.device_get(parts.fresh_state().params))
 
     results = train_and_evaluate(config, tmp_path / "run")
     assert np.isfinite(results["train_loss"])
     params, _, step = load_trained_params(tmp_path / "run")
     assert step == 2
     trained = flatten(jax.device_get(params))
-    imported = flatten(in_layout(minilm.params, model.config))
+    imported = flatten(in_layout(minilm.params, parts.run.model))
     assert trained.keys() == fresh.keys() and set(imported) == trained.keys() - set(HEADS)
 
     def moved(start: dict, keys) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bert_jax.model import BertConfig, BertForPreTraining
-from bert_jax.training.step import pretraining_sums
+from bert_jax.training.pretraining import pretraining_sums
 from input_pipeline.reading.packing import PackingConfig, pack_examples
 from tests.support.packing_examples import PREDS, SEQ, as_originals, bert_like_examples, key, unpack
 

@@ -69,9 +69,9 @@ def _scalars(event_dir) -> dict[str, list[tuple[int, float]]]:
 def test_a_run_logs_throughput_mfu_and_compile_time(tiny_run_config, tmp_path):
     """TensorBoard and metrics.jsonl carry step time, sequences/s, tokens/s, TFLOP/s, MFU over
     the configured peak, and the compile time; TFLOP/s is the config's FLOP count per second."""
+    from bert_jax.config.pretraining import PretrainingData
     from bert_jax.config.validation import bert_config
     from bert_jax.training.loop import train_and_evaluate
-    from bert_jax.training.phases import predictions_per_row
 
     config = tiny_run_config(num_steps=4, log_every=2)
     config.data.eval_files = ""
@@ -90,7 +90,8 @@ def test_a_run_logs_throughput_mfu_and_compile_time(tiny_run_config, tmp_path):
     assert [r["step"] for r in logged] == [2, 4]
     per_step = flops.train_flops_per_step(bert_config(config),
                                           config.train.global_batch_size,
-                                          config.data.max_seq_length, predictions_per_row(config, 1))
+                                          config.data.max_seq_length,
+                                          PretrainingData.from_config(config).phases[0].predictions_per_row)
     for record in logged:
         assert record["tflops_per_second"] == pytest.approx(
             record["steps_per_second"] * per_step / 1e12, rel=1e-9)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from bert_jax.config.files import load_config
-from bert_jax.config.validation import bert_config, check_resumable, validate
+from bert_jax.config.validation import check_resumable, validate
 from bert_jax.state.checkpointer import CheckpointError
 from bert_jax.training.loop import TrainingDiverged, train_and_evaluate
 
@@ -258,19 +258,16 @@ def test_a_failed_background_checkpoint_write_stops_the_run_naming_the_step(
 
 
 def test_a_skipped_step_leaves_parameters_and_optimizer_state_bitwise_unchanged(tiny_run_config):
-    from bert_jax.model import BertForPreTraining
     from bert_jax.parallel.sharding import make_mesh
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import create_state, state_shardings
     from bert_jax.training.step import train_step
     from tests.support.model_inputs import random_pretraining_batch
+    from tests.support.pretraining_parts import pretraining_parts
 
     config = _config(tiny_run_config, 10)
-    model = BertForPreTraining(bert_config(config))
-    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    state = create_state(model, optimizer, config, state_shardings(
-        model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1})))
-    step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule, seed=0))
+    parts = pretraining_parts(config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
+    state = parts.fresh_state()
+    step = jax.jit(functools.partial(train_step, objective=parts.objective, optimizer=parts.optimizer,
+                                     schedule=parts.schedule, seed=0))
     good = random_pretraining_batch(8, vocab=config.model.vocab_size)
     state, metrics = step(state, good)
     assert metrics["skipped"] == 0
@@ -305,23 +302,21 @@ def _with_poisoned_gradient(model, value: float):
 def test_a_step_with_a_finite_loss_but_a_non_finite_gradient_is_skipped(tiny_run_config):
     """Every poisoned batch above makes the loss non-finite as well; here the loss is exactly that
     of the real model and only a gradient is inf or NaN, so only the gradient check can catch it."""
-    from bert_jax.model import BertForPreTraining
     from bert_jax.parallel.sharding import make_mesh
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import create_state, state_shardings
+    from bert_jax.training.pretraining import PretrainingObjective
     from bert_jax.training.step import train_step
     from tests.support.model_inputs import random_pretraining_batch
+    from tests.support.pretraining_parts import pretraining_parts
 
     config = _config(tiny_run_config, 10)
-    model = BertForPreTraining(bert_config(config))
-    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    state = create_state(model, optimizer, config, state_shardings(
-        model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1})))
+    parts = pretraining_parts(config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
+    model = parts.objective.model
+    state = parts.fresh_state()
     batch = random_pretraining_batch(8, vocab=config.model.vocab_size)
 
     def step(model):
-        return jax.jit(functools.partial(train_step, model=model, optimizer=optimizer,
-                                         schedule=schedule, seed=0))
+        return jax.jit(functools.partial(train_step, objective=PretrainingObjective(model),
+                                         optimizer=parts.optimizer, schedule=parts.schedule, seed=0))
     clean_step = step(model)
     state, _ = clean_step(state, batch)  # a real update first, so the moments are non-zero
     _, clean = clean_step(state, batch)

@@ -265,17 +265,12 @@ def _word_embedding_spec(*overrides: str):
     import jax
 
     from bert_jax.config.files import load_config
-    from bert_jax.config.validation import bert_config
-    from bert_jax.model import BertForPreTraining
     from bert_jax.parallel import sharding
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import state_shardings
+    from tests.support.pretraining_parts import pretraining_parts
 
     config = load_config("bert_tiny", list(overrides))
-    model = BertForPreTraining(bert_config(config))
-    optimizer, _ = make_optimizer(config.optimizer, config.train.num_steps)
     mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.devices()[:1])
-    shardings = state_shardings(model, optimizer, config, mesh)
+    shardings = pretraining_parts(config, mesh).shardings
     return shardings.params["bert"]["embeddings"]["word_embeddings"]["embedding"].spec
 
 

@@ -3,25 +3,25 @@ real steps on real text that drive the masked-LM loss clearly down."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from bert_jax.config.defaults import default_config
 from bert_jax.config.files import CONFIG_DIR, load_config
+from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config, validate
 from bert_jax.state.optimizer import decay_mask, learning_rate_schedule
 from bert_jax.training.loop import train_and_evaluate
-from bert_jax.training.step import masked_lm_loss, next_sentence_loss, summarize
+from bert_jax.training.pretraining import masked_lm_loss, next_sentence_loss, summarize
 from tests.support.model_inputs import random_pretraining_batch
 
 
 def test_learning_rate_warms_up_then_decays_linearly():
-    config = ml_collections.ConfigDict({"learning_rate": 1e-4, "warmup_steps": 100})
-    schedule = learning_rate_schedule(config, num_train_steps=1100)
+    schedule = learning_rate_schedule(OptimizerConfig(learning_rate=1e-4, warmup_steps=100), num_train_steps=1100)
     expected = {0: 0.0, 50: 5e-5, 100: 1e-4, 600: 5e-5, 1100: 0.0, 1000: 1e-5}
     for step, value in expected.items():
         assert math.isclose(float(schedule(step)), value, rel_tol=1e-5, abs_tol=1e-12), step
@@ -73,8 +73,8 @@ def test_lamb_follows_the_algorithm_of_you_et_al():
 
     from bert_jax.state.optimizer import make_optimizer
 
-    config = default_config().optimizer
-    config.name, config.learning_rate, config.warmup_steps, config.weight_decay = "lamb", 1e-2, 0, 0.1
+    config = dataclasses.replace(OptimizerConfig.from_config(default_config().optimizer), name="lamb",
+                                 learning_rate=1e-2, warmup_steps=0, weight_decay=0.1)
     optimizer, schedule = make_optimizer(config, num_train_steps=10)
     rng = np.random.default_rng(0)
     params = {"dense": {"kernel": rng.normal(size=(6, 4)).astype(np.float32),
@@ -233,23 +233,20 @@ def test_gradient_accumulation_is_the_same_update(tiny_run_config):
 
     import jax
 
-    from bert_jax.model import BertForPreTraining
     from bert_jax.parallel.sharding import make_mesh
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import create_state, state_shardings
     from bert_jax.training.step import train_step
+    from tests.support.model_inputs import random_pretraining_batch
+    from tests.support.pretraining_parts import pretraining_parts
 
     config = tiny_run_config(num_steps=10)
     config.model.hidden_dropout_rate = config.model.attention_dropout_rate = 0.0
-    model = BertForPreTraining(bert_config(config))
-    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
-    state = create_state(model, optimizer, config, state_shardings(model, optimizer, config, mesh))
+    parts = pretraining_parts(config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
+    state = parts.fresh_state()
     batch = random_pretraining_batch(16)
     results = {}
     for k in (1, 2, 4):
-        step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                                         seed=0, grad_accum_steps=k))
+        step = jax.jit(functools.partial(train_step, objective=parts.objective, optimizer=parts.optimizer,
+                                         schedule=parts.schedule, seed=0, grad_accum_steps=k))
         results[k] = step(state, batch)
     for k in (2, 4):
         for name in ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "grad_norm"):
@@ -278,23 +275,19 @@ def test_dropout_rng_implementation_is_a_config_choice(tiny_run_config):
 
     import jax
 
-    from bert_jax.model import BertForPreTraining
     from bert_jax.parallel.sharding import make_mesh
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import create_state, state_shardings
     from bert_jax.training.step import train_step
+    from tests.support.pretraining_parts import pretraining_parts
 
     config = tiny_run_config(num_steps=10)
     config.model.hidden_dropout_rate = config.model.attention_dropout_rate = 0.1
-    model = BertForPreTraining(bert_config(config))
-    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = state_shardings(model, optimizer, config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
+    parts = pretraining_parts(config, make_mesh({"data": 1, "fsdp": 1, "tensor": 1}))
     batch = random_pretraining_batch(4)
     losses = {}
     for impl in ("threefry2x32", "rbg", "rbg"):
-        step = jax.jit(functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                                         seed=0, rng_impl=impl))
-        _, metrics = step(create_state(model, optimizer, config, shardings), batch)
+        step = jax.jit(functools.partial(train_step, objective=parts.objective, optimizer=parts.optimizer,
+                                         schedule=parts.schedule, seed=0, rng_impl=impl))
+        _, metrics = step(parts.fresh_state(), batch)
         losses.setdefault(impl, []).append(float(metrics["loss"]))
     assert losses["rbg"][0] == losses["rbg"][1]
     assert losses["rbg"][0] != losses["threefry2x32"][0]

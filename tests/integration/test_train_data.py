@@ -104,21 +104,17 @@ def _assert_one_optimizer_state_across_phases(config, workdir, step: int) -> Non
     import jax
     import optax
 
-    from bert_jax.config.validation import bert_config
-    from bert_jax.model import BertForPreTraining
-    from bert_jax.parallel import sharding
+    from bert_jax.config.pretraining import PretrainingData
     from bert_jax.state.checkpointer import Checkpointer
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import abstract_state, state_shardings
-    from bert_jax.training.phases import phase2_start_step
+    from bert_jax.state.train_state import abstract_state
+    from tests.support.pretraining_parts import pretraining_parts
 
-    model = BertForPreTraining(bert_config(config))
-    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = state_shardings(model, optimizer, config, sharding.make_mesh(config.mesh.shape))
-    switch_step = phase2_start_step(config)
+    parts = pretraining_parts(config)
+    schedule = parts.schedule
+    switch_step = PretrainingData.from_config(config).phases[1].start_step
     assert 0 < switch_step < step
     checkpointer = Checkpointer(workdir, async_save=False)
-    state = checkpointer.restore(step, abstract_state(model, optimizer, config, shardings))
+    state = checkpointer.restore(step, abstract_state(parts.objective.init_params, parts.optimizer, parts.shardings))
     checkpointer.close()
     [adam] = [s for s in jax.tree.leaves(state.opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
               if isinstance(s, optax.ScaleByAdamState)]

@@ -24,7 +24,6 @@ to `.npz` files written by process 0. `run_workers` starts the processes and col
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -179,22 +178,17 @@ def process_rows(batch: dict, process_index: int, process_count: int) -> dict:
 
 
 def setup(config, mesh):
-    from bert_jax.config.validation import bert_config
-    from bert_jax.model import BertForPreTraining
-    from bert_jax.state.optimizer import make_optimizer
-    from bert_jax.state.train_state import state_shardings
+    from tests.support.pretraining_parts import pretraining_parts
 
-    model = BertForPreTraining(bert_config(config))
-    optimizer, schedule = make_optimizer(config.optimizer, config.train.num_steps)
-    shardings = state_shardings(model, optimizer, config, mesh)
-    return model, optimizer, schedule, shardings
+    return pretraining_parts(config, mesh)
 
 
-def jitted_step(config, mesh, model, optimizer, schedule, shardings):
+def jitted_step(parts, mesh):
     """The step exactly as `train_and_evaluate` jits it."""
     from bert_jax.training.loop import jit_train_step
 
-    return jit_train_step(config, mesh, model, optimizer, schedule, shardings)
+    return jit_train_step(parts.objective, parts.optimizer, parts.schedule, parts.run.loop, mesh,
+                          parts.run.mesh.rules, parts.shardings)
 
 
 def activation_constraints(step, state, batch) -> list[str]:
@@ -262,12 +256,14 @@ def logical_axes(config) -> dict:
     import flax.linen as nn
     import jax
 
+    from bert_jax.config.pretraining import PretrainingData
     from bert_jax.config.validation import bert_config
     from bert_jax.model import BertForPreTraining
-    from bert_jax.state.train_state import init_params
+    from bert_jax.training.pretraining import PretrainingObjective
 
-    model = BertForPreTraining(bert_config(config))
-    boxed = jax.eval_shape(functools.partial(init_params, model, config), jax.random.key(0))
+    objective = PretrainingObjective.for_data(BertForPreTraining(bert_config(config)),
+                                              PretrainingData.from_config(config))
+    boxed = jax.eval_shape(objective.init_params, jax.random.key(0))
     specs = nn.get_partition_spec(boxed)
     return {jax.tree_util.keystr(path): list(spec) for path, spec in jax.tree_util.tree_leaves_with_path(
         specs, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))}
@@ -298,7 +294,6 @@ def run_equivalence(args) -> dict:
     import jax
 
     from bert_jax.parallel import sharding
-    from bert_jax.state.train_state import create_state
     from bert_jax.training.loop import _global_batch
 
     assert jax.device_count() == 8, jax.devices()
@@ -310,13 +305,13 @@ def run_equivalence(args) -> dict:
     def run(mesh_shape, devices, initial=None, check_create=False):
         config = tiny_config(mesh_shape, num_steps)
         mesh = sharding.make_mesh(config.mesh.shape, devices)
-        model, optimizer, schedule, shardings = setup(config, mesh)
+        parts = setup(config, mesh)
         out = {}
         if initial is None or check_create:
-            out["created"] = to_numpy(create_state(model, optimizer, config, shardings))
+            out["created"] = to_numpy(parts.fresh_state())
         # Every mesh starts from the very same numbers: the one-device run's initial state.
-        state = jax.device_put(initial if initial is not None else out["created"], shardings)
-        step = jitted_step(config, mesh, model, optimizer, schedule, shardings)
+        state = jax.device_put(initial if initial is not None else out["created"], parts.shardings)
+        step = jitted_step(parts, mesh)
         out["initial_placement"] = placement(state)
         out["activation_constraints"] = activation_constraints(
             step, state, _global_batch(batches[0], mesh))
@@ -369,7 +364,7 @@ def run_steps(args) -> dict:
     from bert_jax.config.validation import validate
     from bert_jax.parallel import sharding
     from bert_jax.state.checkpointer import Checkpointer
-    from bert_jax.state.train_state import abstract_state, create_state
+    from bert_jax.state.train_state import abstract_state
     from bert_jax.training.loop import _global_batch
 
     out_dir = Path(args.out)
@@ -380,10 +375,10 @@ def run_steps(args) -> dict:
         validate(config, jax.device_count(), jax.process_count())
         mesh = sharding.make_mesh(config.mesh.shape)
         if not args.assemble_only:
-            model, optimizer, schedule, shardings = setup(config, mesh)
-            state = create_state(model, optimizer, config, shardings)
+            parts = setup(config, mesh)
+            state = parts.fresh_state()
             write_npz(out_dir / "initial.npz", to_numpy(state))
-            step_fn = jitted_step(config, mesh, model, optimizer, schedule, shardings)
+            step_fn = jitted_step(parts, mesh)
         losses, batches_ok, shapes = [], [], []
         for s in range(args.steps):
             global_np = global_batch_numpy(config, s)
@@ -409,10 +404,12 @@ def run_steps(args) -> dict:
         restore_dir, mesh_arg = args.restore
         config = tiny_config(tuple(int(x) for x in mesh_arg.split(",")), args.steps)
         mesh = sharding.make_mesh(config.mesh.shape)
-        model, optimizer, schedule, shardings = setup(config, mesh)
+        parts = setup(config, mesh)
+        shardings = parts.shardings
         checkpointer = Checkpointer(restore_dir, async_save=False)
         step = checkpointer.latest_step()
-        restored = checkpointer.restore(step, abstract_state(model, optimizer, config, shardings))
+        restored = checkpointer.restore(step, abstract_state(parts.objective.init_params, parts.optimizer,
+                                                             shardings))
         checkpointer.close()
         result["restored_step"] = step
         result["restored_placement"] = placement(restored.params)
