@@ -37,6 +37,7 @@ from google.protobuf.message import DecodeError
 from input_pipeline import remote_files
 from input_pipeline.instances.masking import MaskingConfig, mask_batch_hashed
 from input_pipeline.shards import tfrecord
+from input_pipeline.shards.directory import listed_only, shard_files
 from input_pipeline.shards.features import feature_spec, parse_examples
 from input_pipeline.shards.manifest import MANIFEST_NAME, file_sha256, read_manifest
 from input_pipeline.shards.tfrecord import CorruptShardError
@@ -82,16 +83,31 @@ class ReaderConfig:
 
 
 def list_shards(file_patterns: Sequence[str]) -> list[str]:
-    """The shard files matching the patterns (a directory means all its `*.tfrecord` files)."""
+    """The shard files the patterns name: a directory means the files its manifest lists (all
+    its `*.tfrecord` files if it has none), a glob its matches, but in a directory with a manifest
+    only those the manifest lists. Files left out (another run's shards) are named in a warning.
+
+    Raises:
+      FileNotFoundError: a pattern names no shard file, or a manifest lists a missing one.
+      ValueError: a directory is being written by create-data (`shards.directory.shard_files`).
+    """
     files: list[str] = []
     for pattern in file_patterns:
         if remote_files.isdir(pattern):
-            pattern = os.path.join(pattern, "*.tfrecord")
-        matched = remote_files.glob(pattern)
-        if not matched:
-            raise FileNotFoundError(f"no shard files match {pattern!r}; create them with "
+            found, left_out = shard_files(pattern)
+        else:
+            found, left_out = listed_only(remote_files.glob(pattern))
+        if left_out:
+            logger.warning("%s: reading only the %d shard files listed by %s, not %d other "
+                           "*.tfrecord file(s) beside them (left by another create-data run?): %s",
+                           pattern, len(found), MANIFEST_NAME, len(left_out),
+                           _describe_files(left_out, most=10))
+        if not found:
+            what = (f"; the {len(left_out)} it matches are not listed by their directory's "
+                    f"{MANIFEST_NAME}" if left_out else "")
+            raise FileNotFoundError(f"no shard files match {pattern!r}{what}; create them with "
                                     "`bert-jax create-data` or pass the right path.")
-        files.extend(matched)
+        files.extend(found)
     return files
 
 
