@@ -37,6 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from input_pipeline import remote_files
 from input_pipeline.instances.masking import MaskingConfig, mask_batch_with_rng
 from input_pipeline.instances.pairs import PairingConfig, create_sentence_pairs
 from input_pipeline.shards.directory import INPUT_REPORT_NAME, StagedOutput
@@ -180,7 +181,7 @@ def iter_blocks(sources: Sequence[str], config: CreationConfig,
             "random next segments may come from another piece of the same document). Raise "
             "--block-mb to %g or more to keep every document whole (memory grows with it).",
             f"{cut:,}", config.block_chars / 1e6, f"{config.block_chars:,}", f"{longest:,}",
-            f"{max_piece:,}", math.ceil(2 * longest / 1e5) / 10)
+            f"{max_piece:,}", _round_up(2 * longest / 1e6))
     if previous is not None:
         yield previous
     if block.documents:
@@ -421,6 +422,10 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     of two runs' shards. If a write fails (a full disk), the OSError says what was being written,
     and the output directory is left as it was.
     """
+    if remote_files.is_remote(output_dir):
+        raise ValueError(f"--output-dir {output_dir}: the local runner writes to a local directory "
+                         "(its worker processes write block files); write to Cloud Storage with "
+                         "the Beam runner (--runner beam).")
     report = config.input_report()
     sources = expand_inputs(inputs, report)
     vocab_path = os.fspath(vocab_path)
@@ -461,6 +466,12 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     report.log(logger, os.path.join(output_dir, INPUT_REPORT_NAME))
     warn_about_statistics(manifest)
     return manifest
+
+
+def _round_up(value: float) -> float:
+    """`value` rounded up to two significant digits."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return float(f"{math.ceil(value / step - 1e-9) * step:.2g}")
 
 
 _TOO_FEW_DOCUMENTS = ("the input holds {n} non-empty document(s); next-sentence pairs need at least "

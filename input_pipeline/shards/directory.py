@@ -130,8 +130,11 @@ def _some(names: Sequence[str], most: int = 5) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def _this_host() -> str:
-    return re.sub(r"[^\w.-]", "_", socket.gethostname()) or "localhost"
+def staging_name(pid: int | None = None, host: str | None = None) -> str:
+    """The name of the staging directory of create-data process `pid` (this one) on `host`
+    (this one)."""
+    host = host or re.sub(r"[^\w.-]", "_", socket.gethostname()) or "localhost"
+    return f"{STAGING_PREFIX}{host}-{os.getpid() if pid is None else pid}"
 
 
 def _is_running(pid: int) -> bool:
@@ -151,8 +154,7 @@ class StagedOutput:
     def __init__(self, output_dir: str | os.PathLike, *, overwrite: bool = False):
         self.output_dir = os.fspath(output_dir)
         self.overwrite = overwrite
-        self.staging = os.path.join(self.output_dir,
-                                    f"{STAGING_PREFIX}{_this_host()}-{os.getpid()}")
+        self.staging = os.path.join(self.output_dir, staging_name())
         self._committing = False
 
     def prepare(self) -> str:
@@ -213,7 +215,7 @@ class StagedOutput:
             owner = _STAGING_NAME.fullmatch(name)
             host, pid = (owner.group(1), int(owner.group(2))) if owner else ("?", -1)
             # Our own pid on this host is an earlier process's: ours has no staging directory yet.
-            if host != _this_host() or (pid != os.getpid() and _is_running(pid)):
+            if name != staging_name(pid) or (pid != os.getpid() and _is_running(pid)):
                 raise FileExistsError(
                     f"{path} is the staging directory of a create-data run (pid {pid} on host "
                     f"{host}) that may still be writing into {out}; wait for it to finish, or, if "
