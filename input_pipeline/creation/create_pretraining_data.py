@@ -33,6 +33,8 @@ import math
 import multiprocessing
 import os
 import random
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -348,9 +350,18 @@ _processor: BlockProcessor | None = None
 _work_dir: str = ""
 
 
-def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str) -> None:
+def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str, parent: int) -> None:
     global _processor, _work_dir
+    # A parent killed with SIGKILL cannot stop its pool: the workers would wait for work forever
+    # (a hundred MB each). They leave once it is gone, and so let the next run remove its files.
+    threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
     _processor, _work_dir = BlockProcessor(vocab_path, config), work_dir
+
+
+def _exit_without(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _process_to_file(block_index: int, block: Block
@@ -542,7 +553,7 @@ class _worker_pool:
             raise ValueError(f"num_workers={num_workers} must be at least 1.")
         self.num_workers = num_workers
         self.processor = processor
-        self.init_args = (vocab_path, processor.config, work_dir)
+        self.init_args = (vocab_path, processor.config, work_dir, os.getpid())
         self.executor = None
 
     def __enter__(self):

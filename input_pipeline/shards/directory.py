@@ -54,15 +54,16 @@ _REMOVE_ADVICE = "move them away (or choose another --output-dir) and run again"
 
 def manifest_files(manifest: dict, where: str) -> list[str]:
     """The names of the shard files `manifest` (read from `where`) lists; a ValueError for a
-    name that is not a plain file name, which could point outside the directory."""
+    name that is not that of a `.tfrecord` file in the directory (one that could point outside
+    it, or at the manifest itself), since `--overwrite` removes the files a manifest lists."""
     names = []
     for shard in manifest.get("shards", []):
         name = shard.get("file") if isinstance(shard, dict) else None
-        if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name
-                or "\\" in name or os.sep in name):
-            raise ValueError(f"{where} lists {name!r} as a shard file, which is not a file name in "
-                             "its directory: the manifest is damaged or not create-data's; make "
-                             "the shards again with `bert-jax create-data`.")
+        if (not isinstance(name, str) or not name.endswith(".tfrecord") or "/" in name
+                or "\\" in name or os.sep in name or name.startswith(".")):
+            raise ValueError(f"{where} lists {name!r} as a shard file, which is not the name of a "
+                             ".tfrecord file in its directory: the manifest is damaged or not "
+                             "create-data's; make the shards again with `bert-jax create-data`.")
         names.append(name)
     return names
 

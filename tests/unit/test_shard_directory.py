@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from conftest import stdlib_docstring_lines
@@ -105,12 +106,14 @@ def test_a_manifest_naming_a_path_outside_its_directory_is_refused(tmp_path):
     (tmp_path / "victim.txt").write_text("keep")
     out = tmp_path / "out"
     out.mkdir()
-    (out / MANIFEST_NAME).write_text(json.dumps({"shards": [{"file": "../victim.txt"}]}))
-    with pytest.raises(ValueError, match=r"lists '../victim.txt' as a shard file, which is not a file "
-                                         "name in its directory"):
-        StagedOutput(out, overwrite=True).prepare()
-    with pytest.raises(ValueError, match="not a file name in its directory"):
-        shard_files(str(out))
+    for name in ("../victim.txt", "../x.tfrecord", "manifest.json", ".create-data-h-1.tfrecord"):
+        (out / MANIFEST_NAME).write_text(json.dumps({"shards": [{"file": name}]}))
+        with pytest.raises(ValueError, match=re.escape(f"lists {name!r} as a shard file, which is "
+                                                       "not the name of a .tfrecord file in its "
+                                                       "directory")):
+            StagedOutput(out, overwrite=True).prepare()
+        with pytest.raises(ValueError, match="not the name of a .tfrecord file in its directory"):
+            shard_files(str(out))
     assert (tmp_path / "victim.txt").read_text() == "keep"
 
 
