@@ -277,13 +277,19 @@ def _dataset(config: ReaderConfig, files: list[str], file_ids: list[int]) -> tf.
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def count_examples(files: Sequence[str]) -> int:
-    """The number of records in `files`, from the manifests where they list them, else counted."""
+def _manifest_counts(files: Sequence[str]) -> dict[str, int]:
+    """The number of records of each of `files` that a manifest lists."""
     known: dict[str, int] = {}
     for directory in _shard_directories(files):
         manifest = read_manifest(directory) or {}
         for shard in manifest.get("shards", []):
             known[os.path.join(directory, shard["file"])] = shard["num_instances"]
+    return known
+
+
+def count_examples(files: Sequence[str]) -> int:
+    """The number of records in `files`, from the manifests where they list them, else counted."""
+    known = _manifest_counts(files)
     total = 0
     for path in files:
         if path in known:
@@ -474,6 +480,8 @@ class DataIterator:
         # This process's files are kept to find a bad record in: the error TensorFlow raises
         # does not name the file.
         self._files, file_ids = _host_files(every_file, process_index, process_count)
+        if config.repeat:
+            _check_not_all_empty(self._files, every_file, process_index, process_count)
         self._dataset = _dataset(config, self._files, file_ids)
         self._iterator = iter(self._dataset)
         self._num_batches = None
@@ -556,6 +564,21 @@ class DataIterator:
     def restore(self, path: str) -> None:
         """Continues from a position written by `save` with the same config and files."""
         tf.train.Checkpoint(iterator=self._iterator).read(path).assert_consumed()
+
+
+def _check_not_all_empty(files: Sequence[str], every_file: Sequence[str], process_index: int,
+                         process_count: int) -> None:
+    """Raises a ValueError if the manifests say that this process's files hold no example: an
+    endless stream of them would wait forever for its first batch."""
+    known = _manifest_counts(every_file)
+    if all(path in known for path in files) and not any(known[path] for path in files):
+        raise ValueError(
+            f"process {process_index} of {process_count} reads {len(files)} shard file(s) that "
+            f"hold no example ({_describe_files(files)}, by their manifest): it would wait forever "
+            f"for its first batch. The {len(every_file)} files hold "
+            f"{sum(known.get(path, 0) for path in every_file):,} "
+            "examples in all; make the shards again with fewer --num-shards (or more text), or "
+            "run fewer processes.")
 
 
 def _describe_files(files: Sequence[str], most: int = 3) -> str:

@@ -233,3 +233,19 @@ def test_a_directory_being_written_or_missing_a_listed_file_is_refused(manifest_
     os.remove(manifest_dir / "manifest.json")  # No manifest and a staging directory: being written.
     with pytest.raises(ValueError, match="is being written by create-data"):
         numpy_batches(config(manifest_dir))
+
+
+def test_a_process_whose_shards_are_all_empty_is_refused_not_left_waiting(shard_dir, tmp_path):
+    """More shards than instances (create-data warns) leave empty files; an endless stream of a
+    process that reads only those waited forever for its first batch."""
+    shutil.copy(shard_dir / "part-1.tfrecord", tmp_path)
+    (tmp_path / "part-4.tfrecord").write_bytes(b"")
+    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [
+        {"file": "part-1.tfrecord", "num_instances": 30}, {"file": "part-4.tfrecord", "num_instances": 0}]}))
+    assert len(take(numpy_batches(config(tmp_path), 0, 2), 5)) == 5
+    with pytest.raises(ValueError, match=r"process 1 of 2 reads 1 shard file\(s\) that hold no example "
+                                         r"\(.*part-4.tfrecord, by their manifest\): it would wait "
+                                         r"forever .* The 2 files hold 30 examples"):
+        numpy_batches(config(tmp_path), 1, 2)
+    # A finite pass is padded to the other process's batches instead.
+    assert not serials(numpy_batches(config(tmp_path, repeat=False), 1, 2))
