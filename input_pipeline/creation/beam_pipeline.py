@@ -7,6 +7,10 @@ Beam's DirectRunner). Any runner works (Dataflow, Flink, Spark): pass its pipeli
 Reading and cutting the corpus into blocks is one sequential pass (it only splits lines, at
 hundreds of MB/s); tokenizing, pairing, masking and serializing, nearly all of the work, are
 spread over the workers. Requires the `beam` extra: `pip install 'bert-jax[beam]'`.
+
+The output directory is handled as by the local runner (`shards.directory.StagedOutput`), on
+Cloud Storage too: the workers write into a staging directory inside it, and the launching
+process puts the complete set in place once the pipeline has finished.
 """
 
 from __future__ import annotations
@@ -151,7 +155,7 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
                 _ = shard_counts | "WriteManifest" >> beam.Map(
                     write_manifest_from, beam.pvalue.AsSingleton(stats),
                     beam.pvalue.AsSingleton(read.report))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- runners wrap a step's error in any type
             raise _first_cause(error) from None
         output.commit()
     finally:

@@ -10,14 +10,19 @@ of blocks drawn from `(seed, s)`, so shards mix the whole corpus.
 
 Memory is bounded by the block, not the corpus: the random "next segment" of an NSP pair comes
 from another document of the same block (a few thousand documents; Google's script draws from
-the whole corpus in memory). All randomness derives from `(seed, block, pass)`, so the
-shards are byte-identical whatever the number of workers.
+the whole corpus in memory), and a document longer than half a block is cut into pieces between
+lines, paired as documents of their own. All randomness derives from `(seed, block, pass)`, so
+the shards are byte-identical whatever the number of workers.
 
-Bad input (missing paths, binary or empty files, lines that are not UTF-8 or too long, control
-characters, empty and one-sentence documents) is skipped and counted per file, and the counts are
-logged and written to `input_report.json` beside the manifest; with `CreationConfig(strict=True)`
-the first problem is an error naming file and line. A write that fails (a full disk) leaves the
-output directory as it was, and says what it was writing.
+Bad input (missing paths, binary or empty files, lines that are not UTF-8 or too long, bad JSON
+Lines records, control characters, empty and one-sentence documents) is skipped and counted per
+file, and the counts are logged and written to `input_report.json` beside the manifest; with
+`CreationConfig(strict=True)` the first problem is an error naming file and line.
+
+The output directory is written through a staging directory inside it
+(`shards.directory.StagedOutput`): it is refused if it holds anything but an earlier run's
+output, which is replaced only with `overwrite`, once the new set is complete. A write that fails
+(a full disk) leaves the output directory as it was, and says what it was writing.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """tf.data reader of pretraining shards: the per-process stream of numpy batches the trainer eats.
 
+* The files of a shard directory are those its manifest lists (`shards.directory.shard_files`):
+  shards another run left beside them are named in a warning and never read, and a directory
+  that create-data is writing is refused.
 * Every process reads a disjoint set of files (`process_index::process_count`), and training
   streams never end, so all processes yield the same number of batches; a finite (eval) pass is
   padded with weight-0 examples to the longest process's number of batches.

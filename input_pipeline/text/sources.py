@@ -3,7 +3,8 @@
 An input is a plain path, a glob, a directory, or a TFDS spec `tfds:NAME[:SPLIT]`.
 `expand_inputs` turns inputs into sources (one file or one TFDS split each) and `iter_documents`
 streams a source's documents, one list of lines at a time, so a file of any size is read in
-memory bounded by its longest document.
+memory bounded by its longest document; `iter_document_pieces` cuts longer documents between
+lines, so that memory is bounded whatever their length.
 
 Files:
 
@@ -25,13 +26,15 @@ inside it is a line break. Both are prose paragraphs, so they must be read with 
 "paragraphs". The dataset must already be prepared in the TFDS data directory (nothing is
 downloaded here).
 
-Bad input is counted per file in an `input_report.InputReport`, when one is passed (create-data passes one):
-missing paths, unreadable and binary files, empty files, lines that are not UTF-8, lines longer
-than `max_line_chars`, lines with control or zero-width characters, and (counted after
-tokenizing, by create-data) empty and one-sentence documents. By default a bad file or line is
-skipped (control characters are kept: the tokenizer removes them) and counted, and reading goes
-on; a strict report raises on the first, naming file and line. Without a report, reading behaves
-as it always has: text that is not UTF-8 (or a binary file) is an error, nothing else is checked.
+Bad input is counted per file in an `input_report.InputReport`, when one is passed (create-data
+and vocab pass one): missing paths, files and subdirectories of an input directory that are not
+read, unreadable and binary files, empty files, lines that are not UTF-8, JSON Lines records that
+are not objects or hold no string text, lines longer than `max_line_chars`, lines with control or
+zero-width characters, and (counted after tokenizing, by create-data) empty and one-sentence
+documents. By default a bad file, line or record is skipped (control characters are kept: the
+tokenizer removes them) and counted, and reading goes on; a strict report raises on the first,
+naming file and line. Without a report, reading behaves as it always has: text that is not UTF-8
+(or a binary file) and a bad JSON Lines record are errors, nothing else is checked.
 """
 
 from __future__ import annotations
@@ -288,9 +291,9 @@ def iter_documents(source: str, *, text_format: str = "lines", text_field: str =
     (see `InputReport`); without one, text that is not UTF-8 is an error.
 
     Raises:
-      ValueError: on an unknown text_format, text that is not UTF-8 (without a report, or with a
-        strict one: then on any problem), a JSONL line that is not an object with a string
-        `text_field` (all naming file:line), or a paragraph-only TFDS dataset read as "lines".
+      ValueError: on an unknown text_format, text that is not UTF-8 or a JSONL line that is not
+        an object with a string `text_field` (without a report, or with a strict one: then on any
+        problem; all naming file:line), or a paragraph-only TFDS dataset read as "lines".
       FileNotFoundError: if a TFDS dataset is not prepared in the data directory.
     """
     return (lines for _, lines in iter_numbered_documents(

@@ -19,7 +19,6 @@ from input_pipeline import remote_files
 from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
 from input_pipeline.shards.directory import (
     MANIFEST_NAME,
-    STAGING_PREFIX,
     StagedOutput,
     listed_only,
     shard_files,
@@ -43,13 +42,15 @@ def files(directory) -> dict[str, bytes]:
     for root, _, names in os.walk(directory):
         for name in names:
             path = os.path.join(root, name)
-            out[os.path.relpath(path, directory)] = open(path, "rb").read()
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, directory)] = f.read()
     return out
 
 
 def dead_pid() -> int:
     """A pid that no process has now."""
-    pid = int(open("/proc/sys/kernel/pid_max").read()) - 1
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid = int(f.read()) - 1
     while True:
         try:
             os.kill(pid, 0)
