@@ -141,6 +141,16 @@ def test_beam_reads_and_writes_remote_paths(one_worker, corpus, uncased_vocab_pa
                      for name in sorted(tf.io.gfile.listdir(f"{root}/out")) if name.endswith(".tfrecord")}
     assert remote_shards == shard_bytes(out)
     assert tf.io.gfile.exists(f"{root}/out/input_report.json")
+    # The output directory is checked before the pipeline runs, and replaced as locally.
+    with pytest.raises(FileExistsError, match="earlier create-data run.*pass --overwrite"):
+        run_beam_pipeline(inputs, f"{root}/vocab.txt", f"{root}/out", CONFIG,
+                          pipeline_args=["--runner=DirectRunner"])
+    two = dataclasses.replace(CONFIG, num_shards=2)
+    run_beam_pipeline(inputs, f"{root}/vocab.txt", f"{root}/out", two, overwrite=True,
+                      pipeline_args=["--runner=DirectRunner"])
+    assert sorted(tf.io.gfile.listdir(f"{root}/out")) == [
+        "input_report.json", "manifest.json", "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord"]
 
 
 # One creation run, in a fresh process so that runs do not share a heap; it writes the corpus's
