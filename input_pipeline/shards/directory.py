@@ -37,7 +37,7 @@ import socket
 from collections.abc import Sequence
 
 from input_pipeline import remote_files
-from input_pipeline.shards.manifest import MANIFEST_NAME, read_manifest
+from input_pipeline.shards.manifest import MANIFEST_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _listed_names(directory: str, names: Sequence[str]) -> list[str] | None:
     """The shard files the manifest of `directory` lists; None without a manifest, unless
     create-data is writing the directory (a ValueError)."""
     if MANIFEST_NAME in names:
-        manifest = read_manifest(directory)
+        manifest = _read(os.path.join(directory, MANIFEST_NAME))
         if manifest is not None:
             return manifest_files(manifest, os.path.join(directory, MANIFEST_NAME))
     staging = [name for name in names if name.startswith(STAGING_PREFIX)]
@@ -124,6 +124,20 @@ def _listed_names(directory: str, names: Sequence[str]) -> list[str] | None:
             f"is its staging directory, and there is no {MANIFEST_NAME} yet), or a create-data run "
             "was killed while putting its shards in place; wait for it to finish, or run it again.")
     return None
+
+
+def _read(path: str) -> dict:
+    """The manifest at `path`; a ValueError naming it if it is not a JSON object."""
+    try:
+        with remote_files.open_file(path) as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as e:
+        manifest = e
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is not a create-data manifest (not a JSON object: {manifest}); "
+                         "make the shards again with `bert-jax create-data`, or move the file "
+                         "away.")
+    return manifest
 
 
 def _some(names: Sequence[str], most: int = 5) -> str:
@@ -173,7 +187,7 @@ class StagedOutput:
         remote_files.makedirs(out)
         self._remove_dead_runs_leftovers()
         names = [name for name in remote_files.listdir(out) if not name.startswith(STAGING_PREFIX)]
-        manifest = read_manifest(out) if MANIFEST_NAME in names else None
+        manifest = _read(os.path.join(out, MANIFEST_NAME)) if MANIFEST_NAME in names else None
         listed = ([] if manifest is None else
                   manifest_files(manifest, os.path.join(out, MANIFEST_NAME)))
         own = {MANIFEST_NAME, INPUT_REPORT_NAME, *listed} if manifest is not None else set()
@@ -233,8 +247,7 @@ class StagedOutput:
                 for manifest_name in (MANIFEST_NAME, REPLACED_MANIFEST_NAME):
                     if manifest_name in contents:
                         where = os.path.join(path, manifest_name)
-                        with remote_files.open_file(where) as f:
-                            listed = manifest_files(json.load(f), where)
+                        listed = manifest_files(_read(where), where)
                         interrupted += [entry for entry in [*listed, INPUT_REPORT_NAME]
                                         if entry in names and entry not in interrupted]
             logger.warning("removing what a killed create-data run (pid %d on this host, no longer "
@@ -249,9 +262,9 @@ class StagedOutput:
         staging directory, by renames, the manifest last (see the module docstring)."""
         out, staging = self.output_dir, self.staging
         where = os.path.join(staging, MANIFEST_NAME)
-        with remote_files.open_file(where) as f:
-            new = manifest_files(json.load(f), where)
-        old = read_manifest(out)
+        new = manifest_files(_read(where), where)
+        old = _read(os.path.join(out, MANIFEST_NAME)) if remote_files.exists(
+            os.path.join(out, MANIFEST_NAME)) else None
         if old is not None and not self.overwrite:  # Another run finished first.
             raise FileExistsError(f"another create-data run wrote {out} while this one ran; "
                                   "pass --overwrite to replace its output, or run one at a time.")

@@ -103,7 +103,7 @@ def test_files_create_data_did_not_write_are_refused_and_kept(corpus, uncased_vo
     assert os.listdir(other) == ["corpus.txt"]
 
 
-def test_a_manifest_naming_a_path_outside_its_directory_is_refused(tmp_path):
+def test_a_manifest_naming_a_path_outside_its_directory_or_damaged_is_refused(tmp_path):
     (tmp_path / "victim.txt").write_text("keep")
     out = tmp_path / "out"
     out.mkdir()
@@ -115,6 +115,12 @@ def test_a_manifest_naming_a_path_outside_its_directory_is_refused(tmp_path):
             StagedOutput(out, overwrite=True).prepare()
         with pytest.raises(ValueError, match="not the name of a .tfrecord file in its directory"):
             shard_files(str(out))
+    for text in ("{oops", "[]"):
+        (out / MANIFEST_NAME).write_text(text)
+        for check in (lambda: StagedOutput(out, overwrite=True).prepare(),
+                      lambda: shard_files(str(out))):
+            with pytest.raises(ValueError, match="manifest.json is not a create-data manifest"):
+                check()
     assert (tmp_path / "victim.txt").read_text() == "keep"
 
 
