@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import shutil
 from typing import IO
 
 
@@ -50,6 +51,14 @@ def glob(pattern: str) -> list[str]:
     return sorted(_gfile().glob(pattern) if is_remote(pattern) else _glob.glob(pattern))
 
 
+def listdir(path: str | os.PathLike) -> list[str]:
+    """The names of the entries of directory `path`, sorted (without the trailing "/" that Cloud
+    Storage gives its directories)."""
+    if is_remote(path):
+        return sorted(name.rstrip("/") for name in _gfile().listdir(os.fspath(path)))
+    return sorted(os.listdir(path))
+
+
 def makedirs(path: str | os.PathLike) -> None:
     if is_remote(path):
         _gfile().makedirs(os.fspath(path))
@@ -71,3 +80,11 @@ def remove(path: str | os.PathLike) -> None:
         _gfile().remove(os.fspath(path))
     else:
         os.unlink(path)
+
+
+def rmtree(path: str | os.PathLike) -> None:
+    """Removes the directory `path` and everything in it."""
+    if is_remote(path):
+        _gfile().rmtree(os.fspath(path))
+    else:
+        shutil.rmtree(path)

@@ -20,7 +20,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "per line, split into sentences (English and Korean)")
     p.add_argument("--text-field", default="text", help="the text field of JSONL records / TFDS examples")
     p.add_argument("--vocab", required=True, help="WordPiece vocab.txt or SentencePiece .model")
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--output-dir", required=True,
+                   help="a new or empty directory (or an earlier run's output, with --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier create-data run's output in --output-dir (only the "
+                   "files its manifest.json lists, once the new set is complete)")
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--max-predictions-per-seq", type=int, default=20)
     p.add_argument("--masked-lm-prob", type=float, default=0.15)
@@ -71,10 +75,10 @@ def run(args: argparse.Namespace) -> None:
         # Apache Beam is an optional dependency, loaded only for --runner beam.
         from input_pipeline.creation.beam_pipeline import run_beam_pipeline
         manifest = run_beam_pipeline(args.input, args.vocab, args.output_dir, config,
-                                     pipeline_args=args.beam_args)
+                                     pipeline_args=args.beam_args, overwrite=args.overwrite)
     else:
         manifest = create_pretraining_data(args.input, args.vocab, args.output_dir, config,
-                                           num_workers=args.workers)
+                                           num_workers=args.workers, overwrite=args.overwrite)
     print(f"wrote {manifest['num_instances']} instances from {manifest['num_documents']} documents "
           f"into {len(manifest['shards'])} shards in {args.output_dir}")
     print(json.dumps(manifest["statistics"], indent=2))

@@ -140,7 +140,8 @@ def _build_shards(text: Path, vocab_file: Path, output_dir: Path, config, dupe_f
             and manifest["vocab_sha256"] == file_sha256(vocab_file):
         logger.info("stage 3/6: shards exist in %s (%d instances)", output_dir, manifest["num_instances"])
     else:
-        manifest = create_pretraining_data([text], vocab_file, output_dir, creation)
+        # The demo's own shards of other settings, if any: replaced (create-data refuses others).
+        manifest = create_pretraining_data([text], vocab_file, output_dir, creation, overwrite=True)
         logger.info("stage 3/6: wrote %d instances to %s (random-next fraction %.3f)",
                     manifest["num_instances"], output_dir, manifest["statistics"]["random_next_fraction"])
     return output_dir

@@ -10,14 +10,19 @@ of blocks drawn from `(seed, s)`, so shards mix the whole corpus.
 
 Memory is bounded by the block, not the corpus: the random "next segment" of an NSP pair comes
 from another document of the same block (a few thousand documents; Google's script draws from
-the whole corpus in memory). All randomness derives from `(seed, block, pass)`, so the
-shards are byte-identical whatever the number of workers.
+the whole corpus in memory), and a document longer than half a block is cut into pieces between
+lines, paired as documents of their own. All randomness derives from `(seed, block, pass)`, so
+the shards are byte-identical whatever the number of workers.
 
-Bad input (missing paths, binary or empty files, lines that are not UTF-8 or too long, control
-characters, empty and one-sentence documents) is skipped and counted per file, and the counts are
-logged and written to `input_report.json` beside the manifest; with `CreationConfig(strict=True)`
-the first problem is an error naming file and line. A write that fails (a full disk) leaves the
-output directory as it was, and says what it was writing.
+Bad input (missing paths, binary or empty files, lines that are not UTF-8 or too long, bad JSON
+Lines records, control characters, empty and one-sentence documents) is skipped and counted per
+file, and the counts are logged and written to `input_report.json` beside the manifest; with
+`CreationConfig(strict=True)` the first problem is an error naming file and line.
+
+The output directory is written through a staging directory inside it
+(`shards.directory.StagedOutput`): it is refused if it holds anything but an earlier run's
+output, which is replaced only with `overwrite`, once the new set is complete. A write that fails
+(a full disk) leaves the output directory as it was, and says what it was writing.
 """
 
 from __future__ import annotations
@@ -29,28 +34,36 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import random
-import shutil
-import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from input_pipeline import remote_files
 from input_pipeline.instances.masking import MaskingConfig, mask_batch_with_rng
 from input_pipeline.instances.pairs import PairingConfig, create_sentence_pairs
+from input_pipeline.shards.directory import INPUT_REPORT_NAME, StagedOutput
 from input_pipeline.shards.features import serialize_examples
-from input_pipeline.shards.manifest import MANIFEST_NAME, build_manifest, shard_name, write_manifest
+from input_pipeline.shards.manifest import build_manifest, shard_name, write_manifest
 from input_pipeline.shards.tfrecord import frame, write_atomically
 from input_pipeline.text.report import DEFAULT_MAX_LINE_CHARS, InputReport, problem_message
-from input_pipeline.text.sources import TEXT_FORMATS, document_sentences, expand_inputs, iter_numbered_documents
+from input_pipeline.text.sources import (
+    TEXT_FORMATS,
+    DocumentPiece,
+    document_sentences,
+    expand_inputs,
+    iter_document_pieces,
+)
 from input_pipeline.tokenizers.loading import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
 MASKING_MODES = ("static", "dynamic")
-INPUT_REPORT_NAME = "input_report.json"
 _CHUNK_ROWS = 4096
 
 
@@ -113,45 +126,73 @@ class CreationConfig:
 
 @dataclasses.dataclass
 class Block:
-    """Whole documents, the unit of work of a worker, with where each document starts."""
+    """Whole documents, or pieces of longer ones, the unit of work of a worker, with where each
+    starts and whether it starts and ends its document (`DocumentPiece`)."""
     documents: list[list[str]]
     origins: list[tuple[str, int]]  # (source, line number) of each document's first line.
+    starts: list[bool] = dataclasses.field(default_factory=list)
+    ends: list[bool] = dataclasses.field(default_factory=list)
+
+    def add(self, source: str, piece: DocumentPiece) -> None:
+        self.documents.append(piece.lines)
+        self.origins.append((source, piece.line))
+        self.starts.append(piece.starts)
+        self.ends.append(piece.ends)
+
+    def extend(self, other: Block) -> None:
+        for name in ("documents", "origins", "starts", "ends"):
+            getattr(self, name).extend(getattr(other, name))
 
 
 def iter_blocks(sources: Sequence[str], config: CreationConfig,
                 report: InputReport | None = None) -> Iterator[Block]:
-    """The documents of `sources`, in order, in blocks of about `config.block_chars` characters.
+    """The documents of `sources`, in order, in blocks of about `config.block_chars` characters,
+    each of at least two documents.
 
-    A short last block (under half the size) joins the one before it, so that no block is left
-    with too few documents to draw random next segments from. Reading problems are counted in
-    `report` (a fresh one of the config's rules if none is given) or raised, if it is strict.
+    A document longer than half a block is cut between lines into pieces of at most half a block
+    (`iter_document_pieces`), each paired as a document of its own: a block is then never one
+    document, and memory holds at most a block and a half of text whatever the length of the
+    documents (a book, or a corpus without blank lines). A short last block (under half the size,
+    or of a single document) joins the one before it, so that no block is left with too few
+    documents to draw random next segments from. Reading problems are counted in `report` (a
+    fresh one of the config's rules if none is given) or raised, if it is strict.
     """
     report = report or config.input_report()
+    max_piece = max(1, config.block_chars // 2)
     previous: Block | None = None
     block = Block([], [])
-    size = 0
+    size = longest = document_size = cut = 0
     for source in sources:
-        for line, document in iter_numbered_documents(source, text_format=config.text_format,
-                                                      text_field=config.text_field, report=report):
-            block.documents.append(document)
-            block.origins.append((source, line))
-            size += sum(map(len, document))
-            if size >= config.block_chars:
+        for piece in iter_document_pieces(source, max_chars=max_piece,
+                                          text_format=config.text_format,
+                                          text_field=config.text_field, report=report):
+            block.add(source, piece)
+            piece_size = sum(map(len, piece.lines))
+            size += piece_size
+            document_size = piece_size + (0 if piece.starts else document_size)
+            cut += piece.starts and not piece.ends
+            longest = max(longest, document_size)
+            if size >= config.block_chars and len(block.documents) >= 2:
                 if previous is not None:
                     yield previous
                 previous, block, size = block, Block([], []), 0
-    if previous is not None and block.documents and size < config.block_chars // 2:
-        previous.documents.extend(block.documents)
-        previous.origins.extend(block.origins)
+    if previous is not None and block.documents and (size < config.block_chars // 2
+                                                     or len(block.documents) < 2):
+        previous.extend(block)
         block = Block([], [])
+    if cut:
+        logger.warning(
+            "%s document(s) hold more than half a block of text (--block-mb %g: %s characters), "
+            "the longest %s characters: each was cut between lines into pieces of at most %s "
+            "characters, paired as documents of their own (no pair spans a cut, and a piece's "
+            "random next segments may come from another piece of the same document). Raise "
+            "--block-mb to %g or more to keep every document whole (memory grows with it).",
+            f"{cut:,}", config.block_chars / 1e6, f"{config.block_chars:,}", f"{longest:,}",
+            f"{max_piece:,}", _round_up(2 * longest / 1e6))
     if previous is not None:
         yield previous
     if block.documents:
         yield block
-
-
-_TOO_FEW_DOCUMENTS = ("the input holds {n} non-empty document(s); next-sentence pairs need at least "
-                      "two (separate documents with a blank line).")
 
 
 class BlockProcessor:
@@ -165,33 +206,48 @@ class BlockProcessor:
             self.tokenizer, masked_lm_prob=config.masked_lm_prob,
             max_predictions_per_seq=config.max_predictions_per_seq,
             whole_word_masking=config.whole_word_masking)
+        if not len(self.masking.random_token_ids):
+            raise ValueError(f"{vocab_path} holds only the {self.tokenizer.vocab_size} special "
+                             "tokens: every word would be [UNK], and masking has no token to put "
+                             "in a word's place. Make a vocab of the corpus with `bert-jax vocab`.")
 
     def tokenize(self, documents: Iterable[Sequence[str]],
                  origins: Sequence[tuple[str, int]] | None = None,
-                 problems: collections.Counter | None = None
+                 counts: collections.Counter | None = None,
+                 starts: Sequence[bool] | None = None, ends: Sequence[bool] | None = None,
                  ) -> tuple[list[list[list[int]]], int]:
         """Documents of token-id sentences (empty ones dropped, as in the original) and the
         number of sentences.
 
         Given the `origins` of the documents (`Block.origins`), empty and one-sentence documents
-        are counted into `problems` under `(kind, source)` keys, or, in strict mode, raise a
-        ValueError naming the document's file and first line.
+        are counted into `counts` under `(kind, source)` keys, or, in strict mode, raise a
+        ValueError naming the document's file and first line; pieces of a cut document (`starts`
+        or `ends` False) are not documents of their own and never counted so. `counts` also gets
+        the documents with tokens (`documents`, a cut one once), the tokens of the sentences and
+        the [UNK] among them.
         """
         out, num_sentences = [], 0
+        counts = collections.Counter() if counts is None else counts
+        unk_id = self.tokenizer.unk_id
         for index, lines in enumerate(documents):
             # A "[SEP]" or "[MASK]" quoted in the corpus is text, not a special token.
             sentences = [ids for s in document_sentences(lines, self.config.text_format)
                          if (ids := self.tokenizer.encode(s, split_special_tokens=True))]
-            if len(sentences) < 2 and origins is not None:
+            starts_document = starts is None or starts[index]
+            whole = starts_document and (ends is None or ends[index])
+            counts["cut_documents"] += starts_document and not whole
+            if len(sentences) < 2 and origins is not None and whole:
                 kind = "one_sentence_documents" if sentences else "empty_documents"
                 source, line = origins[index]
                 if self.config.strict:
                     raise ValueError(problem_message(source, kind, line))
-                if problems is not None:
-                    problems[(kind, source)] += 1
+                counts[(kind, source)] += 1
             if sentences:
                 out.append(sentences)
                 num_sentences += len(sentences)
+                counts["documents"] += starts_document
+                counts["sentence_tokens"] += sum(map(len, sentences))
+                counts["unk_tokens"] += sum(ids.count(unk_id) for ids in sentences)
         return out, num_sentences
 
     def pairs(self, documents: Sequence[Sequence[Sequence[int]]], block_index: int
@@ -244,25 +300,31 @@ class BlockProcessor:
         return serialize_examples(*features, labels), num_predictions
 
     def __call__(self, block_index: int, documents: Sequence[Sequence[str]],
-                 origins: Sequence[tuple[str, int]] | None = None
+                 origins: Sequence[tuple[str, int]] | None = None,
+                 starts: Sequence[bool] | None = None, ends: Sequence[bool] | None = None,
                  ) -> tuple[collections.Counter, Iterator[tuple[int, bytes]]]:
         """The block's counts, and its records in TFRecord framing as (shard, record), shard
         after shard. Records are made lazily, a chunk at a time, so memory holds the block's
         token rows but never all its records; the count of predictions is complete once the
         records are consumed. Given `origins`, the counts hold the per-file counts of
-        `tokenize` under `(kind, source)` keys (`InputReport.add_block_counts`)."""
+        `tokenize` under `(kind, source)` keys (`InputReport.add_block_counts`).
+
+        A block left with a single document with tokens (the others had none) makes no pairs:
+        a random next segment must come from another document. It is counted
+        (`unpaired_documents`), and the run says so at the end.
+        """
         config = self.config
-        problems: collections.Counter = collections.Counter()
-        tokenized, num_sentences = self.tokenize(documents, origins, problems)
+        stats: collections.Counter = collections.Counter(
+            blocks=1, characters=sum(len(line) for document in documents for line in document))
+        tokenized, num_sentences = self.tokenize(documents, origins, stats, starts, ends)
+        stats.update(sentences=num_sentences, instances=0, tokens=0, predictions=0,
+                     random_next=0)
         if len(tokenized) < 2:
-            raise _TooFewDocuments(_TOO_FEW_DOCUMENTS.format(n=len(tokenized)))
+            stats["unpaired_documents"] += len(tokenized)
+            return stats, iter(())
         tokens, offsets, a_lengths, random_next = self.pairs(tokenized, block_index)
         num = len(a_lengths)
-        stats = collections.Counter(
-            blocks=1, documents=len(tokenized), sentences=num_sentences, instances=num,
-            tokens=len(tokens), predictions=0, random_next=sum(random_next),
-            characters=sum(len(line) for document in documents for line in document))
-        stats.update(problems)
+        stats.update(instances=num, tokens=len(tokens), random_next=sum(random_next))
         rng = np.random.default_rng([config.seed, block_index])
         order = rng.permutation(num)  # The original shuffles all instances before writing.
         # Shard s takes the s-th run of the shuffled instances; the shards that get one instance
@@ -293,16 +355,26 @@ _processor: BlockProcessor | None = None
 _work_dir: str = ""
 
 
-def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str) -> None:
+def _init_worker(vocab_path: str, config: CreationConfig, work_dir: str, parent: int) -> None:
     global _processor, _work_dir
+    # A parent killed with SIGKILL cannot stop its pool: the workers would wait for work forever
+    # (a hundred MB each). They leave once it is gone, and so let the next run remove its files.
+    threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
     _processor, _work_dir = BlockProcessor(vocab_path, config), work_dir
+
+
+def _exit_without(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _process_to_file(block_index: int, block: Block
                      ) -> tuple[int, list[int], list[int], collections.Counter]:
     """Processes a block in a worker and writes its parts, shard after shard, to one file, so
     that only sizes and counts travel back to the parent process."""
-    stats, records = _processor(block_index, block.documents, block.origins)
+    stats, records = _processor(block_index, block.documents, block.origins, block.starts,
+                                block.ends)
     sizes, counts = [0] * _processor.config.num_shards, [0] * _processor.config.num_shards
     path = os.path.join(_work_dir, f"block-{block_index:07d}")
     try:
@@ -312,7 +384,7 @@ def _process_to_file(block_index: int, block: Block
                 sizes[shard] += len(record)
                 counts[shard] += 1
     except OSError as e:
-        raise _write_failed(f"the records of block {block_index} to {path}", e) from e
+        raise write_error(f"the records of block {block_index} to {path}", e) from e
     return block_index, sizes, counts, stats
 
 
@@ -328,19 +400,15 @@ def _merge_shard(work_dir: str, path: str, shard: int, seed: int,
                     f.seek(sum(sizes[:shard]))
                     out.write(f.read(sizes[shard]))
     except OSError as e:
-        raise _write_failed(f"shard {path}", e) from e
+        raise write_error(f"shard {path}", e) from e
 
 
-def _write_failed(what: str, error: OSError) -> OSError:
+def write_error(what: str, error: OSError) -> OSError:
     """An OSError (of `error`'s errno) saying what was being written and what to do; the run's
-    files are all removed (or never renamed into place) when it propagates."""
-    return OSError(error.errno, f"writing {what} failed: {error.strerror or error}; nothing was "
-                                "written under the output's final names. Free disk space (or "
-                                "write to another --output-dir) and run again.")
-
-
-class _TooFewDocuments(ValueError):
-    """Raised, by a worker or at the end of reading, when there is nothing to pair."""
+    staging directory is removed when it propagates, and the output is left as it was."""
+    return OSError(error.errno, f"writing {what} failed: {error.strerror or error}; the output "
+                                "directory is as it was. Free disk space (or write to another "
+                                "--output-dir) and run again.")
 
 
 def write_input_report(output_dir: str | os.PathLike, report: InputReport) -> str:
@@ -353,7 +421,8 @@ def write_input_report(output_dir: str | os.PathLike, report: InputReport) -> st
 
 def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike,
                             output_dir: str | os.PathLike, config: CreationConfig = CreationConfig(),
-                            *, num_workers: int = 1, prefix: str = "train") -> dict:
+                            *, num_workers: int = 1, prefix: str = "train",
+                            overwrite: bool = False) -> dict:
     """Writes `config.num_shards` TFRecord shards, `input_report.json` and `manifest.json` into
     `output_dir` from the text `inputs` (files, globs, directories, `.gz`, `.jsonl`,
     `tfds:NAME[:SPLIT]`), using `num_workers` processes. Returns the manifest.
@@ -362,19 +431,25 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     logged and written as `input_report.json`), or, with `config.strict`, raises on the first
     problem, naming file and line. Missing inputs are skipped, but at least one must exist.
 
-    The shards are written in a work directory and moved into place only once all are complete,
-    then the report and, last, the manifest, so a manifest always describes complete shards. If
-    a write fails (a full disk), the OSError says what was being written, and nothing of the run
-    is left under a final name.
+    `output_dir` must be new or empty, or hold an earlier create-data run's output and
+    `overwrite` be set; anything else in it is refused (`shards.directory.StagedOutput`). The run
+    writes into a staging directory inside it and puts the complete set in place at the end, the
+    manifest last, so a manifest always describes complete shards and a reader never sees a mix
+    of two runs' shards. If a write fails (a full disk), the OSError says what was being written,
+    and the output directory is left as it was.
     """
+    if remote_files.is_remote(output_dir):
+        raise ValueError(f"--output-dir {output_dir}: the local runner writes to a local directory "
+                         "(its worker processes write block files); write to Cloud Storage with "
+                         "the Beam runner (--runner beam).")
     report = config.input_report()
     sources = expand_inputs(inputs, report)
     vocab_path = os.fspath(vocab_path)
     # Built here first, so that a bad vocab fails at once with its own message; one worker uses
     # it, more workers build their own.
     processor = BlockProcessor(vocab_path, config)
-    os.makedirs(output_dir, exist_ok=True)
-    work_dir = tempfile.mkdtemp(prefix=".blocks-", dir=output_dir)
+    output = StagedOutput(output_dir, overwrite=overwrite)
+    work_dir = output.prepare()
     block_sizes: dict[int, list[int]] = {}
     shard_counts = np.zeros(config.num_shards, np.int64)
     stats: collections.Counter = collections.Counter()
@@ -382,52 +457,96 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
              for s in range(config.num_shards)]
     try:
         with _worker_pool(num_workers, processor, vocab_path, work_dir) as pool:
-            try:
-                for block_index, sizes, counts, block_stats in pool.map_blocks(
-                        _process_to_file, enumerate(iter_blocks(sources, config, report))):
-                    block_sizes[block_index] = sizes
-                    shard_counts += counts
-                    stats += block_stats
-                if stats["documents"] < 2:  # Only an input without a block gets here with this.
-                    raise _TooFewDocuments(_TOO_FEW_DOCUMENTS.format(n=stats["documents"]))
-            except _TooFewDocuments as e:
-                # Often the reason is in the report: files that were binary, empty or missing.
-                raise ValueError(f"{e} {report.summary()}") from None
+            for block_index, sizes, counts, block_stats in pool.map_blocks(
+                    _process_to_file, enumerate(iter_blocks(sources, config, report))):
+                block_sizes[block_index] = sizes
+                shard_counts += counts
+                stats += block_stats
+            check_enough_documents(stats, report)
             pool.map_all(_merge_shard, [(work_dir, path, s, config.seed, block_sizes)
                                         for s, path in enumerate(paths)])
+        for block_index in block_sizes:
+            os.remove(os.path.join(work_dir, f"block-{block_index:07d}"))
         report.add_block_counts(stats)
         manifest = build_manifest(config, vocab_path, processor.tokenizer.vocab_size, sources,
                                   shard_counts.tolist(), stats, prefix)
-        _move_into_place(work_dir, output_dir, paths, report, manifest)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    report.log(logger, os.path.join(output_dir, INPUT_REPORT_NAME))
-    return manifest
-
-
-def _move_into_place(work_dir: str, output_dir: str | os.PathLike, paths: Sequence[str],
-                     report: InputReport, manifest: dict) -> None:
-    """Replaces whatever `output_dir` held with the complete shards of `work_dir`, then writes
-    the input report and the manifest; if any of it fails, removes what it had put in place."""
-    # A manifest left from an earlier run must not describe a mix of its shards and these.
-    old = [os.path.join(output_dir, name) for name in (MANIFEST_NAME, INPUT_REPORT_NAME)]
-    try:
-        for path in old:
-            if os.path.exists(path):
-                os.remove(path)
-        for path in paths:
-            os.replace(os.path.join(work_dir, os.path.basename(path)), path)
-        for what, write in (("the input report", lambda: write_input_report(output_dir, report)),
-                            ("the manifest", lambda: write_manifest(output_dir, manifest))):
+        for what, write in (("the input report", lambda: write_input_report(work_dir, report)),
+                            ("the manifest", lambda: write_manifest(work_dir, manifest))):
             try:
                 write()
             except OSError as e:
-                raise _write_failed(f"{what} into {output_dir}", e) from e
-    except BaseException:
-        for path in [*paths, *old]:
-            if os.path.exists(path):
-                os.remove(path)
-        raise
+                raise write_error(f"{what} into {work_dir}", e) from e
+        output.commit()
+    finally:
+        output.discard()
+    report.log(logger, os.path.join(output_dir, INPUT_REPORT_NAME))
+    warn_about_statistics(manifest)
+    return manifest
+
+
+def _round_up(value: float) -> float:
+    """`value` rounded up to two significant digits."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return float(f"{math.ceil(value / step - 1e-9) * step:.2g}")
+
+
+_TOO_FEW_DOCUMENTS = ("the input holds {n} non-empty document(s); next-sentence pairs need at least "
+                      "two (separate documents with a blank line).")
+
+
+def check_enough_documents(stats: collections.Counter, report: InputReport) -> None:
+    """Raises a ValueError if the whole input holds fewer than two documents with tokens: there is
+    nothing to pair. Often the reason is in the report (binary, empty or missing files), which the
+    message summarizes."""
+    if stats["documents"] < 2:
+        raise ValueError(f"{_TOO_FEW_DOCUMENTS.format(n=stats['documents'])} {report.summary()}")
+
+
+# Without problems about half the pairs take a random next segment (0.55 on the demo corpus).
+_MOST_RANDOM_NEXT = 0.75
+# A vocab of the corpus's language leaves a fraction of a percent of [UNK] (0.1% for English text
+# with BERT's uncased vocab).
+_MOST_UNK = 0.05
+
+
+def warn_about_statistics(manifest: dict) -> None:
+    """Logs a warning, with the numbers and what to do, for shards that were made but are hardly
+    what was meant: documents that made no pairs, empty shards, mostly random next segments, text
+    mostly [UNK]."""
+    num = manifest["num_instances"]
+    statistics = manifest["statistics"]
+    config = manifest["config"]
+    if manifest.get("num_unpaired_documents"):
+        logger.warning(
+            "%d document(s) made no sentence pairs: each was the only document with tokens in its "
+            "block (the others held none: see empty_documents in the input report), and a random "
+            "next segment must come from another document of the block. Their text is not in the "
+            "shards.", manifest["num_unpaired_documents"])
+    empty = [shard["file"] for shard in manifest["shards"] if not shard["num_instances"]]
+    if empty:
+        logger.warning("%d of the %d shards hold no instance (%s): the input made %d instances. "
+                       "Write fewer shards (--num-shards), or give more text.", len(empty),
+                       len(manifest["shards"]),
+                       ", ".join(empty[:3]) + (" ..." if len(empty) > 3 else ""), num)
+    fraction = statistics["random_next_fraction"]
+    if num and fraction >= _MOST_RANDOM_NEXT:
+        budget = config["max_seq_length"] - 3
+        sentence = statistics.get("mean_sentence_tokens", 0.0)
+        why = (f"a pair holds {budget} tokens (--max-seq-length {config['max_seq_length']} less "
+               f"[CLS] and two [SEP]) and a sentence {sentence:.1f} on average, so most chunks "
+               "hold a single sentence, whose next segment is always random: raise "
+               "--max-seq-length (128 is usual)" if 2 * sentence > budget else
+               "many documents are a single sentence, whose next segment is always random (see "
+               "one_sentence_documents in the input report): check --format")
+        logger.warning("%d of the %d pairs (%.0f%%) take a random next segment, where about half "
+                       "is usual, so next-sentence prediction learns little: %s.",
+                       round(fraction * num), num, 100 * fraction, why)
+    unk = statistics.get("unk_fraction", 0.0)
+    if unk >= _MOST_UNK:
+        logger.warning("%.1f%% of the tokens are [UNK]: the vocab (%s) does not cover this text "
+                       "(another language or script? a cased vocab read without --cased?). Make a "
+                       "vocab of this corpus with `bert-jax vocab`.", 100 * unk,
+                       manifest["vocab_file"])
 
 
 class _worker_pool:
@@ -439,7 +558,7 @@ class _worker_pool:
             raise ValueError(f"num_workers={num_workers} must be at least 1.")
         self.num_workers = num_workers
         self.processor = processor
-        self.init_args = (vocab_path, processor.config, work_dir)
+        self.init_args = (vocab_path, processor.config, work_dir, os.getpid())
         self.executor = None
 
     def __enter__(self):

@@ -1,5 +1,8 @@
 """tf.data reader of pretraining shards: the per-process stream of numpy batches the trainer eats.
 
+* The files of a shard directory are those its manifest lists (`shards.directory.shard_files`):
+  shards another run left beside them are named in a warning and never read, and a directory
+  that create-data is writing is refused.
 * Every process reads a disjoint set of files (`process_index::process_count`), and training
   streams never end, so all processes yield the same number of batches; a finite (eval) pass is
   padded with weight-0 examples to the longest process's number of batches.
@@ -37,6 +40,7 @@ from google.protobuf.message import DecodeError
 from input_pipeline import remote_files
 from input_pipeline.instances.masking import MaskingConfig, mask_batch_hashed
 from input_pipeline.shards import tfrecord
+from input_pipeline.shards.directory import listed_only, shard_files
 from input_pipeline.shards.features import feature_spec, parse_examples
 from input_pipeline.shards.manifest import MANIFEST_NAME, file_sha256, read_manifest
 from input_pipeline.shards.tfrecord import CorruptShardError
@@ -82,16 +86,31 @@ class ReaderConfig:
 
 
 def list_shards(file_patterns: Sequence[str]) -> list[str]:
-    """The shard files matching the patterns (a directory means all its `*.tfrecord` files)."""
+    """The shard files the patterns name: a directory means the files its manifest lists (all
+    its `*.tfrecord` files if it has none), a glob its matches, but in a directory with a manifest
+    only those the manifest lists. Files left out (another run's shards) are named in a warning.
+
+    Raises:
+      FileNotFoundError: a pattern names no shard file, or a manifest lists a missing one.
+      ValueError: a directory is being written by create-data (`shards.directory.shard_files`).
+    """
     files: list[str] = []
     for pattern in file_patterns:
         if remote_files.isdir(pattern):
-            pattern = os.path.join(pattern, "*.tfrecord")
-        matched = remote_files.glob(pattern)
-        if not matched:
-            raise FileNotFoundError(f"no shard files match {pattern!r}; create them with "
+            found, left_out = shard_files(pattern)
+        else:
+            found, left_out = listed_only(remote_files.glob(pattern))
+        if left_out:
+            logger.warning("%s: reading only the %d shard files listed by %s, not %d other "
+                           "*.tfrecord file(s) beside them (left by another create-data run?): %s",
+                           pattern, len(found), MANIFEST_NAME, len(left_out),
+                           _describe_files(left_out, most=10))
+        if not found:
+            what = (f"; the {len(left_out)} it matches are not listed by their directory's "
+                    f"{MANIFEST_NAME}" if left_out else "")
+            raise FileNotFoundError(f"no shard files match {pattern!r}{what}; create them with "
                                     "`bert-jax create-data` or pass the right path.")
-        files.extend(matched)
+        files.extend(found)
     return files
 
 
@@ -261,13 +280,19 @@ def _dataset(config: ReaderConfig, files: list[str], file_ids: list[int]) -> tf.
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def count_examples(files: Sequence[str]) -> int:
-    """The number of records in `files`, from the manifests where they list them, else counted."""
+def _manifest_counts(files: Sequence[str]) -> dict[str, int]:
+    """The number of records of each of `files` that a manifest lists."""
     known: dict[str, int] = {}
     for directory in _shard_directories(files):
         manifest = read_manifest(directory) or {}
         for shard in manifest.get("shards", []):
             known[os.path.join(directory, shard["file"])] = shard["num_instances"]
+    return known
+
+
+def count_examples(files: Sequence[str]) -> int:
+    """The number of records in `files`, from the manifests where they list them, else counted."""
+    known = _manifest_counts(files)
     total = 0
     for path in files:
         if path in known:
@@ -458,6 +483,8 @@ class DataIterator:
         # This process's files are kept to find a bad record in: the error TensorFlow raises
         # does not name the file.
         self._files, file_ids = _host_files(every_file, process_index, process_count)
+        if config.repeat:
+            _check_not_all_empty(self._files, every_file, process_index, process_count)
         self._dataset = _dataset(config, self._files, file_ids)
         self._iterator = iter(self._dataset)
         self._num_batches = None
@@ -540,6 +567,21 @@ class DataIterator:
     def restore(self, path: str) -> None:
         """Continues from a position written by `save` with the same config and files."""
         tf.train.Checkpoint(iterator=self._iterator).read(path).assert_consumed()
+
+
+def _check_not_all_empty(files: Sequence[str], every_file: Sequence[str], process_index: int,
+                         process_count: int) -> None:
+    """Raises a ValueError if the manifests say that this process's files hold no example: an
+    endless stream of them would wait forever for its first batch."""
+    known = _manifest_counts(every_file)
+    if all(path in known for path in files) and not any(known[path] for path in files):
+        raise ValueError(
+            f"process {process_index} of {process_count} reads {len(files)} shard file(s) that "
+            f"hold no example ({_describe_files(files)}, by their manifest): it would wait forever "
+            f"for its first batch. The {len(every_file)} files hold "
+            f"{sum(known.get(path, 0) for path in every_file):,} "
+            "examples in all; make the shards again with fewer --num-shards (or more text), or "
+            "run fewer processes.")
 
 
 def _describe_files(files: Sequence[str], most: int = 3) -> str:

@@ -42,6 +42,10 @@ def build_manifest(config, vocab_path: str | os.PathLike, vocab_size: int, sourc
         "num_documents": stats["documents"],
         "num_sentences": stats["sentences"],
         "num_blocks": stats["blocks"],
+        # Longer than half a block: cut into pieces, paired as documents of their own.
+        "num_cut_documents": stats["cut_documents"],
+        # The only document with tokens in their block: no random next segment, so no pairs.
+        "num_unpaired_documents": stats["unpaired_documents"],
         "input_characters": stats["characters"],
         "shards": [{"file": shard_name(prefix, s, len(shard_counts)), "num_instances": n}
                    for s, n in enumerate(shard_counts)],
@@ -56,6 +60,8 @@ def build_manifest(config, vocab_path: str | os.PathLike, vocab_size: int, sourc
             "random_next_fraction": stats["random_next"] / max(num, 1),
             "mean_tokens": stats["tokens"] / max(num, 1),
             "mean_predictions": stats["predictions"] / max(num, 1),
+            "mean_sentence_tokens": stats["sentence_tokens"] / max(stats["sentences"], 1),
+            "unk_fraction": stats["unk_tokens"] / max(stats["sentence_tokens"], 1),
         },
     }
 

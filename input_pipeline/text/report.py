@@ -1,8 +1,11 @@
-"""The input report of a creation run: per input file, how much was read and each problem found
-(missing paths, unreadable and binary files, empty files, lines that are not UTF-8 or too long,
-control and zero-width characters, empty and one-sentence documents), counted and skipped, or in
-strict mode raised as an error naming the file and line. `input_pipeline.text.sources` finds the
-problems while reading; create-data logs the report and writes it as input_report.json."""
+"""The input report of every command that reads text (create-data, vocab): per input file, how
+much was read and each problem found (missing paths, files an input directory holds but does not
+read, unreadable and binary files, empty files, lines that are not UTF-8 or too long, JSON Lines
+records that are not objects or hold no text, control and zero-width characters, empty and
+one-sentence documents). One policy for all of them: by default a problem is counted and what it
+concerns skipped; in strict mode (--strict) the first is an error naming the file and line.
+`input_pipeline.text.sources` finds the problems while reading; create-data logs the report and
+writes it as input_report.json, vocab logs it."""
 
 from __future__ import annotations
 
@@ -32,12 +35,21 @@ PROBLEMS: dict[str, _Problem] = {
                         "skipped", "fix the path or drop it from the inputs"),
     "unreadable": _Problem("cannot be read", "file", "skipped from here on",
                            "fix or remove the file"),
+    "other_files": _Problem(
+        "in an input directory, but its name does not end in .txt, .txt.gz, .jsonl or .jsonl.gz "
+        "(or it is a subdirectory, which is not searched)", "file", "not read",
+        "pass it by name, or with a glob such as 'DIR/*', to read it"),
     "binary": _Problem("not text (binary, or text in another encoding than UTF-8)", "file",
                        "skipped", "drop it from the inputs, or convert it to UTF-8 (e.g. with iconv)"),
     "empty_file": _Problem("empty file (no non-blank line)", "file", "skipped",
                            "drop it from the inputs"),
     "invalid_utf8_lines": _Problem("invalid UTF-8", "line", "skipped",
                                    "convert the file to UTF-8 (e.g. with iconv)"),
+    "invalid_records": _Problem("not a JSON object", "line", "skipped",
+                                "make each line of a .jsonl file one JSON object (or remove it)"),
+    "records_without_text": _Problem(
+        "a record without a string text field", "record", "skipped",
+        "pass --text-field naming the field that holds the text (or fix the record)"),
     "overlong_lines": _Problem("line longer than max_line_chars", "line", "skipped",
                                "split it into sentences or paragraphs, or raise max_line_chars "
                                "(--max-line-chars)"),
@@ -66,9 +78,12 @@ class FileReport:
     documents: int = 0
     missing: int = 0
     unreadable: int = 0
+    other_files: int = 0
     binary: int = 0
     empty_file: int = 0
     invalid_utf8_lines: int = 0
+    invalid_records: int = 0
+    records_without_text: int = 0
     overlong_lines: int = 0
     control_character_lines: int = 0
     empty_documents: int = 0
@@ -128,7 +143,8 @@ class InputReport:
         """The rules of reading without a report, as before reports existed: no line limit, and
         only text that is not UTF-8 (a line, or a binary file) or cannot be read is an error."""
         report = cls(max_line_chars=None)
-        report._errors = frozenset({"invalid_utf8_lines", "binary", "unreadable"})
+        report._errors = frozenset({"invalid_utf8_lines", "binary", "unreadable", "invalid_records",
+                                    "records_without_text"})
         return report
 
     def file(self, source: str) -> FileReport:
@@ -168,7 +184,9 @@ class InputReport:
 
     def totals(self) -> dict[str, int]:
         """Every count summed over the files, with the number of files read."""
-        totals = {"files": sum(not entry.missing for entry in self.files.values())}
+        # The files read: not the paths that matched nothing, nor those left unread.
+        totals = {"files": sum(not (entry.missing or entry.other_files)
+                               for entry in self.files.values())}
         for name in _COUNTS:
             totals[name] = sum(getattr(entry, name) for entry in self.files.values())
         return totals

@@ -3,7 +3,8 @@
 An input is a plain path, a glob, a directory, or a TFDS spec `tfds:NAME[:SPLIT]`.
 `expand_inputs` turns inputs into sources (one file or one TFDS split each) and `iter_documents`
 streams a source's documents, one list of lines at a time, so a file of any size is read in
-memory bounded by its longest document.
+memory bounded by its longest document; `iter_document_pieces` cuts longer documents between
+lines, so that memory is bounded whatever their length.
 
 Files:
 
@@ -25,13 +26,15 @@ inside it is a line break. Both are prose paragraphs, so they must be read with 
 "paragraphs". The dataset must already be prepared in the TFDS data directory (nothing is
 downloaded here).
 
-Bad input is counted per file in an `input_report.InputReport`, when one is passed (create-data passes one):
-missing paths, unreadable and binary files, empty files, lines that are not UTF-8, lines longer
-than `max_line_chars`, lines with control or zero-width characters, and (counted after
-tokenizing, by create-data) empty and one-sentence documents. By default a bad file or line is
-skipped (control characters are kept: the tokenizer removes them) and counted, and reading goes
-on; a strict report raises on the first, naming file and line. Without a report, reading behaves
-as it always has: text that is not UTF-8 (or a binary file) is an error, nothing else is checked.
+Bad input is counted per file in an `input_report.InputReport`, when one is passed (create-data
+and vocab pass one): missing paths, files and subdirectories of an input directory that are not
+read, unreadable and binary files, empty files, lines that are not UTF-8, JSON Lines records that
+are not objects or hold no string text, lines longer than `max_line_chars`, lines with control or
+zero-width characters, and (counted after tokenizing, by create-data) empty and one-sentence
+documents. By default a bad file, line or record is skipped (control characters are kept: the
+tokenizer removes them) and counted, and reading goes on; a strict report raises on the first,
+naming file and line. Without a report, reading behaves as it always has: text that is not UTF-8
+(or a binary file) and a bad JSON Lines record are errors, nothing else is checked.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 from input_pipeline import remote_files
 from input_pipeline.text.report import FileReport, InputReport
@@ -144,13 +148,16 @@ def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) ->
     spec `tfds:NAME[:SPLIT]` (checked for form, passed through unchanged). A file reached twice is
     kept only the first time, since reading it twice would duplicate its text.
 
-    With a `report`, a pattern that matches no file is counted as "missing" (under the pattern)
-    and skipped, unless the report is strict, and every source gets its entry, in order.
+    With a `report`, a pattern that matches no file is counted as "missing" (under the pattern),
+    and each file or subdirectory of an input directory that is not read (other endings) as
+    "other_files" (under its path); both are skipped unless the report is strict, and every
+    source gets its entry, in order.
 
     Raises:
-      FileNotFoundError: for a pattern that matches no file (with a lenient report: only when no
-        pattern matches any file), naming it and what to pass instead.
-      ValueError: for a malformed TFDS spec, or no patterns at all.
+      FileNotFoundError: for a pattern that matches no file (with a lenient report: only when
+        there is nothing at all to read), naming it, what it holds and what to pass instead.
+      ValueError: for a malformed TFDS spec, or no patterns at all; with a strict report, for a
+        file of an input directory that is not read.
     """
     if isinstance(patterns, (str, os.PathLike)):
         patterns = [patterns]
@@ -158,8 +165,9 @@ def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) ->
         raise ValueError(f"no inputs given; {_INPUT_HELP}.")
     sources: list[str] = []
     seen: set[str] = set()
-
-    missing: list[str] = []
+    seen_others: set[str] = set()  # Entries of input directories that are not read.
+    # (pattern, what it is) for each pattern that gives nothing to read, and whether it exists.
+    nothing: list[tuple[str, str, bool]] = []
 
     def add(path: str, key: str) -> None:
         if key not in seen:
@@ -168,11 +176,26 @@ def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) ->
             if report is not None:
                 report.file(path)  # Every source has an entry, in input order.
 
-    def matches_nothing(pattern: str, what: str) -> None:
+    def directory_files(directory: str, others: list[str]) -> list[str]:
+        files, unread = _directory_files(directory)
+        for path in unread:
+            if _realpath(path) not in seen_others:
+                seen_others.add(_realpath(path))
+                others.append(path)
+        return files
+
+    def report_others(others: list[str]) -> None:
+        for path in others if report is not None else ():
+            detail = ("a subdirectory: those of an input directory are not searched"
+                      if remote_files.isdir(path) else
+                      f"its name does not end in {', '.join(DIRECTORY_SUFFIXES)}")
+            report.found(path, "other_files", detail=detail)  # Raises if strict.
+
+    def matches_nothing(pattern: str, what: str, exists: bool) -> None:
         if report is None:
             raise FileNotFoundError(f"input {pattern!r}: {what}; {_INPUT_HELP}.")
         report.found(pattern, "missing", detail=what)  # Raises if strict.
-        missing.append(pattern)
+        nothing.append((pattern, what, exists))
 
     for pattern in patterns:
         pattern = os.fspath(pattern)
@@ -183,27 +206,44 @@ def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) ->
         if _isfile(pattern):
             add(pattern, _realpath(pattern))
             continue
+        others: list[str] = []
         if remote_files.isdir(pattern):
-            found = _directory_files(pattern)
-            if not found:
-                matches_nothing(pattern, "a directory that holds no file ending in "
-                                         f"{', '.join(DIRECTORY_SUFFIXES)}")
-            for path in found:
-                add(path, _realpath(path))
-            continue
-        matches = _glob(pattern) if _is_glob(pattern) else []
-        files: list[str] = []
-        for match in matches:
-            files.extend(_directory_files(match) if remote_files.isdir(match) else [match])
-        if not files:
-            what = "glob matches no file" if _is_glob(pattern) else "no such file or directory"
-            matches_nothing(pattern, what)
+            files = directory_files(pattern, others)
+            if not files:
+                matches_nothing(pattern, _unread_directory(pattern, others), exists=True)
+        else:
+            matches = _glob(pattern) if _is_glob(pattern) else []
+            files = []
+            for match in matches:
+                files.extend(directory_files(match, others) if remote_files.isdir(match) else [match])
+            if not matches:
+                what = "glob matches no file" if _is_glob(pattern) else "no such file or directory"
+                matches_nothing(pattern, what, exists=False)
+            elif not files:
+                matches_nothing(pattern, "glob matches only directories, "
+                                + _unread_entries(pattern, others), exists=True)
         for path in files:
             add(path, _realpath(path))
+        report_others(others)
     if not sources:  # Only with a lenient report does this point come with nothing to read.
-        raise FileNotFoundError(f"none of the inputs exists ({', '.join(map(repr, missing))}); "
-                                f"{_INPUT_HELP}.")
+        described = "; ".join(f"{pattern!r}: {what}" for pattern, what, _ in nothing)
+        if not any(exists for _, _, exists in nothing):
+            raise FileNotFoundError(f"none of the inputs exists ({described}); {_INPUT_HELP}.")
+        raise FileNotFoundError(f"nothing to read in the inputs ({described}); {_INPUT_HELP}.")
     return sources
+
+
+def _unread_directory(directory: str, others: Sequence[str]) -> str:
+    """What a directory that gives no file to read is."""
+    return "a directory " + _unread_entries(directory, others) if others else "an empty directory"
+
+
+def _unread_entries(pattern: str, others: Sequence[str]) -> str:
+    names = ", ".join(os.path.basename(path.rstrip("/")) for path in others[:5])
+    more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+    return (f"holding no file ending in {', '.join(DIRECTORY_SUFFIXES)} but {len(others)} other "
+            f"entries ({names}{more}): name the files, or use a glob such as "
+            f"{os.path.join(pattern, '*')!r}")
 
 
 def _is_glob(pattern: str) -> bool:
@@ -229,14 +269,13 @@ def _glob(pattern: str) -> list[str]:
     return sorted(glob.glob(pattern, recursive=True))
 
 
-def _directory_files(directory: str) -> list[str]:
-    if remote_files.is_remote(directory):
-        names = [path.rstrip("/").rsplit("/", 1)[-1]
-                 for path in remote_files.glob(directory.rstrip("/") + "/*")]
-    else:
-        names = os.listdir(directory)
-    return sorted(os.path.join(directory, name) for name in names
-                  if name.endswith(DIRECTORY_SUFFIXES) and _isfile(os.path.join(directory, name)))
+def _directory_files(directory: str) -> tuple[list[str], list[str]]:
+    """The files of `directory` that are read (by their endings), and its other entries."""
+    files, others = [], []
+    for name in remote_files.listdir(directory):
+        path = os.path.join(directory, name)
+        (files if name.endswith(DIRECTORY_SUFFIXES) and _isfile(path) else others).append(path)
+    return files, others
 
 
 def iter_documents(source: str, *, text_format: str = "lines", text_field: str = "text",
@@ -252,9 +291,9 @@ def iter_documents(source: str, *, text_format: str = "lines", text_field: str =
     (see `InputReport`); without one, text that is not UTF-8 is an error.
 
     Raises:
-      ValueError: on an unknown text_format, text that is not UTF-8 (without a report, or with a
-        strict one: then on any problem), a JSONL line that is not an object with a string
-        `text_field` (all naming file:line), or a paragraph-only TFDS dataset read as "lines".
+      ValueError: on an unknown text_format, text that is not UTF-8 or a JSONL line that is not
+        an object with a string `text_field` (without a report, or with a strict one: then on any
+        problem; all naming file:line), or a paragraph-only TFDS dataset read as "lines".
       FileNotFoundError: if a TFDS dataset is not prepared in the data directory.
     """
     return (lines for _, lines in iter_numbered_documents(
@@ -267,6 +306,26 @@ def iter_numbered_documents(source: str, *, text_format: str = "lines", text_fie
                             ) -> Iterator[tuple[int, list[str]]]:
     """`iter_documents`, each document with the number of its first line (of its example, for
     TFDS), so that a problem found later, after tokenizing, can name where it is."""
+    return ((piece.line, piece.lines) for piece in iter_document_pieces(
+        source, text_format=text_format, text_field=text_field, tfds_data_dir=tfds_data_dir,
+        report=report))
+
+
+class DocumentPiece(NamedTuple):
+    """A document, or a piece of one cut between lines (`iter_document_pieces`)."""
+    line: int  # The number of its first line (of its example, for TFDS).
+    lines: list[str]
+    starts: bool  # It starts a document (False: it continues the piece before it).
+    ends: bool  # It ends the document (False: the next piece continues it).
+
+
+def iter_document_pieces(source: str, *, max_chars: int | None = None, text_format: str = "lines",
+                         text_field: str = "text", tfds_data_dir: str | None = None,
+                         report: InputReport | None = None) -> Iterator[DocumentPiece]:
+    """The documents of `iter_documents`, a document longer than `max_chars` characters cut
+    between lines into pieces of at most `max_chars` (a longer line is a piece of its own), so
+    that memory holds at most `max_chars` characters of a document however long it is (a book, or
+    a corpus without blank lines). None: documents whole."""
     check_text_format(text_format)
     if is_tfds_source(source):
         spec = parse_tfds_spec(source)
@@ -274,29 +333,36 @@ def iter_numbered_documents(source: str, *, text_format: str = "lines", text_fie
             raise ValueError(f"{source}: {spec.dataset} text is one paragraph per line, not one "
                              "sentence per line; read it with text_format='paragraphs' "
                              "(--text-format paragraphs) so it is split into sentences.")
+    if max_chars is not None and max_chars < 1:
+        raise ValueError(f"max_chars={max_chars} must be positive (or None).")
     # Checked above, before the first document is asked for; the reading itself is lazy.
     report = report or InputReport.unreported()
     return _group_documents(_lines_and_breaks(source, text_field, tfds_data_dir, report),
-                            report.file(source))
+                            report.file(source), max_chars)
 
 
-def _group_documents(lines: Iterator[tuple[int, str | None]], entry: FileReport
-                     ) -> Iterator[tuple[int, list[str]]]:
-    document: list[str] = []
-    first = 0
+def _group_documents(lines: Iterator[tuple[int, str | None]], entry: FileReport,
+                     max_chars: int | None) -> Iterator[DocumentPiece]:
+    piece: list[str] = []
+    first = size = 0
+    starts = True
     for number, line in lines:
         if line is None:
-            if document:
+            if piece:
                 entry.documents += 1
-                yield first, document
-                document = []
-        else:
-            if not document:
-                first = number
-            document.append(line)
-    if document:
+                yield DocumentPiece(first, piece, starts, True)
+                piece, size, starts = [], 0, True
+            continue
+        if piece and max_chars is not None and size + len(line) > max_chars:
+            yield DocumentPiece(first, piece, starts, False)
+            piece, size, starts = [], 0, False
+        if not piece:
+            first = number
+        piece.append(line)
+        size += len(line)
+    if piece:
         entry.documents += 1
-        yield first, document
+        yield DocumentPiece(first, piece, starts, True)
 
 
 def iter_lines(source: str, *, text_field: str = "text", tfds_data_dir: str | None = None,
@@ -471,18 +537,28 @@ def _jsonl_lines(path: str, text_field: str, report: InputReport
         try:
             record = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno}); each "
-                             f"line of a .jsonl file must be one JSON object with a "
-                             f"{text_field!r} field.") from e
-        if not isinstance(record, dict) or text_field not in record:
-            fields = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise ValueError(f"{path}:{number}: no field {text_field!r} (found {fields}); pass "
-                             "text_field (--text-field) naming the field that holds the text.")
-        text = record[text_field]
+            report.found(path, "invalid_records", number,
+                         f"not valid JSON ({e.msg} at column {e.colno})")
+            continue
+        if not isinstance(record, dict):
+            report.found(path, "invalid_records", number,
+                         f"{_json_kind(record)} of JSON, not an object")
+            continue
+        text = record.get(text_field)
         if not isinstance(text, str):
-            raise ValueError(f"{path}:{number}: field {text_field!r} is a "
-                             f"{type(text).__name__}, not a string of text.")
+            report.found(path, "records_without_text", number,
+                         f"no field {text_field!r} (found {sorted(record)})"
+                         if text_field not in record else
+                         f"field {text_field!r} is {_json_kind(text)}, not a string of text")
+            continue
         yield from _record_lines(report, entry, path, number, _split_text(text))
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _record_lines(report: InputReport, entry: FileReport, source: str, number: int,
@@ -528,9 +604,9 @@ def _tfds_lines(spec: TfdsSpec, source: str, text_field: str, data_dir: str | No
     for index, example in enumerate(tfds.as_numpy(dataset)):
         entry.lines += 1  # An example is the "line" of a TFDS source.
         if text_field not in example:
-            raise ValueError(f"{source}: example {index} has no field {text_field!r} (found "
-                             f"{sorted(example)}); pass text_field (--text-field) naming the "
-                             "field that holds the text.")
+            report.found(source, "records_without_text", index,
+                         f"no field {text_field!r} (found {sorted(example)})")
+            continue
         value = example[text_field]
         try:
             text = value.decode("utf-8") if isinstance(value, bytes) else str(value)

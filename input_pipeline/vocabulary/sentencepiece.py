@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
+from input_pipeline.text.report import InputReport
 from input_pipeline.text.sources import expand_inputs, iter_lines
 from input_pipeline.tokenizers.sentencepiece_tokenizer import MODEL_TYPES, SentencePieceTokenizer
 from input_pipeline.tokenizers.wordpiece import CLS, MASK, PAD, SEP, UNK
@@ -125,10 +126,13 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 def train_sentencepiece_from_files(paths: Sequence[str | os.PathLike],
                                    model_path: str | os.PathLike, vocab_size: int, *,
-                                   text_field: str = "text", **options) -> SentencePieceTokenizer:
+                                   text_field: str = "text", report: InputReport | None = None,
+                                   **options) -> SentencePieceTokenizer:
     """Trains a SentencePiece model on text inputs (files, globs, directories, `.gz`, `.jsonl`,
     `tfds:NAME[:SPLIT]`, read by `text_sources`; blank lines between documents are skipped); see
-    `train_sentencepiece` for `options`.
+    `train_sentencepiece` for `options`. With a `report`, bad input (binary files, invalid UTF-8,
+    bad JSON Lines records, ...) is skipped and counted there, or, if it is strict, an error
+    naming file and line (`InputReport`); without one, invalid UTF-8 is an error.
 
     Raises:
       FileNotFoundError: if an input is missing (checked before any reading).
@@ -138,8 +142,9 @@ def train_sentencepiece_from_files(paths: Sequence[str | os.PathLike],
         paths = [paths]
     if not paths:
         raise ValueError("train_sentencepiece_from_files needs at least one input file.")
-    sources = expand_inputs([os.fspath(p) for p in paths])
-    lines = (line for source in sources for line in iter_lines(source, text_field=text_field))
+    sources = expand_inputs([os.fspath(p) for p in paths], report)
+    lines = (line for source in sources
+             for line in iter_lines(source, text_field=text_field, report=report))
     return train_sentencepiece(lines, model_path, vocab_size, **options)
 
 

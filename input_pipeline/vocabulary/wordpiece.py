@@ -38,6 +38,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from input_pipeline.text.report import InputReport
 from input_pipeline.text.sentences import HANGUL, LATIN
 from input_pipeline.text.sources import expand_inputs, iter_lines
 from input_pipeline.tokenizers.wordpiece import (
@@ -414,7 +415,8 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
                            do_lower_case: bool = True, strip_accents: bool | None = None,
                            min_frequency: int = 2, limit_alphabet: int | None = 1000,
                            initial_alphabet: Iterable[str] = (), text_field: str = "text",
-                           tfds_data_dir: str | None = None) -> list[str]:
+                           tfds_data_dir: str | None = None,
+                           report: InputReport | None = None) -> list[str]:
     """Trains a WordPiece vocab on text inputs and writes it to `output_path` (`vocab.txt`).
 
     `inputs` are files, globs, directories and TFDS specs, as for `text_sources.expand_inputs`
@@ -425,15 +427,18 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
     `do_lower_case` and `strip_accents` (None: same as `do_lower_case`, as in `transformers`) must
     match the tokenizer the vocab will be used with. `initial_alphabet` characters are normalized
     the same way (an uncased vocab gets "e" for "É"). Returns the tokens, in id order. See
-    `train_wordpiece` for the other arguments.
+    `train_wordpiece` for the other arguments. With a `report`, bad input (binary files, invalid
+    UTF-8, bad JSON Lines records, ...) is skipped and counted there, or, if it is strict, an error
+    naming file and line (`InputReport`); without one, invalid UTF-8 and JSONL are errors.
 
     Raises:
       FileNotFoundError: if an input matches no file, or the output directory is missing
         (checked before any reading).
-      ValueError: on invalid UTF-8 or JSONL (naming file and line), an unusable `vocab_size`, or
-        accent stripping on a corpus that is a fifth or more Hangul (`HANGUL_WORD_SHARE_LIMIT`).
+      ValueError: on invalid UTF-8 or JSONL (naming file and line), an unusable `vocab_size`,
+        accent stripping on a corpus that is a fifth or more Hangul (`HANGUL_WORD_SHARE_LIMIT`),
+        or text without a word.
     """
-    sources = expand_inputs(inputs)
+    sources = expand_inputs(inputs, report)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output directory does not exist: {out_dir}")
@@ -442,7 +447,8 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
     word_counts: collections.Counter = collections.Counter()
     num_lines = 0
     for source in sources:
-        for line in iter_lines(source, text_field=text_field, tfds_data_dir=tfds_data_dir):
+        for line in iter_lines(source, text_field=text_field, tfds_data_dir=tfds_data_dir,
+                               report=report):
             word_counts.update(basic.tokenize(line))
             num_lines += 1
             if num_lines == _EARLY_CHECK_LINES and basic.strip_accents:
@@ -450,6 +456,11 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
                                             f"the first {num_lines} lines (up to {source})")
     if basic.strip_accents:
         _check_not_stripping_hangul(word_counts, f"the training text ({len(sources)} inputs)")
+    if not word_counts:
+        raise ValueError(f"no word to train a vocab on in {len(sources)} input(s) "
+                         f"({num_lines:,} lines, none with a character the tokenizer keeps)"
+                         + (f"; {report.summary()}" if report is not None else ".")
+                         + " Give text.")
 
     extra = sorted({char for text in initial_alphabet for word in basic.tokenize(text)
                     for char in word})

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,13 +125,19 @@ def bad_corpus(tmp_path_factory) -> dict:
     path = write("h_gzipped.txt", gzip.compress(text_of(docs[32:34]).encode(), mtime=0))
     expected.append(expected_entry(path, binary=1, first_line={"binary": 1}))
 
-    # JSON Lines: a record without text is an empty document.
-    records = [{"text": ""}, {"text": "\n".join(docs[28])}]
-    text = "".join(json.dumps(record) + "\n" for record in records)
+    # JSON Lines: a record without text is an empty document; one whose text field is null, and
+    # a line that is not JSON, are skipped.
+    records = [{"text": ""}, {"text": None}, {"text": "\n".join(docs[28])}]
+    text = "".join(json.dumps(record) + "\n" for record in records) + "{not json\n"
     path = write("i_records.jsonl", text)
     clean += [docs[28]]
-    expected.append(expected_entry(path, lines=2, documents=2, empty_documents=1,
-                                   first_line={"empty_documents": 1}))
+    expected.append(expected_entry(path, lines=4, documents=2, empty_documents=1,
+                                   records_without_text=1, invalid_records=1,
+                                   first_line={"empty_documents": 1, "records_without_text": 2,
+                                               "invalid_records": 4}))
+
+    # A file of the directory that is not read (its name), named in the report.
+    expected.append(expected_entry(write("j_notes", text_of(docs[34:36])), other_files=1))
 
     missing, nothing = str(root / "nowhere.txt"), str(root / "*.nothing")
     expected += [expected_entry(missing, missing=1), expected_entry(nothing, missing=1)]
@@ -155,8 +162,9 @@ def test_bad_input_is_skipped_and_the_good_text_all_used(created, bad_corpus, un
     for key in ("num_instances", "num_documents", "num_sentences", "shards", "statistics"):
         assert manifest[key] == clean[key], key
     assert manifest["num_documents"] == len(bad_corpus["clean_documents"])
-    # The sources read are the existing files, in order; the missing paths are in the report.
-    assert manifest["inputs"] == [entry["source"] for entry in bad_corpus["expected"][:-2]]
+    # The sources read are the existing files, in order; the missing paths, and the file that
+    # is not read, are in the report.
+    assert manifest["inputs"] == [entry["source"] for entry in bad_corpus["expected"][:-3]]
 
 
 def test_report_counts_each_problem_per_file(created, bad_corpus):
@@ -167,9 +175,11 @@ def test_report_counts_each_problem_per_file(created, bad_corpus):
     assert set(report["problems"]) == set(PROBLEMS)
     totals = report["totals"]
     assert totals == {"files": 9, "lines": sum(e["lines"] for e in bad_corpus["expected"]),
-                      "documents": 33, "missing": 2, "unreadable": 0, "binary": 2, "empty_file": 1,
-                      "invalid_utf8_lines": 1, "overlong_lines": 1, "control_character_lines": 2,
-                      "empty_documents": 2, "one_sentence_documents": 2}
+                      "documents": 33, "missing": 2, "unreadable": 0, "other_files": 1, "binary": 2,
+                      "empty_file": 1, "invalid_utf8_lines": 1, "invalid_records": 1,
+                      "records_without_text": 1, "overlong_lines": 1,
+                      "control_character_lines": 2, "empty_documents": 2,
+                      "one_sentence_documents": 2}
     # Documents read, less the empty ones, are the documents the shards were made from.
     assert totals["documents"] - totals["empty_documents"] == manifest["num_documents"]
     assert sorted(os.listdir(out)) == [INPUT_REPORT_NAME, "manifest.json",
@@ -189,8 +199,8 @@ def test_report_is_logged_as_a_table_of_the_files_with_problems(bad_corpus, unca
     rows = {line.split()[0]: line.split()[1:] for line in message.splitlines()[2:]}
     problem_files = [e["source"] for e in bad_corpus["expected"] if e["source"].endswith(
         ("b_empty.txt", "c_documents.txt", "d_invalid_utf8.txt", "e_control.txt",
-         "f_long_line.txt", "g_random.txt", "h_gzipped.txt", "i_records.jsonl", "nowhere.txt",
-         "*.nothing"))]
+         "f_long_line.txt", "g_random.txt", "h_gzipped.txt", "i_records.jsonl", "j_notes",
+         "nowhere.txt", "*.nothing"))]
     assert [source for source in rows if source != "total"] == problem_files  # not a_good.txt
     header = message.splitlines()[1].split()
     assert header[:3] == ["file", "lines", "documents"] and "unreadable" not in header
@@ -227,9 +237,17 @@ def _strict_case(kind: str, directory: Path) -> tuple[list[str], str, type, Crea
     good = directory / "good.txt"
     good.write_text(text_of(docs[:4]), encoding="utf-8")
     config = dataclasses.replace(CONFIG, strict=True)
-    name = {"unreadable": "bad.txt.gz", "empty_record": "bad.jsonl"}.get(kind, "bad.txt")
+    name = {"unreadable": "bad.txt.gz", "empty_record": "bad.jsonl", "invalid_record": "bad.jsonl",
+            "record_without_text": "bad.jsonl"}.get(kind, "bad.txt")
     bad = directory / name
     start = docs[4][0] + "\n"
+    if kind == "other_file":  # The input is a directory holding a file it does not read.
+        corpus = directory / "corpus"
+        corpus.mkdir()
+        good.rename(corpus / good.name)
+        (corpus / "bad").write_text(text_of(docs[4:]), encoding="utf-8")
+        return ([str(corpus)], f"{corpus / 'bad'}: its name does not end in .txt", ValueError,
+                config)
     if kind == "missing":
         return [str(good), str(bad)], f"{bad}: no such file or directory", FileNotFoundError, config
     if kind == "empty_file":
@@ -264,6 +282,11 @@ def _strict_case(kind: str, directory: Path) -> tuple[list[str], str, type, Crea
         bad.write_text(json.dumps({"text": "\n".join(docs[4])}) + "\n"
                        + json.dumps({"text": " \n "}) + "\n")
         expected = f"{bad}:2: document without any token"
+    elif kind in ("invalid_record", "record_without_text"):
+        bad.write_text(json.dumps({"text": "\n".join(docs[4])}) + "\n"
+                       + ("{not json" if kind == "invalid_record" else '{"text": null}') + "\n")
+        expected = f"{bad}:2: " + ("not valid JSON" if kind == "invalid_record" else
+                                   "field 'text' is null, not a string of text")
     elif kind == "one_sentence_document":
         bad.write_text(text_of([docs[4], docs[5][:1]]), encoding="utf-8")
         expected = f"{bad}:{len(docs[4]) + 2}: document of a single sentence"
@@ -278,7 +301,8 @@ STRICT_CASES = {"missing": "missing", "empty_file": "empty_file", "binary": "bin
                 "overlong_chars": "overlong_lines", "overlong_bytes": "overlong_lines",
                 "control_characters": "control_character_lines",
                 "empty_document": "empty_documents", "empty_record": "empty_documents",
-                "one_sentence_document": "one_sentence_documents"}
+                "one_sentence_document": "one_sentence_documents", "other_file": "other_files",
+                "invalid_record": "invalid_records", "record_without_text": "records_without_text"}
 
 
 @pytest.mark.parametrize("kind", list(STRICT_CASES))
@@ -332,9 +356,11 @@ def test_cli_strict_and_max_line_chars(tmp_path, uncased_vocab_path):
     assert "overlong_lines" in lenient.stderr and str(inputs[1]) in lenient.stderr  # the table
     report = json.loads((tmp_path / "out" / INPUT_REPORT_NAME).read_text())
     assert report["totals"]["overlong_lines"] == 1 and report["max_line_chars"] == 1000
-    strict = _run_cli(common + ["--strict"])
+    before = shard_bytes(tmp_path / "out")
+    strict = _run_cli(common + ["--strict", "--overwrite"])
     assert strict.returncode == 2 and "Traceback" not in strict.stderr
     assert expected in strict.stderr.strip().splitlines()[-1]
+    assert shard_bytes(tmp_path / "out") == before  # The failed run replaced nothing.
 
 
 # --- A full disk: a clear error, and nothing under a final name. ----------------------------------
@@ -354,22 +380,29 @@ def disk_corpus(tmp_path_factory, uncased_vocab_path) -> dict:
     manifest = create_pretraining_data([text], uncased_vocab_path, root / "unlimited", config)
     shard = root / "unlimited" / manifest["shards"][0]["file"]
     assert manifest["num_blocks"] >= 8  # So that each block's file is far under half the shard.
-    return {"args": args, "shard_size": shard.stat().st_size}
+    return {"args": args, "shard_size": shard.stat().st_size, "output": root / "unlimited"}
 
 
-@pytest.mark.parametrize("stage, workers", [("shard", 1), ("block", 2)])
-def test_a_failed_write_is_clear_and_leaves_nothing_behind(stage, workers, disk_corpus, tmp_path):
+@pytest.mark.parametrize("stage, runner", [("shard", "1"), ("block", "2"), ("shard", "beam")])
+def test_a_failed_write_is_clear_and_leaves_nothing_behind(stage, runner, disk_corpus, tmp_path):
+    """One message, however many workers fail (each worker of a full disk does), and the output
+    directory as it was: empty, or an earlier run's output that --overwrite was to replace."""
+    if runner == "beam":
+        pytest.importorskip("apache_beam")
     out = tmp_path / "out"
-    earlier = []
+    earlier = {}
     if stage == "block":  # An earlier run's output must stay as it was.
-        out.mkdir()
-        (out / "manifest.json").write_text("{}")
-        earlier = ["manifest.json"]
+        shutil.copytree(disk_corpus["output"], out)
+        earlier = {name: (out / name).read_bytes() for name in os.listdir(out)}
     # Half a shard fails the shard's write; 4 kB fails the first block's, in a worker process.
     max_bytes = disk_corpus["shard_size"] // 2 if stage == "shard" else 4096
-    result = _run_cli(disk_corpus["args"] + ["--output-dir", str(out), "--workers", str(workers)],
+    how = (["--runner", "beam", "--beam-args", "--runner=DirectRunner"] if runner == "beam" else
+           ["--workers", runner])
+    result = _run_cli(disk_corpus["args"] + ["--output-dir", str(out), "--overwrite", *how],
                       max_file_bytes=max_bytes)
-    assert result.returncode != 0
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.count("File too large") == 1, \
+        result.stderr
     last = result.stderr.strip().splitlines()[-1]
     if stage == "shard":
         assert f"writing shard {out / 'train-00000-of-00001.tfrecord'} failed: File too large" in last
@@ -377,7 +410,5 @@ def test_a_failed_write_is_clear_and_leaves_nothing_behind(stage, workers, disk_
         assert re.search(r"writing the records of block \d+ to .*block-\d+ failed: File too large",
                          last), last
     assert "Free disk space" in last
-    # No shard, report or manifest, no temporary file or work directory: the output is as it was.
-    assert os.listdir(out) == earlier
-    if earlier:
-        assert (out / "manifest.json").read_text() == "{}"
+    # No shard, report or manifest, no temporary file or staging directory: as it was.
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == earlier

@@ -42,17 +42,33 @@ def one_worker(corpus, uncased_vocab_path, tmp_path_factory):
 def test_blocks_cover_the_corpus_in_order(corpus):
     blocks = list(iter_blocks([corpus], CONFIG))
     assert len(blocks) >= 3
-    documents = [d for block in blocks for d in block.documents]
+    pieces = [d for block in blocks for d in block.documents]
+    starts = [start for block in blocks for start in block.starts]
+    ends = [end for block in blocks for end in block.ends]
+    # The pieces put together again are the documents; a document longer than half a block (this
+    # corpus has one of 35 KB) is cut into pieces of at most half a block, between lines.
+    documents = []
+    for piece, start in zip(pieces, starts):
+        assert sum(map(len, piece)) <= CONFIG.block_chars // 2 or len(piece) == 1
+        if start:
+            documents.append(list(piece))
+        else:
+            documents[-1].extend(piece)
+    # A document ends where the next one starts, and one of this corpus is cut.
+    assert starts[0] and ends[-1] and starts[1:] == ends[:-1] and not all(starts)
     text = open(corpus, encoding="utf-8").read()
     assert documents == [d.splitlines() for d in text.split("\n\n") if d.strip()]
-    # Each document's origin is the file and the number of its first line.
+    # Each piece's origin is the file and the number of its first line.
     lines = text.split("\n")
-    assert [lines[line - 1] for block in blocks for _, line in block.origins] == [d[0] for d in documents]
+    assert [lines[line - 1] for block in blocks for _, line in block.origins] == [p[0] for p in pieces]
     assert {source for block in blocks for source, _ in block.origins} == {corpus}
     sizes = [sum(len(line) for d in block.documents for line in d) for block in blocks]
-    # Every block but the last reaches the target, and the last is not a small remainder.
+    # Every block but the last reaches the target, and the last is not a small remainder; each
+    # holds at least two pieces, and at most half a block more than the target.
     assert all(size >= CONFIG.block_chars for size in sizes[:-1])
     assert sizes[-1] >= CONFIG.block_chars // 2
+    assert all(len(block.documents) >= 2 for block in blocks)
+    assert max(sizes) < CONFIG.block_chars * 1.5 + max(map(len, lines))
 
 
 def test_manifest_counts_match_the_shards(one_worker):
@@ -125,6 +141,16 @@ def test_beam_reads_and_writes_remote_paths(one_worker, corpus, uncased_vocab_pa
                      for name in sorted(tf.io.gfile.listdir(f"{root}/out")) if name.endswith(".tfrecord")}
     assert remote_shards == shard_bytes(out)
     assert tf.io.gfile.exists(f"{root}/out/input_report.json")
+    # The output directory is checked before the pipeline runs, and replaced as locally.
+    with pytest.raises(FileExistsError, match="earlier create-data run.*pass --overwrite"):
+        run_beam_pipeline(inputs, f"{root}/vocab.txt", f"{root}/out", CONFIG,
+                          pipeline_args=["--runner=DirectRunner"])
+    two = dataclasses.replace(CONFIG, num_shards=2)
+    run_beam_pipeline(inputs, f"{root}/vocab.txt", f"{root}/out", two, overwrite=True,
+                      pipeline_args=["--runner=DirectRunner"])
+    assert sorted(tf.io.gfile.listdir(f"{root}/out")) == [
+        "input_report.json", "manifest.json", "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord"]
 
 
 # One creation run, in a fresh process so that runs do not share a heap; it writes the corpus's

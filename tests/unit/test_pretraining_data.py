@@ -9,12 +9,14 @@ import collections
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import re
 
 import numpy as np
 import pytest
+from conftest import stdlib_docstring_lines
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
@@ -22,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 from input_pipeline.creation.create_pretraining_data import BlockProcessor, CreationConfig, create_pretraining_data  # noqa: E402
 from input_pipeline.reading.reader import ReaderConfig, numpy_batches  # noqa: E402
 from input_pipeline.shards.features import serialize_example  # noqa: E402
-from input_pipeline.shards.tfrecord import write_atomically  # noqa: E402
+from input_pipeline.shards.tfrecord import check_file, write_atomically  # noqa: E402
 from input_pipeline.text.stdlib_corpus import stdlib_dir, write_stdlib_corpus  # noqa: E402
 from input_pipeline.tokenizers.wordpiece import BertTokenizer  # noqa: E402
 
@@ -488,3 +490,84 @@ def test_statistics_match_googles_original_script(corpus_files, uncased_vocab_pa
     # Each tool follows its own rule for the number of predictions (a few short instances have
     # fewer maskable tokens than the rule asks for).
     assert google["predictions_by_rule"] > 0.99 and ours["predictions_by_rule"] > 0.99, (google, ours)
+
+
+# --- Long documents and degenerate inputs: shards that are made, with true messages. -------------
+
+def _books(path, sizes: tuple[int, ...]) -> list[list[str]]:
+    """Documents of real text of about `sizes` characters each (a book per document), written to
+    `path` in the original format."""
+    lines = iter(stdlib_docstring_lines(4_000))
+    documents = []
+    for size in sizes:
+        document = []
+        while sum(map(len, document)) < size:
+            document.append(next(lines))
+        documents.append(document)
+    path.write_text("".join("\n".join(d) + "\n\n" for d in documents))
+    return documents
+
+
+def test_documents_longer_than_a_block_are_cut_into_pieces(tmp_path, uncased_vocab_path, caplog):
+    """Three books of 13,000 characters with blocks of 10,000 (the red team's three 1.3 MB books at
+    --block-mb 1, scaled down) once stopped the run with "the input holds 1 non-empty document":
+    each book was a block of its own. Cut into pieces of half a block, every block has two."""
+    books = _books(tmp_path / "books.txt", (13_000, 13_000, 13_000))
+    config = dataclasses.replace(CONFIG, block_chars=10_000, dupe_factor=1)
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.creation.create_pretraining_data"):
+        manifest = create_pretraining_data([tmp_path / "books.txt"], uncased_vocab_path,
+                                           tmp_path / "out", config)
+    assert manifest["num_documents"] == 3 and manifest["num_cut_documents"] == 3
+    assert manifest["num_blocks"] == 3 and manifest["num_unpaired_documents"] == 0
+    assert manifest["input_characters"] == sum(len(line) for book in books for line in book)
+    longest = max(sum(map(len, book)) for book in books)
+    [warning] = [r.getMessage() for r in caplog.records if "half a block" in r.getMessage()]
+    assert warning.startswith(f"3 document(s) hold more than half a block of text (--block-mb 0.01: "
+                              f"10,000 characters), the longest {longest:,} characters")
+    needed = math.ceil(2 * longest / 1e6 * 1e3) / 1e3  # MB, for twice the longest: 0.027
+    assert "pieces of at most 5,000 characters" in warning and f"--block-mb to {needed:g} " in warning
+    records = sum(check_file(tmp_path / "out" / s["file"]) for s in manifest["shards"])
+    assert records == manifest["num_instances"] > 3 * 13_000 / (6 * MAX_SEQ_LENGTH)
+
+
+def test_a_vocab_of_special_tokens_only_is_refused(tmp_path, corpus_files):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
+    with pytest.raises(ValueError, match=re.escape(f"{vocab} holds only the 5 special tokens: every "
+                                                   "word would be [UNK]") + ".*bert-jax vocab"):
+        create_pretraining_data(corpus_files, vocab, tmp_path / "out", CONFIG)
+    assert not (tmp_path / "out").exists()
+
+
+def test_shards_that_are_hardly_what_was_meant_are_reported_with_the_numbers(
+        tmp_path, uncased_vocab_path, caplog):
+    """A sequence length shorter than two sentences makes every next segment random, more
+    shards than instances leave some empty, a vocab of another language makes [UNK]: made, but
+    each said, with the numbers."""
+    books = _books(tmp_path / "text.txt", (2_000,) * 6)
+    config = CreationConfig(max_seq_length=8, max_predictions_per_seq=2, dupe_factor=1,
+                            num_shards=1)
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.creation.create_pretraining_data"):
+        manifest = create_pretraining_data([tmp_path / "text.txt"], uncased_vocab_path,
+                                           tmp_path / "short", config)
+    fraction = manifest["statistics"]["random_next_fraction"]
+    assert fraction > 0.9
+    [warning] = [r.getMessage() for r in caplog.records if "random next" in r.getMessage()]
+    assert re.match(rf"{round(fraction * manifest['num_instances'])} of the "
+                    rf"{manifest['num_instances']} pairs \({100 * fraction:.0f}%\) take a random "
+                    r"next segment.*a pair holds 5 tokens \(--max-seq-length 8 .*and a sentence "
+                    r"\d+\.\d on average.*raise --max-seq-length", warning), warning
+    caplog.clear()
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\na\n")
+    few = dataclasses.replace(CONFIG, num_shards=500, dupe_factor=1)
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.creation.create_pretraining_data"):
+        manifest = create_pretraining_data([tmp_path / "text.txt"], tmp_path / "vocab.txt",
+                                           tmp_path / "few", few)
+    messages = [r.getMessage() for r in caplog.records]
+    empty = sum(not shard["num_instances"] for shard in manifest["shards"])
+    assert 0 < empty < 500 and any(m.startswith(f"{empty} of the 500 shards hold no instance")
+                                   and f"made {manifest['num_instances']} instances" in m
+                                   for m in messages)
+    assert any(re.match(r"\d+\.\d% of the tokens are \[UNK\]: the vocab \(vocab.txt\) does not "
+                        "cover this text", m) for m in messages)
+    assert sum(len(b) for b in books) > 0

@@ -7,9 +7,11 @@ a reader returned, and in what order, can be checked exactly.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -195,3 +197,55 @@ def test_errors(shard_dir, tmp_path):
         numpy_batches(config(shard_dir, file_patterns=(str(shard_dir), pattern)))
     with pytest.raises(FileNotFoundError, match="no shard files"):
         numpy_batches(config(tmp_path))  # a directory without shards
+
+
+@pytest.fixture
+def manifest_dir(shard_dir, tmp_path):
+    """The four files, and a manifest that lists two of them: the other two stand for shards an
+    earlier create-data run left in the directory."""
+    for i in range(4):
+        shutil.copy(shard_dir / f"part-{i}.tfrecord", tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [
+        {"file": f"part-{i}.tfrecord", "num_instances": FILE_SIZES[i]} for i in (1, 3)]}))
+    return tmp_path
+
+
+@pytest.mark.parametrize("pattern", ["", "*.tfrecord", "part-[0-2].tfrecord"])
+def test_only_the_files_a_manifest_lists_are_read_and_the_rest_named(manifest_dir, pattern, caplog):
+    files = (str(manifest_dir / pattern) if pattern else str(manifest_dir),)
+    with caplog.at_level(logging.WARNING, logger="input_pipeline.reading.reader"):
+        read = serials(numpy_batches(config(manifest_dir, file_patterns=files, repeat=False)))
+    listed = (1, 3) if pattern != "part-[0-2].tfrecord" else (1,)
+    assert sorted(read) == [k for k in range(TOTAL) if file_of(k) in listed]
+    [warning] = [r.getMessage() for r in caplog.records if "not listed" in r.getMessage()
+                 or "other *.tfrecord" in r.getMessage()]
+    assert "part-0.tfrecord" in warning and "part-2.tfrecord" in warning
+    assert "part-1.tfrecord" not in warning
+
+
+def test_a_directory_being_written_or_missing_a_listed_file_is_refused(manifest_dir):
+    (manifest_dir / ".create-data-somehost-123").mkdir()
+    assert len(serials(numpy_batches(config(manifest_dir, repeat=False)))) == 57  # manifest: read
+    os.remove(manifest_dir / "part-3.tfrecord")
+    with pytest.raises(FileNotFoundError, match=r"manifest.json lists 1 shard file\(s\) that are not "
+                                                r"in .* \(part-3.tfrecord\): the directory is incomplete"):
+        numpy_batches(config(manifest_dir))
+    os.remove(manifest_dir / "manifest.json")  # No manifest and a staging directory: being written.
+    with pytest.raises(ValueError, match="is being written by create-data"):
+        numpy_batches(config(manifest_dir))
+
+
+def test_a_process_whose_shards_are_all_empty_is_refused_not_left_waiting(shard_dir, tmp_path):
+    """More shards than instances (create-data warns) leave empty files; an endless stream of a
+    process that reads only those waited forever for its first batch."""
+    shutil.copy(shard_dir / "part-1.tfrecord", tmp_path)
+    (tmp_path / "part-4.tfrecord").write_bytes(b"")
+    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [
+        {"file": "part-1.tfrecord", "num_instances": 30}, {"file": "part-4.tfrecord", "num_instances": 0}]}))
+    assert len(take(numpy_batches(config(tmp_path), 0, 2), 5)) == 5
+    with pytest.raises(ValueError, match=r"process 1 of 2 reads 1 shard file\(s\) that hold no example "
+                                         r"\(.*part-4.tfrecord, by their manifest\): it would wait "
+                                         r"forever .* The 2 files hold 30 examples"):
+        numpy_batches(config(tmp_path), 1, 2)
+    # A finite pass is padded to the other process's batches instead.
+    assert not serials(numpy_batches(config(tmp_path, repeat=False), 1, 2))

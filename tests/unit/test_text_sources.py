@@ -11,14 +11,17 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 
 import pytest
 
+from input_pipeline.text.report import InputReport
 from input_pipeline.text.sources import (
     TEXT_FORMATS,
     check_text_format,
     document_sentences,
     expand_inputs,
+    iter_document_pieces,
     iter_documents,
     iter_lines,
     wiki40b_paragraphs,
@@ -223,16 +226,69 @@ def test_jsonl_one_document_per_record(tmp_path):
     assert _docs(other, text_field="body") == [["x", "y"]]
 
 
-@pytest.mark.parametrize("line, match", [
-    ('{"txt": "typo"}', r"bad.jsonl:2: no field 'text' \(found \['txt'\]\).*text_field"),
-    ('{"text": "unterminated', r"bad.jsonl:2: not valid JSON.*'text' field"),
-    ('["text"]', r"bad.jsonl:2: no field 'text' \(found list\)"),
-    ('{"text": 42}', r"bad.jsonl:2: field 'text' is a int, not a string"),
+@pytest.mark.parametrize("line, kind, match", [
+    ('{"txt": "typo"}', "records_without_text",
+     r"bad.jsonl:2: no field 'text' \(found \['txt'\]\); pass --text-field"),
+    ('{"text": null}', "records_without_text",
+     r"bad.jsonl:2: field 'text' is null, not a string of text; pass --text-field"),
+    ('{"text": 42}', "records_without_text", r"bad.jsonl:2: field 'text' is a number, not a string"),
+    ('{"text": "unterminated', "invalid_records", r"bad.jsonl:2: not valid JSON.*JSON object"),
+    ('["text"]', "invalid_records", r"bad.jsonl:2: an array of JSON, not an object"),
 ])
-def test_jsonl_errors_name_file_line_and_field(tmp_path, line, match):
-    path = _write(tmp_path / "bad.jsonl", '{"text": "good"}\n' + line + "\n")
-    with pytest.raises(ValueError, match=match):
-        _docs(path)
+def test_bad_jsonl_records_are_skipped_and_counted_or_strict_errors(tmp_path, line, kind, match):
+    path = _write(tmp_path / "bad.jsonl", '{"text": "good"}\n' + line + '\n{"text": "after"}\n')
+    report = InputReport()
+    assert _docs(path, report=report) == [["good"], ["after"]]
+    assert report.files[path].problems == {kind: 1} and report.files[path].first_line == {kind: 2}
+    for strict in (InputReport(strict=True), None):  # None: the API without a report.
+        with pytest.raises(ValueError, match=match):
+            _docs(path, report=strict)
+    with pytest.raises(ValueError, match="Without strict mode"):
+        list(iter_lines(path, report=InputReport(strict=True)))
+
+
+def test_a_directory_names_the_files_it_does_not_read(tree):
+    report = InputReport()
+    expand_inputs([str(tree)], report)
+    others = {entry.source: entry.first_line for entry in report.files.values() if entry.other_files}
+    assert list(others) == [str(tree / "notes.md"), str(tree / "sub")]
+    with pytest.raises(ValueError, match=r"notes.md: its name does not end in .txt.*Without strict"):
+        expand_inputs([str(tree)], InputReport(strict=True))
+    # A glob names exactly what to read: nothing is left out there.
+    report = InputReport()
+    expand_inputs([str(tree / "*.md")], report)
+    assert not report.problem_files()
+
+
+def test_a_directory_of_other_files_says_what_it_holds(tmp_path):
+    for name in ("a", "b.md"):
+        _write(tmp_path / name, "text\n")
+    for report in (InputReport(), None):
+        with pytest.raises(FileNotFoundError) as error:
+            expand_inputs([str(tmp_path)], report)
+        message = str(error.value)
+        assert "none of the inputs exists" not in message
+        assert re.search(r"a directory holding no file ending in .txt.* but 2 other entries "
+                         r"\(a, b.md\): name the files, or use a glob such as '.*/\*'", message)
+
+
+@pytest.mark.parametrize("max_chars", [1, 10, 25, 1000])
+def test_long_documents_are_cut_between_lines(tmp_path, max_chars):
+    lines = [f"line {i}" + "x" * (i % 7) for i in range(40)]
+    path = _write(tmp_path / "a.txt", "\n".join(lines[:30]) + "\n\n" + "\n".join(lines[30:]) + "\n")
+    report = InputReport()
+    pieces = list(iter_document_pieces(path, max_chars=max_chars, report=report))
+    # The pieces put back together are the documents, each piece at most max_chars (or one line).
+    documents = []
+    for piece in pieces:
+        assert sum(map(len, piece.lines)) <= max_chars or len(piece.lines) == 1
+        if piece.starts:
+            documents.append([])
+        documents[-1] += piece.lines
+        assert piece.lines[0] == lines[piece.line - 1 - (piece.line > 31)]  # its first line
+    assert documents == [lines[:30], lines[30:]] == _docs(path)
+    assert [piece.ends for piece in pieces].count(True) == 2 and pieces[-1].ends
+    assert report.files[path].documents == 2
 
 
 # --- Sentences of a document. ----------------------------------------------------------------------
@@ -325,7 +381,7 @@ def test_tfds_real_features_random_examples(tfds, name):
     # checks that "text" is the field these builders define.
     with tfds.testing.mock_data(num_examples=4):
         docs = list(iter_documents(f"tfds:{name}", text_format="paragraphs"))
-        with pytest.raises(ValueError, match=r"example 0 has no field 'body' \(found \[.*'text'"):
+        with pytest.raises(ValueError, match=r"example 0: no field 'body' \(found \[.*'text'"):
             list(iter_documents(f"tfds:{name}", text_format="paragraphs", text_field="body"))
     assert 1 <= len(docs) <= 4 and all(line and line == line.strip() for d in docs for line in d)
 
