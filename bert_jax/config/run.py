@@ -12,9 +12,8 @@ from typing import Any
 
 import ml_collections
 
-from bert_jax.config.validation import RESUME_INVARIANT_FIELDS, bert_config
+from bert_jax.config.validation import RESUME_INVARIANT_FIELDS, bert_config, config_rules
 from bert_jax.model import BertConfig
-from bert_jax.parallel.sharding import logical_rules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,12 +79,9 @@ class MeshConfig:
     rules: tuple[tuple[str, Any], ...]
 
     @classmethod
-    def from_config(cls, section: ml_collections.ConfigDict) -> MeshConfig:
-        """From the `mesh` section of a run config (configs saved before `rules` existed get the
-        default rules)."""
-        rules = section.get("rules")
-        return cls(shape=tuple(dict(section.shape).items()),
-                   rules=logical_rules(None if rules is None else dict(rules)))
+    def from_config(cls, config: ml_collections.ConfigDict) -> MeshConfig:
+        """From the `mesh` section of a run config."""
+        return cls(shape=tuple(dict(config.mesh.shape).items()), rules=config_rules(config))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,5 +107,5 @@ class RunConfig:
         return cls(model=bert_config(config), optimizer=OptimizerConfig.from_config(config.optimizer),
                    loop=LoopConfig.from_config(train),
                    checkpoints=CheckpointConfig(every=train.checkpoint_every, keep=train.keep_checkpoints),
-                   mesh=MeshConfig.from_config(config.mesh), init_from=train.get("init_from", ""),
+                   mesh=MeshConfig.from_config(config), init_from=train.get("init_from", ""),
                    user_config=config.to_dict())

@@ -15,13 +15,20 @@ from bert_jax.config.defaults import RNG_IMPLS
 from bert_jax.model import BertConfig, SentenceConfig
 from bert_jax.parallel.sharding import (
     MESH_AXES,
-    config_rules,
     data_parallel_axes_size,
+    logical_rules,
     mesh_axes_of,
     mesh_shape,
 )
 from input_pipeline import remote_files
 from input_pipeline.shards.manifest import file_sha256
+
+
+def config_rules(config: ml_collections.ConfigDict) -> tuple[tuple[str, Any], ...]:
+    """The logical-axis rules of a run config (`mesh.rules` over `parallel.sharding`'s defaults;
+    configs saved before `mesh.rules` existed get the defaults)."""
+    rules = config.mesh.get("rules")
+    return logical_rules(None if rules is None else dict(rules))
 
 
 def bert_config(config: ml_collections.ConfigDict) -> BertConfig:

@@ -68,13 +68,6 @@ def logical_rules(parameter_rules: Mapping[str, str] | None = None) -> tuple[tup
 LOGICAL_RULES = logical_rules()
 
 
-def config_rules(config: Any) -> tuple[tuple[str, Any], ...]:
-    """The rules of an experiment config (`mesh.rules`; configs saved before it existed get
-    the defaults)."""
-    rules = config.mesh.get("rules")
-    return logical_rules(None if rules is None else dict(rules))
-
-
 def mesh_axes_of(rules: Sequence[tuple[str, Any]], logical_axis: str) -> tuple[str, ...]:
     """The mesh axes that `rules` split `logical_axis` over."""
     axes = dict(rules).get(logical_axis)

@@ -11,7 +11,7 @@ import jax
 import ml_collections
 
 from bert_jax.config.run import OptimizerConfig
-from bert_jax.config.validation import bert_config
+from bert_jax.config.validation import bert_config, config_rules
 from bert_jax.model import BertForPreTraining
 from bert_jax.parallel import sharding
 from bert_jax.state.checkpointer import Checkpointer
@@ -34,7 +34,7 @@ def load_trained_params(workdir: str | os.PathLike, step: int | None = None
         init = pretraining_init(BertForPreTraining(bert_config(config)), config.data.max_seq_length,
                                 config.data.max_predictions_per_seq)
         optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
-        shardings = state_shardings(init, optimizer, mesh, sharding.config_rules(config))
+        shardings = state_shardings(init, optimizer, mesh, config_rules(config))
         state = checkpointer.restore(step, abstract_state(init, optimizer, shardings))
     finally:
         checkpointer.close()

@@ -14,7 +14,7 @@ _SHARDED_SAVE = """
 import dataclasses, sys
 import jax
 from bert_jax.config.defaults import default_config
-from bert_jax.config.validation import bert_config
+from bert_jax.config.validation import bert_config, config_rules
 from bert_jax.parallel import sharding
 from bert_jax.state.train_state import create_state, pretraining_init, state_shardings
 from bert_jax.convert.sources import initialize_params, load_pretrained
@@ -32,7 +32,7 @@ mesh = sharding.make_mesh(config.mesh.shape)
 model = BertForPreTraining(bert_config(config))
 init = pretraining_init(model, config.data.max_seq_length, config.data.max_predictions_per_seq)
 optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
-shardings = state_shardings(init, optimizer, mesh, sharding.config_rules(config))
+shardings = state_shardings(init, optimizer, mesh, config_rules(config))
 state = create_state(init, optimizer, shardings, config.train.seed)
 state = state.replace(params=initialize_params(source, state.params, shardings.params, model.config))
 query = state.params["bert"]["layers"]["layer"]["attention"]["query"]["kernel"]
