@@ -22,6 +22,7 @@ import numpy as np
 
 from bert_jax.inference.loading import load_for_inference, require_heads
 from bert_jax.model import BertConfig, BertForPreTraining
+from input_pipeline.tasks.truncation import truncate_pair
 
 Tokenizer = Any  # BertTokenizer or input_pipeline.tokenizers.sentencepiece_tokenizer.SentencePieceTokenizer
 
@@ -53,15 +54,15 @@ def single_sequence(tokenizer: Tokenizer, text: str, max_length: int, truncate: 
 def sequence_pair(tokenizer: Tokenizer, text_a: str, text_b: str, max_length: int,
                   truncate: bool = False, what: str | None = None) -> Tokens:
     """`[CLS] a [SEP] b [SEP]` with segment 0 for `[CLS] a [SEP]` and 1 for `b [SEP]`, as in
-    pretraining. Too long: the longer text loses its last token until it fits (Hugging Face's
-    "longest_first") if `truncate`, else a ValueError."""
+    pretraining. Too long: cut as BERT's `run_classifier.py` cuts pairs (the longer text loses
+    its last token until they fit; `input_pipeline.tasks.truncation`) if `truncate`, else a
+    ValueError."""
     a, b = tokenizer.encode(text_a), tokenizer.encode(text_b)
     if len(a) + len(b) + 3 > max_length:
         if not truncate:
             raise _too_long(what or repr(text_a[:30] + "...") + " with its pair",
                             len(a) + len(b) + 3, max_length)
-        while len(a) + len(b) + 3 > max_length:
-            (a if len(a) > len(b) else b).pop()
+        truncate_pair(a, b, max_length - 3, rule="google")
     ids = [tokenizer.cls_id, *a, tokenizer.sep_id, *b, tokenizer.sep_id]
     return Tokens(ids, [0] * (len(a) + 2) + [1] * (len(b) + 1))
 
