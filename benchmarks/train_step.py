@@ -33,18 +33,9 @@ from bert_jax.model import BertForPreTraining, flops
 from bert_jax.parallel import sharding
 from bert_jax.state.optimizer import make_optimizer
 from bert_jax.state.train_state import create_state, state_shardings
+from bert_jax.training.plan import planned_bytes
 from bert_jax.training.pretraining import PretrainingObjective
 from bert_jax.training.step import train_step
-
-
-def planned_bytes(compiled) -> int | None:
-    """Device memory XLA plans for one call of a compiled step: arguments, outputs not aliased
-    to (donated) arguments, and temporaries."""
-    analysis = compiled.memory_analysis()
-    if analysis is None:
-        return None
-    return (analysis.argument_size_in_bytes + analysis.output_size_in_bytes
-            - analysis.alias_size_in_bytes + analysis.temp_size_in_bytes)
 
 
 def measure(size: str, batch: int, seq: int, steps: int, dtype: str, overrides: list[str],

@@ -24,10 +24,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and TensorFlow take seconds).
+    from bert_jax.config.files import load_config
     from bert_jax.demos.pretraining import DemoOptions, run_demo
 
     overrides = list(args.set)
     if args.steps is not None:
         overrides.append(f"train.num_steps={args.steps}")
+        if not any(item.startswith("optimizer.warmup_steps=") for item in args.set):
+            # The config's warm-up share of its steps is kept: `--steps 20` must not leave a
+            # warm-up of 100 steps longer than the run (an invalid config).
+            base = load_config(args.config)
+            overrides.append("optimizer.warmup_steps="
+                             f"{round(base.optimizer.warmup_steps * args.steps / base.train.num_steps)}")
     run_demo(DemoOptions(workdir=args.workdir, vocab_file=args.vocab, vocab_size=args.vocab_size,
                          dupe_factor=args.dupe_factor, config=args.config, overrides=tuple(overrides)))

@@ -9,7 +9,8 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("pretrain", help="pretrain from a config, resuming from the work dir")
     p.add_argument("--config", required=True, help="config name in configs/ (e.g. bert_base) or path")
-    p.add_argument("--workdir", required=True, help="checkpoints, config.json and TensorBoard logs")
+    p.add_argument("--workdir", help="checkpoints, config.json and TensorBoard logs (required "
+                   "unless --print-config or --dry-run)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field, e.g. --set data.train_files=shards/")
     p.add_argument("--distributed", choices=("none", "auto", "explicit"), default="none",
@@ -21,6 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--heartbeat-timeout", type=int, default=100,
                    help="seconds without a heartbeat after which a process counts as dead and the "
                         "others stop with an error, instead of waiting for it forever")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the effective config (after --set) as JSON, as config.json would "
+                   "hold it, and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the config and print the plan (parameters, FLOPs and planned "
+                   "device memory per step, steps per epoch of the shards), then exit without "
+                   "touching the work directory")
     return p
 
 
@@ -28,12 +36,26 @@ def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and TensorFlow take seconds).
     import json
 
-    from bert_jax.config.files import load_config
+    from bert_jax.config.files import load_config, to_json
+
+    config = load_config(args.config, args.set)
+    if args.print_config:
+        print(to_json(config))
+        return
+    if not args.dry_run and not args.workdir:
+        raise ValueError("--workdir is required (unless --print-config or --dry-run).")
+
     from bert_jax.parallel import distributed
-    from bert_jax.training.loop import train_and_evaluate
 
     distributed.initialize(args.distributed, args.coordinator_address, args.num_processes,
                            args.process_id, heartbeat_timeout=args.heartbeat_timeout)
+    if args.dry_run:
+        from bert_jax.training.plan import plan_pretraining
 
-    results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
+        print("\n".join(plan_pretraining(config).lines()))
+        return
+
+    from bert_jax.training.loop import train_and_evaluate
+
+    results = train_and_evaluate(config, args.workdir)
     print(json.dumps(results, indent=2))

@@ -16,7 +16,16 @@ import ml_collections
 
 from input_pipeline.shards.tfrecord import write_atomically
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+def _config_dir() -> Path:
+    """`configs/` beside the package in a source checkout (an editable install, PYTHONPATH), else
+    the copy installed inside the package as `bert_jax.configs` (a wheel; see setup.py)."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / "configs"
+    return checkout if (checkout / "cpu_demo.py").is_file() else package / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
