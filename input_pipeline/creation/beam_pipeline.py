@@ -32,10 +32,10 @@ from input_pipeline.creation.create_pretraining_data import (
     logger,
     warn_about_statistics,
     write_error,
-    write_input_report,
+    write_report_and_manifest,
 )
 from input_pipeline.shards.directory import INPUT_REPORT_NAME, StagedOutput
-from input_pipeline.shards.manifest import build_manifest, read_manifest, shard_name, write_manifest
+from input_pipeline.shards.manifest import build_manifest, read_manifest, shard_name
 from input_pipeline.shards.tfrecord import write_atomically
 from input_pipeline.text.report import InputReport
 from input_pipeline.text.sources import expand_inputs
@@ -127,12 +127,7 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
         manifest = build_manifest(config, vocab_path, tokenizer.vocab_size, sources,
                                   [counts.get(s, 0) for s in range(config.num_shards)], stats, prefix)
         report.add_block_counts(stats)
-        for what, write in (("the input report", lambda: write_input_report(staging, report)),
-                            ("the manifest", lambda: write_manifest(staging, manifest))):
-            try:
-                write()
-            except OSError as e:
-                raise write_error(f"{what} into {staging}", e) from e
+        write_report_and_manifest(staging, report, manifest)
         report.log(logger, os.path.join(output_dir, INPUT_REPORT_NAME))
 
     beam_errors = logging.getLogger("apache_beam.runners.common")

@@ -419,6 +419,17 @@ def write_input_report(output_dir: str | os.PathLike, report: InputReport) -> st
     return path
 
 
+def write_report_and_manifest(staging: str, report: InputReport, manifest: dict) -> None:
+    """Writes the input report and the manifest, the last files of a run, into its staging
+    directory; a failure says which and what to do (`write_error`)."""
+    for what, write in (("the input report", lambda: write_input_report(staging, report)),
+                        ("the manifest", lambda: write_manifest(staging, manifest))):
+        try:
+            write()
+        except OSError as e:
+            raise write_error(f"{what} into {staging}", e) from e
+
+
 def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike,
                             output_dir: str | os.PathLike, config: CreationConfig = CreationConfig(),
                             *, num_workers: int = 1, prefix: str = "train",
@@ -470,12 +481,7 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
         report.add_block_counts(stats)
         manifest = build_manifest(config, vocab_path, processor.tokenizer.vocab_size, sources,
                                   shard_counts.tolist(), stats, prefix)
-        for what, write in (("the input report", lambda: write_input_report(work_dir, report)),
-                            ("the manifest", lambda: write_manifest(work_dir, manifest))):
-            try:
-                write()
-            except OSError as e:
-                raise write_error(f"{what} into {work_dir}", e) from e
+        write_report_and_manifest(work_dir, report, manifest)
         output.commit()
     finally:
         output.discard()
