@@ -90,10 +90,11 @@ def read_weights(directory: str | os.PathLike) -> dict[str, np.ndarray]:
     elif (directory / "model.safetensors.index.json").is_file():
         index_path = directory / "model.safetensors.index.json"
         try:
-            files = [directory / name for name in sorted(set(json.loads(index_path.read_text())["weight_map"].values()))]
+            weight_map = json.loads(index_path.read_text())["weight_map"]
+            files = [directory / name for name in sorted(set(weight_map.values()))]
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-            raise DamagedWeights(f"{index_path}: not a safetensors index (a JSON object with a "
-                                 f"weight_map: {type(e).__name__}: {e}).") from None
+            raise DamagedWeights(f"{index_path}: not a safetensors index, a JSON object with a "
+                                 f"weight_map ({type(e).__name__}: {e}).") from None
     elif (directory / "pytorch_model.bin").is_file():
         tensors = read_pytorch_state_dict(directory / "pytorch_model.bin")
         check_finite(tensors, directory / "pytorch_model.bin")
