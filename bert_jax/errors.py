@@ -5,3 +5,9 @@ catch them without loading JAX)."""
 class RunStopped(RuntimeError):
     """The run stopped rather than go on wrongly (a failed checkpoint save, a diverged loss); its
     last good checkpoint is in place and the message says what to do."""
+
+
+class DamagedWeights(ValueError):
+    """A weight file or checkpoint that cannot be used: unreadable (empty, truncated, not the
+    format its name says) or holding non-finite values. The message names the file and, for
+    values, the tensor; the command line prints it as one line (a ValueError: exit status 2)."""

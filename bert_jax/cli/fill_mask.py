@@ -19,6 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: readable blocks; json: one JSON object per text")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut texts longer than the model takes to the tokens around their [MASK]s "
+                   "instead of stopping with an error")
     return p
 
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
 
     texts = texts_from(args, "texts with [MASK]")
     fill_mask = FillMask.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
-    for text, per_mask in zip(texts, fill_mask(texts, top_k=args.top_k)):
+    for text, per_mask in zip(texts, fill_mask(texts, top_k=args.top_k, truncate=args.truncate)):
         if args.format == "json":
             print(json.dumps({"text": text, "predictions": per_mask}, ensure_ascii=False))
         else:

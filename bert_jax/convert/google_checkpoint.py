@@ -27,6 +27,8 @@ import numpy as np
 
 from bert_jax.convert.imported import ImportedModel
 from bert_jax.convert.parameter_table import from_format, to_format
+from bert_jax.convert.weight_files import check_finite
+from bert_jax.errors import DamagedWeights
 from bert_jax.model import BertConfig
 from input_pipeline import remote_files
 
@@ -106,8 +108,8 @@ class _CheckpointVariables(Mapping):
     """A TensorFlow checkpoint's variables by name, each read when asked for: a training
     checkpoint's optimizer slots, twice the model's size, are never read."""
 
-    def __init__(self, reader: Any):
-        self._reader, self._shapes = reader, reader.get_variable_to_shape_map()
+    def __init__(self, reader: Any, prefix: str):
+        self._reader, self._shapes, self._prefix = reader, reader.get_variable_to_shape_map(), prefix
 
     def __contains__(self, name: object) -> bool:  # Mapping's would read the tensor
         return name in self._shapes
@@ -115,7 +117,14 @@ class _CheckpointVariables(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._shapes:
             raise KeyError(name)
-        return self._reader.get_tensor(name)
+        try:
+            value = self._reader.get_tensor(name)
+        except Exception as e:  # noqa: BLE001 - TensorFlow's DataLossError and kin: a damaged shard
+            raise DamagedWeights(f"{self._prefix}: variable {name} is unreadable "
+                                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+                                 "Download or copy the checkpoint again.") from None
+        check_finite({name: value}, self._prefix)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._shapes)
@@ -147,7 +156,13 @@ def load_google_checkpoint(path: str, vocab_file: str | None = None) -> Imported
     config_path, prefix = found
     with remote_files.open_file(config_path) as f:
         config = bert_config_from_google(json.load(f), config_path)
-    variables = _CheckpointVariables(tf.train.load_checkpoint(prefix))
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as e:  # noqa: BLE001 - TensorFlow's DataLossError and kin: a damaged index
+        raise DamagedWeights(f"{prefix}: unreadable as a TensorFlow checkpoint ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}). Download or copy the "
+                             "checkpoint again.") from None
+    variables = _CheckpointVariables(reader, prefix)
     params, missing, ignored = from_google_variables(variables, config, prefix, config_path)
 
     if vocab_file is None:

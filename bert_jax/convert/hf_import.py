@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file
 
 from bert_jax.convert.imported import ImportedModel
 from bert_jax.convert.parameter_table import from_format
+from bert_jax.convert.weight_files import check_finite, read_pytorch_state_dict, read_safetensors
+from bert_jax.errors import DamagedWeights
 from bert_jax.model import BertConfig
 from input_pipeline.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
 
@@ -78,33 +79,37 @@ def bert_config_from_huggingface(hf: dict[str, Any], source: str = "config.json"
 
 
 def read_weights(directory: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All tensors of the directory's weights file(s), by name, as numpy arrays."""
+    """All tensors of the directory's weights file(s), by name, as numpy arrays.
+
+    Raises DamagedWeights naming the file (and the tensor) when a file is unreadable (empty,
+    truncated, not its format) or a tensor holds NaN or infinity (`weight_files`).
+    """
     directory = Path(directory)
     if (directory / "model.safetensors").is_file():
-        return _read_safetensors(directory / "model.safetensors")
-    if (directory / "model.safetensors.index.json").is_file():
-        index = json.loads((directory / "model.safetensors.index.json").read_text())
-        tensors: dict[str, np.ndarray] = {}
-        for name in sorted(set(index["weight_map"].values())):
-            tensors.update(_read_safetensors(directory / name))
+        files = [directory / "model.safetensors"]
+    elif (directory / "model.safetensors.index.json").is_file():
+        index_path = directory / "model.safetensors.index.json"
+        try:
+            weight_map = json.loads(index_path.read_text())["weight_map"]
+            files = [directory / name for name in sorted(set(weight_map.values()))]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise DamagedWeights(f"{index_path}: not a safetensors index, a JSON object with a "
+                                 f"weight_map ({type(e).__name__}: {e}).") from None
+    elif (directory / "pytorch_model.bin").is_file():
+        tensors = read_pytorch_state_dict(directory / "pytorch_model.bin")
+        check_finite(tensors, directory / "pytorch_model.bin")
         return tensors
-    if (directory / "pytorch_model.bin").is_file():
-        try:  # torch is optional: only a PyTorch pickle needs it
-            import torch
-        except ImportError:
-            raise ValueError(f"{directory}/pytorch_model.bin is a PyTorch pickle, which needs torch "
-                             "to read: pip install torch, or save the model with safetensors "
-                             "(model.save_pretrained(..., safe_serialization=True)).") from None
-        # weights_only: a pickle from elsewhere must not run code while it is read.
-        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        return {name: value.float().numpy() if value.is_floating_point() else value.numpy()
-                for name, value in state.items()}
-    raise FileNotFoundError(f"{directory} holds no Hugging Face weights (looked for "
-                            f"{', '.join(WEIGHT_FILES)}).")
-
-
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    return load_file(str(path))
+    else:
+        raise FileNotFoundError(f"{directory} holds no Hugging Face weights (looked for "
+                                f"{', '.join(WEIGHT_FILES)}).")
+    tensors: dict[str, np.ndarray] = {}
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}, a shard the safetensors index lists, is missing.")
+        shard = read_safetensors(path)
+        check_finite(shard, path)
+        tensors.update(shard)
+    return tensors
 
 
 def _canonical_name(name: str) -> str:

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from bert_jax.convert.hf_tokenizer import sentencepiece_model_spec
-from bert_jax.inference.batching import BucketedModel, doubling_sizes, padded_batches, round_up, single_sequence
+from bert_jax.inference.batching import BucketedModel, Tokens, doubling_sizes, padded_batches, round_up
 from bert_jax.inference.loading import MLM_HEAD
 from input_pipeline.tokenizers.sentencepiece_tokenizer import WORD_START, SentencePieceTokenizer
 
@@ -104,17 +104,21 @@ class FillMask(BucketedModel):
         probs = jax.nn.softmax(outputs["mlm_logits"], axis=-1)
         return jax.lax.top_k(probs, top_k)
 
-    def __call__(self, texts: str | list[str], top_k: int = 5) -> list[list[list[dict]]]:
+    def __call__(self, texts: str | list[str], top_k: int = 5, truncate: bool = False
+                 ) -> list[list[list[dict]]]:
         """For each text, for each `[MASK]` in it, the `top_k` predictions as dicts with `score`,
         `token` (its id), `token_str` and `sequence` (the text with this mask filled in).
 
-        Raises ValueError for a text without `[MASK]` or longer than the model takes.
+        A text longer than the model takes raises ValueError, unless `truncate`: then the longest
+        window of its tokens that holds all its `[MASK]`s, centred on them, is kept (the start
+        when they fit there); masks spread over more tokens than the model takes still raise.
+        Raises ValueError for a text without `[MASK]`.
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         tok = self.tokenizer
         if not 1 <= top_k <= tok.vocab_size:
             raise ValueError(f"top_k={top_k} must be between 1 and the vocab size, {tok.vocab_size}.")
-        sequences = [single_sequence(tok, text, self.buckets.max_length, what=f"text {i + 1}")
+        sequences = [masked_sequence(tok, text, self.buckets.max_length, truncate, what=f"text {i + 1}")
                      for i, text in enumerate(texts)]
         positions = [[i for i, t in enumerate(s.ids) if t == tok.mask_id] for s in sequences]
         for text, pos in zip(texts, positions):
@@ -157,6 +161,31 @@ class FillMask(BucketedModel):
                 per_mask.append(predictions)
             results.append(per_mask)
         return results
+
+
+def masked_sequence(tokenizer: Any, text: str, max_length: int, truncate: bool = False,
+                    what: str = "the text") -> Tokens:
+    """`[CLS] text [SEP]`. Too long: a ValueError, or if `truncate` the `max_length - 2` tokens
+    that keep every `[MASK]`: the first ones when the masks lie among them, else a window centred
+    on the masks; a ValueError when the masks span more than the window."""
+    ids = tokenizer.encode(text)
+    window = max_length - 2
+    if len(ids) > window:
+        if not truncate:
+            raise ValueError(f"{what} is {len(ids) + 2} tokens with [CLS] and [SEP]; the model takes "
+                             f"at most {max_length}. Shorten it, or truncate (truncate=True, "
+                             "--truncate), which keeps the tokens around its [MASK]s.")
+        masks = [i for i, t in enumerate(ids) if t == tokenizer.mask_id] or [0]
+        if masks[-1] - masks[0] + 1 > window:
+            raise ValueError(f"{what}: its [MASK]s lie {masks[-1] - masks[0] + 1} tokens apart, more "
+                             f"than the {window} the model takes with [CLS] and [SEP], so no "
+                             "truncation keeps them all; split the text.")
+        start = 0 if masks[-1] < window else min(max((masks[0] + masks[-1] + 1) // 2 - window // 2, 0),
+                                                 len(ids) - window)
+        start = min(start, masks[0])  # centring rounds; the first mask stays inside
+        ids = ids[start:start + window]
+    ids = [tokenizer.cls_id, *ids, tokenizer.sep_id]
+    return Tokens(ids, [0] * len(ids))
 
 
 def format_predictions(text: str, per_mask: list[list[dict]]) -> str:

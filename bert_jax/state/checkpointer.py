@@ -7,8 +7,14 @@ in the same checkpoint, so that a resumed run reads exactly what an uninterrupte
 
 A save that fails (a full disk, lost permissions) stops the run with a `CheckpointError` at the
 next save or wait, never silently, naming the step whose save failed. A checkpoint that cannot be
-restored (damaged, half-copied) is moved to `workdir/damaged_checkpoints/` and the one before it
-is used (`set_aside`).
+restored (damaged, half-copied) is moved to `workdir/damaged_checkpoints/` by the run that owns
+the directory (`set_aside`); readers (export, inference) leave the directory as it is and use the
+newest checkpoint that restores (`restore_newest`).
+
+A restore that fails part-way leaves orbax's reads of the other arrays in flight; when they finish,
+each tells an event loop orbax has already closed, and Python prints "Event loop is closed" for
+every one of them (thousands for a BERT) before the one useful message. Those echoes are dropped
+(`_drop_closed_loop_echoes`); the failure itself is raised as usual.
 """
 
 from __future__ import annotations
@@ -18,15 +24,17 @@ import json
 import logging
 import os
 import re
+import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
 
-from bert_jax.errors import RunStopped
+from bert_jax.errors import DamagedWeights, RunStopped
 from input_pipeline import remote_files
 
 CHECKPOINT_DIR = "checkpoints"
@@ -34,6 +42,7 @@ DAMAGED_DIR = "damaged_checkpoints"
 # Custom metadata of each checkpoint: how many processes saved their data positions into it.
 DATA_PROCESS_COUNT = "data_process_count"
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CheckpointError(RunStopped):
@@ -80,6 +89,36 @@ class DataIteratorSave(ocp.args.CheckpointArgs):
 class DataIteratorRestore(ocp.args.CheckpointArgs):
     iterator: Any
     position: dict
+
+
+def damage_reason(error: BaseException) -> str:
+    """Why a checkpoint failed to restore, in one line (orbax's errors quote whole tensorstore
+    specs over many lines)."""
+    first_line = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}"[:300]
+
+
+def _drop_closed_loop_echoes() -> None:
+    """Makes `sys.unraisablehook` drop the "Event loop is closed" errors raised when a read that
+    a failed restore left in flight finishes after orbax closed its event loop (see the module
+    docstring): nobody waits for those reads any more. Every other unraisable error goes to the
+    hook that was in place. Idempotent."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop_echoes", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        error, frame = unraisable.exc_value, unraisable.exc_traceback
+        names = []
+        while frame is not None:
+            names.append(frame.tb_frame.f_code.co_name)
+            frame = frame.tb_next
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+                and "call_soon_threadsafe" in names):
+            previous(unraisable)
+
+    hook.drops_closed_loop_echoes = True
+    sys.unraisablehook = hook
 
 
 def checkpoint_directory(workdir: str | os.PathLike) -> str:
@@ -151,6 +190,7 @@ class Checkpointer:
 
     def restore(self, step: int, abstract_state: Any) -> Any:
         """The state saved at `step`, laid out like `abstract_state` (shapes, dtypes, shardings)."""
+        _drop_closed_loop_echoes()
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state)))
         return restored["state"]
@@ -208,6 +248,48 @@ class Checkpointer:
                 f"{step_dir / 'data'} (the data position the checkpoint's metadata lists) is missing "
                 f"or holds no single process count ({sorted(names)}): the checkpoint is incomplete")
         return None
+
+    def restore_newest(self, restore: Callable[[int], T], step: int | None = None) -> tuple[int, T]:
+        """(step, `restore(step)`) for `step`, or when None for the newest checkpoint that
+        restores: one that raises is passed over with one warning naming it and the step used.
+        Read-only, for those who read a run's checkpoints (export, inference): nothing in the
+        work directory is moved (the run itself sets damaged checkpoints aside, `set_aside`).
+
+        Raises FileNotFoundError if there is no checkpoint (or none of `step`), DamagedWeights
+        if the asked-for `step`, or every checkpoint, fails to restore.
+        """
+        steps = self.all_steps()
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}; run `bert-jax pretrain` "
+                                    "with this work directory first.")
+        if step is not None:
+            if step not in steps:
+                raise FileNotFoundError(f"no checkpoint of step {step} in {self.directory}; its "
+                                        f"steps are {', '.join(map(str, steps))}.")
+            try:
+                return step, restore(step)
+            except Exception as e:  # noqa: BLE001 - any failure to read means a damaged checkpoint
+                others = [s for s in steps if s != step]
+                raise DamagedWeights(
+                    f"checkpoint {os.path.join(self.directory, str(step))} cannot be restored "
+                    f"({damage_reason(e)}); "
+                    + (f"the work directory's other steps are {', '.join(map(str, others))}: pass "
+                       "one with --step, or leave --step out for the newest that restores."
+                       if others else "it is the only checkpoint.")) from e
+        damaged = []
+        for candidate in steps:
+            try:
+                value = restore(candidate)
+            except Exception as e:  # noqa: BLE001 - any failure to read means a damaged checkpoint
+                damaged.append(f"{os.path.join(self.directory, str(candidate))} ({damage_reason(e)})")
+                continue
+            if damaged:
+                logger.warning("checkpoint %s cannot be restored; using step %d, the newest that "
+                               "does (the work directory is left as it is)",
+                               "; checkpoint ".join(damaged), candidate)
+            return candidate, value
+        raise DamagedWeights(f"no checkpoint in {self.directory} can be restored: "
+                             + "; ".join(damaged))
 
     def restore_config(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]

@@ -8,10 +8,12 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config, config_rules
+from bert_jax.errors import DamagedWeights
 from bert_jax.model import BertForPreTraining
 from bert_jax.parallel import sharding
 from bert_jax.state.checkpointer import Checkpointer
@@ -21,14 +23,17 @@ from bert_jax.state.train_state import abstract_state, pretraining_init, state_s
 
 def load_trained_params(workdir: str | os.PathLike, step: int | None = None
                         ) -> tuple[Any, ml_collections.ConfigDict, int]:
-    """The parameters and config of a checkpoint in `workdir` (the latest if `step` is None),
-    on this host's first device, for export and inference."""
+    """(parameters, config, step) of a checkpoint in `workdir`, on this host's first device, for
+    export and inference: of `step`, or when None of the newest checkpoint that restores (a
+    damaged newer one is passed over with a warning; the work directory is not changed).
+
+    Raises FileNotFoundError without checkpoints, DamagedWeights when `step` (or every
+    checkpoint) cannot be restored or holds non-finite parameters, naming the checkpoint and the
+    parameter.
+    """
     checkpointer = Checkpointer(workdir, async_save=False)
-    try:
-        step = checkpointer.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; run "
-                                    "`bert-jax pretrain` with this work directory first.")
+
+    def restore(step: int) -> tuple[Any, ml_collections.ConfigDict]:
         config = ml_collections.ConfigDict(checkpointer.restore_config(step))
         mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.local_devices()[:1])
         init = pretraining_init(BertForPreTraining(bert_config(config)), config.data.max_seq_length,
@@ -36,7 +41,23 @@ def load_trained_params(workdir: str | os.PathLike, step: int | None = None
         optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
         shardings = state_shardings(init, optimizer, mesh, config_rules(config))
         state = checkpointer.restore(step, abstract_state(init, optimizer, shardings))
+        check_finite_params(state.params, os.path.join(checkpointer.directory, str(step)))
+        return state.params, config
+
+    try:
+        step, (params, config) = checkpointer.restore_newest(restore, step)
     finally:
         checkpointer.close()
-    return state.params, config, step
+    return params, config, step
 
+
+def check_finite_params(params: Any, source: str) -> None:
+    """Raises DamagedWeights naming the first parameter (by path) of `params`, restored from
+    `source`, that holds a NaN or an infinity. One reduction per parameter, on its device."""
+    finite = jax.device_get(jax.tree.map(lambda x: jnp.isfinite(x).all(), params))
+    for path, ok in jax.tree_util.tree_flatten_with_path(finite)[0]:
+        if not ok:
+            name = "/".join(str(getattr(k, "key", k)) for k in path)
+            raise DamagedWeights(f"{source}: parameter {name} holds non-finite values (NaN or "
+                                 "infinity): the checkpoint is damaged or was saved from a "
+                                 "diverged run; use another checkpoint (--step).")

@@ -16,7 +16,7 @@ from jax.experimental import multihost_utils
 from bert_jax.config.run import RunConfig
 from bert_jax.config.validation import check_resumable
 from bert_jax.convert.sources import initialize_params
-from bert_jax.state.checkpointer import Checkpointer
+from bert_jax.state.checkpointer import Checkpointer, damage_reason
 from bert_jax.state.train_state import ParamsInit, TrainState, abstract_state, create_state
 from bert_jax.training.objective import Batches, TrainData
 
@@ -60,7 +60,7 @@ def resume(checkpointer: Checkpointer, run: RunConfig, init: ParamsInit, data: T
             logger.info("resuming from the checkpoint of step %d in %s", step, checkpointer.directory)
             start_step = step
             break
-        checkpointer.set_aside(step, f"{type(error).__name__}: {error}"[:500] if error
+        checkpointer.set_aside(step, damage_reason(error) if error
                                else "it failed to restore on another process")
         state = batches = None
     if state is None:
