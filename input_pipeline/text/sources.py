@@ -163,74 +163,87 @@ def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) ->
         patterns = [patterns]
     if not patterns:
         raise ValueError(f"no inputs given; {_INPUT_HELP}.")
-    sources: list[str] = []
-    seen: set[str] = set()
-    seen_others: set[str] = set()  # Entries of input directories that are not read.
-    # (pattern, what it is) for each pattern that gives nothing to read, and whether it exists.
-    nothing: list[tuple[str, str, bool]] = []
-
-    def add(path: str, key: str) -> None:
-        if key not in seen:
-            seen.add(key)
-            sources.append(path)
-            if report is not None:
-                report.file(path)  # Every source has an entry, in input order.
-
-    def directory_files(directory: str, others: list[str]) -> list[str]:
-        files, unread = _directory_files(directory)
-        for path in unread:
-            if _realpath(path) not in seen_others:
-                seen_others.add(_realpath(path))
-                others.append(path)
-        return files
-
-    def report_others(others: list[str]) -> None:
-        for path in others if report is not None else ():
-            detail = ("a subdirectory: those of an input directory are not searched"
-                      if remote_files.isdir(path) else
-                      f"its name does not end in {', '.join(DIRECTORY_SUFFIXES)}")
-            report.found(path, "other_files", detail=detail)  # Raises if strict.
-
-    def matches_nothing(pattern: str, what: str, exists: bool) -> None:
-        if report is None:
-            raise FileNotFoundError(f"input {pattern!r}: {what}; {_INPUT_HELP}.")
-        report.found(pattern, "missing", detail=what)  # Raises if strict.
-        nothing.append((pattern, what, exists))
-
+    expansion = _Expansion(report)
     for pattern in patterns:
-        pattern = os.fspath(pattern)
+        expansion.expand(os.fspath(pattern))
+    return expansion.sources()
+
+
+class _Expansion:
+    """`expand_inputs`' state over its patterns: the sources so far (each file once), the
+    entries of input directories that are not read, and the patterns that gave nothing."""
+
+    def __init__(self, report: InputReport | None):
+        self.report = report
+        self.found: list[str] = []
+        self.seen: set[str] = set()
+        self.seen_others: set[str] = set()  # Entries of input directories that are not read.
+        # (pattern, what it is) for each pattern that gives nothing to read, and whether it exists.
+        self.nothing: list[tuple[str, str, bool]] = []
+
+    def expand(self, pattern: str) -> None:
         if is_tfds_source(pattern):
             parse_tfds_spec(pattern)
-            add(pattern, pattern)
-            continue
+            self._add(pattern, pattern)
+            return
         if _isfile(pattern):
-            add(pattern, _realpath(pattern))
-            continue
+            self._add(pattern, _realpath(pattern))
+            return
         others: list[str] = []
         if remote_files.isdir(pattern):
-            files = directory_files(pattern, others)
+            files = self._directory_files(pattern, others)
             if not files:
-                matches_nothing(pattern, _unread_directory(pattern, others), exists=True)
+                self._matches_nothing(pattern, _unread_directory(pattern, others), exists=True)
         else:
             matches = _glob(pattern) if _is_glob(pattern) else []
             files = []
             for match in matches:
-                files.extend(directory_files(match, others) if remote_files.isdir(match) else [match])
+                files.extend(self._directory_files(match, others) if remote_files.isdir(match) else [match])
             if not matches:
                 what = "glob matches no file" if _is_glob(pattern) else "no such file or directory"
-                matches_nothing(pattern, what, exists=False)
+                self._matches_nothing(pattern, what, exists=False)
             elif not files:
-                matches_nothing(pattern, "glob matches only directories, "
-                                + _unread_entries(pattern, others), exists=True)
+                self._matches_nothing(pattern, "glob matches only directories, "
+                                      + _unread_entries(pattern, others), exists=True)
         for path in files:
-            add(path, _realpath(path))
-        report_others(others)
-    if not sources:  # Only with a lenient report does this point come with nothing to read.
-        described = "; ".join(f"{pattern!r}: {what}" for pattern, what, _ in nothing)
-        if not any(exists for _, _, exists in nothing):
-            raise FileNotFoundError(f"none of the inputs exists ({described}); {_INPUT_HELP}.")
-        raise FileNotFoundError(f"nothing to read in the inputs ({described}); {_INPUT_HELP}.")
-    return sources
+            self._add(path, _realpath(path))
+        self._report_others(others)
+
+    def sources(self) -> list[str]:
+        if not self.found:  # Only with a lenient report does this point come with nothing to read.
+            described = "; ".join(f"{pattern!r}: {what}" for pattern, what, _ in self.nothing)
+            if not any(exists for _, _, exists in self.nothing):
+                raise FileNotFoundError(f"none of the inputs exists ({described}); {_INPUT_HELP}.")
+            raise FileNotFoundError(f"nothing to read in the inputs ({described}); {_INPUT_HELP}.")
+        return self.found
+
+    def _add(self, path: str, key: str) -> None:
+        if key not in self.seen:
+            self.seen.add(key)
+            self.found.append(path)
+            if self.report is not None:
+                self.report.file(path)  # Every source has an entry, in input order.
+
+    def _directory_files(self, directory: str, others: list[str]) -> list[str]:
+        files, unread = _directory_files(directory)
+        for path in unread:
+            if _realpath(path) not in self.seen_others:
+                self.seen_others.add(_realpath(path))
+                others.append(path)
+        return files
+
+    def _report_others(self, others: list[str]) -> None:
+        for path in others if self.report is not None else ():
+            detail = ("a subdirectory: those of an input directory are not searched"
+                      if remote_files.isdir(path) else
+                      f"its name does not end in {', '.join(DIRECTORY_SUFFIXES)}")
+            self.report.found(path, "other_files", detail=detail)  # Raises if strict.
+
+    def _matches_nothing(self, pattern: str, what: str, exists: bool) -> None:
+        if self.report is None:
+            raise FileNotFoundError(f"input {pattern!r}: {what}; {_INPUT_HELP}.")
+        self.report.found(pattern, "missing", detail=what)  # Raises if strict.
+        self.nothing.append((pattern, what, exists))
 
 
 def _unread_directory(directory: str, others: Sequence[str]) -> str:
