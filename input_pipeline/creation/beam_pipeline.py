@@ -74,6 +74,9 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
     pipeline raises its first error (a full disk: the OSError naming the shard) and leaves the
     output as it was.
     """
+    # Over 80 lines, and reads better whole: the pipeline's steps below are closures over this
+    # run's paths, config and staging directory, defined in the order the pipeline runs them,
+    # then wired together; split apart, each would take the same five arguments.
     beam = _import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions  # Beam: an optional extra
 
