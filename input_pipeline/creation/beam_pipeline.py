@@ -74,6 +74,8 @@ def run_beam_pipeline(inputs: Sequence[str], vocab_path: str, output_dir: str,
     pipeline raises its first error (a full disk: the OSError naming the shard) and leaves the
     output as it was.
     """
+    # Reads better whole: the steps below are closures over the resolved paths, the config and
+    # the staging directory that Beam pickles to its workers, and the pipeline reads top to bottom.
     beam = _import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions  # Beam: an optional extra
 
