@@ -14,15 +14,12 @@ import transformers
 
 from bert_jax.cli import main
 from bert_jax.inference.fill_mask import FillMask, pipeline_decode
+from tests.support.inference_texts import MASKED_TEXTS
 from tests.support.pipeline_parity import assert_matches_pipeline
 
 # The SentencePiece export (unigram and BPE) of test_export, as a fixture of this module too.
 
-TEXTS = [
-    "Return the [MASK] of the file.",
-    "If the [MASK] is not found, raise a ValueError.",
-    "This [MASK] returns a new [MASK] object.",
-]
+TEXTS = MASKED_TEXTS
 
 
 @pytest.mark.parametrize("source", ["workdir", "export"])
