@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 
 import jax
 import numpy as np
@@ -63,6 +64,68 @@ def test_pytorch_bin_of_a_masked_lm_model(tmp_path):
                        attention_mask=torch.tensor(mask, dtype=torch.long)).logits.numpy()
     valid = mask.astype(bool)
     np.testing.assert_allclose(np.asarray(ours)[valid], theirs[valid], atol=1e-4, rtol=0)
+
+
+def test_google_checkpoint_found_by_prefix_and_by_directory(google_checkpoint):
+    by_prefix = load_pretrained(str(google_checkpoint / "bert_model.ckpt"))
+    by_directory = load_pretrained(google_checkpoint)
+    assert by_prefix.source == by_directory.source
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(by_prefix.params),
+                                                      jax.tree.leaves(by_directory.params)))
+
+
+def test_google_tensors_that_do_not_fit_the_config_are_named(google_checkpoint, tmp_path):
+    """A bert_config.json of another hidden size: every tensor that does not fit is named with its
+    shape, the attention kernels too (whose reshape into heads fails), not a bare numpy error."""
+    copy = tmp_path / "copy"
+    shutil.copytree(google_checkpoint, copy)
+    config = json.loads((copy / "bert_config.json").read_text())
+    (copy / "bert_config.json").write_text(json.dumps(config | {"hidden_size": 60}))
+    with pytest.raises(ValueError, match="not a complete BERT of its bert_config.json") as error:
+        load_pretrained(copy)
+    message = str(error.value)
+    assert f"bert/encoder/layer_0/attention/self/query/kernel has shape [64, 64], which does not fit " \
+        f"{copy / 'bert_config.json'}" in message
+    assert "bert/encoder/layer_1/intermediate/dense/kernel has shape [64, 128]" in message
+
+
+def test_fill_mask_and_nsp_on_a_google_checkpoint_match_transformers(google_checkpoint, tmp_path):
+    """FillMask and NextSentencePredictor loaded straight from the Google checkpoint, against
+    `transformers` (the fill-mask pipeline, BertForNextSentencePrediction) on our Hugging Face
+    export of it, whose weights are Google's (the tests above): the same predictions, token
+    strings and sequences, scores and NSP logits within 1e-4. The export's hidden_act is the
+    tanh GELU of bert_config.json's "gelu", so the activation is checked on the way too."""
+    import torch
+    import transformers
+
+    from bert_jax.inference.fill_mask import FillMask
+    from bert_jax.inference.next_sentence import NextSentencePredictor
+    from tests.support.inference_texts import MASKED_TEXTS as TEXTS
+    from tests.support.pipeline_parity import assert_matches_pipeline
+
+    imported = load_pretrained(google_checkpoint)
+    export = export_to_huggingface(imported.params, imported.config, imported.vocab_file,
+                                   imported.do_lower_case, tmp_path / "hf")
+    assert json.loads((export / "config.json").read_text())["hidden_act"] != "gelu"
+    ours = FillMask.load(google_checkpoint)(TEXTS, top_k=5)
+    pipeline = transformers.pipeline("fill-mask", model=str(export), top_k=5)
+    largest = assert_matches_pipeline(TEXTS, ours, pipeline)
+
+    pairs = [("Return the value of the named attribute.", "The result is the value of that attribute."),
+             ("Open the file and return a stream.", "Return a new list containing all items."),
+             ("Short.", "x")]
+    predictor = NextSentencePredictor.load(google_checkpoint)
+    logits, probabilities = predictor.logits(pairs), predictor(pairs)
+    tokenizer = transformers.BertTokenizer.from_pretrained(export)
+    inputs = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
+    model = transformers.BertForNextSentencePrediction.from_pretrained(export).eval()
+    with torch.no_grad():
+        theirs = model(**inputs).logits.numpy()
+    print(f"Google checkpoint: fill-mask max |score difference| {largest:.2e}, NSP max |logit "
+          f"difference| {np.abs(logits - theirs).max():.2e}")
+    np.testing.assert_allclose(logits, theirs, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.tensor(theirs), -1)[:, 0].numpy(),
+                               atol=1e-4, rtol=0)
 
 
 def _differences_from_googles_outputs(imported, reference) -> dict[str, float]:

@@ -1,5 +1,6 @@
-"""Inference over many shapes: a stream of requests compiles once per bucket; a model without
-heads encodes and refuses head tasks; every inference subcommand has --help (subprocess)."""
+"""Inference over many shapes: a stream of requests (fill-mask, encode, NSP) compiles once per
+bucket; a model without heads encodes and refuses head tasks; every inference subcommand has --help
+(subprocess)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,27 @@ def _varied_texts(count: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     return [" ".join(lines[j] for j in rng.integers(0, len(lines), rng.integers(1, 13)))
             for _ in range(count)]
+
+
+def test_many_texts_compile_once_per_bucket(tiny_trained_model):
+    fill_mask = FillMask.load(tiny_trained_model[0], max_batch_size=4)
+    words = "the file name of a new object is returned by this function".split()
+    rng = np.random.default_rng(0)
+    texts = []
+    for _ in range(60):  # 3 to 40 words, 1 to 3 masks.
+        text = list(rng.choice(words, int(rng.integers(3, 41))))
+        for position in rng.choice(len(text), int(rng.integers(1, 4)), replace=False):
+            text[position] = "[MASK]"
+        texts.append(" ".join(text))
+    for start in range(0, len(texts), 7):
+        fill_mask(texts[start:start + 7], top_k=2)
+    compiled = fill_mask.trace_count
+    # Lengths 16, 32, 64; batches 1, 2, 4; masks per text 1, 2, 4: at most 27 programs.
+    assert compiled <= 27 and compiled == fill_mask._top_k._cache_size()
+    for start in range(0, len(texts), 7):
+        fill_mask(texts[start:start + 7], top_k=2)
+    assert fill_mask.trace_count == compiled
+    print(f"fill-mask: {len(texts)} texts, {compiled} traces")
 
 
 @pytest.mark.parametrize("task", ["encode", "nsp"])

@@ -2,7 +2,8 @@
 imported (`bert-jax import`, `import_sentence_transformers`), the head goes to the run config's
 `sentence` section; `encode` from the work directory and the export made from it
 (`bert-jax export --sentence-transformers`, `export_workdir`) give the source's vectors within
-1e-5: all-MiniLM-L6-v2 (unit norms) and a tiny random BERT. The in-process checks of the format:
+1e-5: all-MiniLM-L6-v2 (unit norms) and a tiny random BERT; `bert-jax encode` on an export uses
+its head unless --pooling or --[no-]normalize say otherwise. The in-process checks of the format:
 tests/unit/test_sentence_transformers.py."""
 
 from __future__ import annotations
@@ -62,3 +63,24 @@ def test_command_line_import_encode_and_export(tiny, tmp_path, capsys):
     assert main(["export", "--workdir", str(tmp_path / "workdir"), "--output", str(tmp_path / "again"),
                  "--sentence-transformers"]) == 2
     assert "exists and is not an empty directory" in capsys.readouterr().err
+
+
+def test_command_line_encode_uses_the_models_head(tiny, tmp_path, capsys):
+    """`bert-jax encode` pools and normalizes as a sentence-transformers model does, unless
+    --pooling or --[no-]normalize say otherwise."""
+    config, params, tokenizer, vocab = tiny
+    sentence = SentenceConfig(pooling="max", normalize=True, max_seq_length=48)
+    source = export_sentence_transformers(params, config, vocab, True, sentence, tmp_path / "source")
+    text = tmp_path / "texts.txt"
+    text.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    runs = {"default": ([], "max-pooled unit-length"),
+            "overridden": (["--pooling", "mean", "--no-normalize"], "mean-pooled")}
+    for name, (flags, described) in runs.items():
+        assert main(["encode", "--model", str(source), "--input", str(text),
+                     "--output", str(tmp_path / f"{name}.npy"), *flags]) == 0
+        assert f"wrote {len(TEXTS)} {described} sentence vectors" in capsys.readouterr().out
+    assert_close(np.load(tmp_path / "default.npy"), sentence_transformers_encode(source, TEXTS),
+                 "bert-jax encode, the model's own head")
+    assert_close(np.load(tmp_path / "overridden.npy"),
+                 SentenceEncoder(params, config, tokenizer)(TEXTS, pooling="mean").sentence_vectors,
+                 "--pooling mean --no-normalize")

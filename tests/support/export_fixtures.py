@@ -40,8 +40,11 @@ def exported(request, tmp_path_factory, uncased_vocab_path):
 SP_VOCAB_SIZE = 800
 
 
-@pytest.fixture(scope="module", params=["unigram", "bpe"])
+@pytest.fixture(scope="session", params=["unigram", "bpe"])
 def sentencepiece_export(request, tmp_path_factory):
+    """(config, params, tokenizer, export directory) of a tiny model with an 800-piece
+    SentencePiece vocab trained on docstrings; one per session (three test files read it, none
+    changes it)."""
     from conftest import stdlib_docstring_lines
 
     from input_pipeline.vocabulary.sentencepiece import train_sentencepiece

@@ -9,3 +9,10 @@ SENTENCES = [
     "and the returned mapping is a new object each time the function is called.",
     "Decode the bytes using the codec registered for encoding.",
 ]
+
+# Sentences with one or several [MASK]s, for fill-mask.
+MASKED_TEXTS = [
+    "Return the [MASK] of the file.",
+    "If the [MASK] is not found, raise a ValueError.",
+    "This [MASK] returns a new [MASK] object.",
+]

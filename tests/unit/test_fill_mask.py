@@ -1,8 +1,8 @@
 """Fill-mask from our checkpoint, and from its export, against `transformers`' fill-mask pipeline
 on the export: the same tokens, token strings and sequences (one mask or several), scores within
-1e-4; batches give the answers single texts do, and compile once per bucket shape. The same with a
-SentencePiece vocab (an export imported back), and from a Google TensorFlow checkpoint against
-the pipeline on our export of it."""
+1e-4; batches give the answers single texts do. The same with a SentencePiece vocab (an export
+imported back). From a Google TensorFlow checkpoint, and compiling once per bucket shape:
+tests/integration/test_import_references.py and test_inference_compilation.py."""
 
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ import transformers
 
 from bert_jax.cli import main
 from bert_jax.inference.fill_mask import FillMask, pipeline_decode
+from tests.support.inference_texts import MASKED_TEXTS
 from tests.support.pipeline_parity import assert_matches_pipeline
 
 # The SentencePiece export (unigram and BPE) of test_export, as a fixture of this module too.
 
-TEXTS = [
-    "Return the [MASK] of the file.",
-    "If the [MASK] is not found, raise a ValueError.",
-    "This [MASK] returns a new [MASK] object.",
-]
+TEXTS = MASKED_TEXTS
 
 
 @pytest.mark.parametrize("source", ["workdir", "export"])
@@ -115,27 +112,6 @@ def test_batches_give_the_same_answers_as_single_texts(tiny_trained_model):
 def test_text_without_mask_is_refused(tiny_trained_model):
     with pytest.raises(ValueError, match="has no \\[MASK\\]"):
         FillMask.from_workdir(tiny_trained_model[0])("no mask here")
-
-
-def test_many_texts_compile_once_per_bucket(tiny_trained_model):
-    fill_mask = FillMask.load(tiny_trained_model[0], max_batch_size=4)
-    words = "the file name of a new object is returned by this function".split()
-    rng = np.random.default_rng(0)
-    texts = []
-    for _ in range(60):  # 3 to 40 words, 1 to 3 masks.
-        text = list(rng.choice(words, int(rng.integers(3, 41))))
-        for position in rng.choice(len(text), int(rng.integers(1, 4)), replace=False):
-            text[position] = "[MASK]"
-        texts.append(" ".join(text))
-    for start in range(0, len(texts), 7):
-        fill_mask(texts[start:start + 7], top_k=2)
-    compiled = fill_mask.trace_count
-    # Lengths 16, 32, 64; batches 1, 2, 4; masks per text 1, 2, 4: at most 27 programs.
-    assert compiled <= 27 and compiled == fill_mask._top_k._cache_size()
-    for start in range(0, len(texts), 7):
-        fill_mask(texts[start:start + 7], top_k=2)
-    assert fill_mask.trace_count == compiled
-    print(f"fill-mask: {len(texts)} texts, {compiled} traces")
 
 
 def test_command_line_reads_texts_from_a_file_and_prints_json(tiny_trained_model, tmp_path, capsys):

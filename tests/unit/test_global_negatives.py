@@ -7,7 +7,8 @@ which is what a loss without the all-gather would give. `jax.vmap` with an axis 
 collectives on one device; on a real mesh of 8 devices, `global_multiple_negatives_ranking_loss`
 under `jax.jit` with the batch sharded over ("data", "fsdp") is checked too, in a session that has
 8 (fake CPU) devices: JAX must be asked for them before it starts
-(`XLA_FLAGS=--xla_force_host_platform_device_count=8`), and unit tests start no subprocesses.
+(`XLA_FLAGS=--xla_force_host_platform_device_count=8`), and unit tests start no subprocesses:
+tests/integration/test_eight_device_unit_tests.py runs them so, and fails if any skips.
 """
 
 from __future__ import annotations

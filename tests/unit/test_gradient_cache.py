@@ -2,7 +2,8 @@
 in-batch ranking loss), the loss and parameter gradient computed chunk by chunk equal those of one
 pass over the whole batch, with dropout too (each chunk's two passes share its key); and, in a
 session with 8 devices, under `jax.jit` with the batch sharded over ("data", "fsdp") and the
-global-negatives loss.
+global-negatives loss (run so, with a skip counted as a failure, by
+tests/integration/test_eight_device_unit_tests.py).
 """
 
 from __future__ import annotations

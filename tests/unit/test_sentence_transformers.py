@@ -15,7 +15,6 @@ import os
 import numpy as np
 import pytest
 
-from bert_jax.cli import main
 from bert_jax.config.defaults import default_config
 from bert_jax.config.validation import sentence_config, validate
 from bert_jax.convert.sentence_transformers import (
@@ -238,27 +237,6 @@ def test_export_goes_into_a_new_or_empty_directory_only(tiny, tmp_path):
     assert (tmp_path / "empty" / "modules.json").is_file()
     assert not (tmp_path / "empty" / "2_Normalize").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "full"]  # no temporary left
-
-
-def test_command_line_encode_uses_the_models_head(tiny, tmp_path, capsys):
-    """`bert-jax encode` pools and normalizes as a sentence-transformers model does, unless
-    --pooling or --[no-]normalize say otherwise."""
-    config, params, tokenizer, vocab = tiny
-    sentence = SentenceConfig(pooling="max", normalize=True, max_seq_length=48)
-    source = export_sentence_transformers(params, config, vocab, True, sentence, tmp_path / "source")
-    text = tmp_path / "texts.txt"
-    text.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
-    runs = {"default": ([], "max-pooled unit-length"),
-            "overridden": (["--pooling", "mean", "--no-normalize"], "mean-pooled")}
-    for name, (flags, described) in runs.items():
-        assert main(["encode", "--model", str(source), "--input", str(text),
-                     "--output", str(tmp_path / f"{name}.npy"), *flags]) == 0
-        assert f"wrote {len(TEXTS)} {described} sentence vectors" in capsys.readouterr().out
-    assert_close(np.load(tmp_path / "default.npy"), sentence_transformers_encode(source, TEXTS),
-                 "bert-jax encode, the model's own head")
-    assert_close(np.load(tmp_path / "overridden.npy"),
-                 SentenceEncoder(params, config, tokenizer)(TEXTS, pooling="mean").sentence_vectors,
-                 "--pooling mean --no-normalize")
 
 
 def test_other_sources_keep_mean_pooling_unnormalized(tiny, tmp_path):
