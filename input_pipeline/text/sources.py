@@ -159,8 +159,6 @@ def expand_inputs(patterns: Sequence[str], report: InputReport | None = None) ->
       ValueError: for a malformed TFDS spec, or no patterns at all; with a strict report, for a
         file of an input directory that is not read.
     """
-    # Reads better whole: the helpers below share the sources found so far, the files seen and
-    # the patterns that gave nothing, and the loop over patterns reads as the rules above.
     if isinstance(patterns, (str, os.PathLike)):
         patterns = [patterns]
     if not patterns:
