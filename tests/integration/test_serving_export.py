@@ -185,7 +185,7 @@ def test_export_refuses_a_foreign_directory_and_unknown_platforms(trained, tmp_p
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
     assert main(["export-serving", "--model", str(trained), "--output", str(foreign)]) == 2
-    assert "not an earlier serving export" in capsys.readouterr().err
+    assert "holds files that bert-jax did not write (keep.txt; no .bert-jax-export.json)" in capsys.readouterr().err
     assert (foreign / "keep.txt").read_text() == "mine"
     assert main(["export-serving", "--model", str(trained), "--output", str(tmp_path / "x"),
                  "--platforms", "cpu,gpu"]) == 2
