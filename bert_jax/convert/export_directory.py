@@ -215,17 +215,21 @@ class ExportDirectory:
             os.rename(staging, out)  # fails if a non-empty directory took the name meanwhile
             return out
 
-        taken = [name for name in written if name not in self._old and _occupied(out, name)]
+        taken = [name for name in written
+                 if _occupied(out, name) and (name not in self._old or (out / name).is_dir())]
         if taken:
             raise FileExistsError(
-                f"{self.flag} {out}: this export writes {_some(taken)}, which the earlier export "
-                f"there did not write (not in its {MARKER_NAME}): move them away, or choose another "
-                f"{self.flag}. Nothing was changed.")
+                f"{self.flag} {out}: this export writes {_some(taken)}, where the directory holds "
+                f"something the earlier export there did not write (not in its {MARKER_NAME}): "
+                f"move it away, or choose another {self.flag}. Nothing was changed.")
         # From here on the marker lists every file of ours in the directory, old or new.
         self._write_marker({**self._old, **written}, out, complete=False)
         for name in written:
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, out / name)
+        for directory in sorted(staging.rglob("*")):  # empty ones (a SavedModel's assets/) too
+            if not os.path.lexists(out / directory.relative_to(staging)):
+                (out / directory.relative_to(staging)).mkdir()
         for name in self._old:
             if name not in written and (out / name).is_file():
                 (out / name).unlink()
@@ -248,7 +252,8 @@ class ExportDirectory:
 
 
 def _occupied(directory: Path, name: str) -> bool:
-    """Whether something in `directory` is in the way of writing the file `name`."""
+    """Whether something in `directory` is in the way of writing the file `name` (which may be
+    ours: the caller tells)."""
     path = directory
     for part in PurePosixPath(name).parts[:-1]:
         path = path / part

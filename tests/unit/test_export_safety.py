@@ -137,10 +137,22 @@ def test_overwrite_refuses_to_write_over_a_file_of_another(tmp_path, uncased_voc
     (out / "2_Normalize").mkdir()
     (out / "2_Normalize" / "config.json").write_text("mine")
     before = tree(out)
-    with pytest.raises(FileExistsError, match=r"this export writes 2_Normalize/config.json, which "
-                       "the earlier export there did not write"):
+    with pytest.raises(FileExistsError, match=r"this export writes 2_Normalize/config.json, where "
+                       "the directory holds something the earlier export there did not write"):
         export("sentence-transformers", out, uncased_vocab_path, overwrite=True,
                sentence=SentenceConfig(normalize=True))
+    assert tree(out) == before and leftovers(out, tmp_path) == []
+
+
+def test_overwrite_refuses_a_file_of_ours_that_became_a_directory(tmp_path, uncased_vocab_path):
+    out = tmp_path / "model"
+    export("huggingface", out, uncased_vocab_path)
+    (out / "vocab.txt").unlink()
+    (out / "vocab.txt").mkdir()
+    (out / "vocab.txt" / "mine.txt").write_text("mine")
+    before = tree(out)
+    with pytest.raises(FileExistsError, match="this export writes vocab.txt, where the directory holds"):
+        export("huggingface", out, uncased_vocab_path, seed=1, overwrite=True)
     assert tree(out) == before and leftovers(out, tmp_path) == []
 
 
@@ -294,3 +306,17 @@ def test_encodings_refuse_existing_files_before_writing_any(tmp_path):
                    overwrite=True)
     assert np.load(tmp_path / "tokens.mask.npy").tolist() == [[1, 1, 0], [1, 1, 1]]
     assert sorted(tree(tmp_path)) == ["ragged.npz", "tokens.mask.npy", "tokens.npy", "vectors.npy"]
+
+
+def test_import_never_removes_a_directory_named_like_its_staging_one(tmp_path, uncased_vocab_path):
+    from bert_jax.convert.workdir_import import import_to_workdir
+
+    config = BertConfig(**{**SMALL.__dict__, "vocab_size": 30522})
+    hf_export.export_to_huggingface(perturbed_params(config), config, uncased_vocab_path, True,
+                                    tmp_path / "hf")
+    staging = tmp_path / f"w.tmp-{os.getpid()}"
+    staging.mkdir()
+    (staging / "mine.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=rf"{staging} exists \(left by an earlier import, or not ours\)"):
+        import_to_workdir(tmp_path / "hf", tmp_path / "w")
+    assert tree(staging) == {"mine.txt": b"mine"} and not (tmp_path / "w").exists()
