@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> None:
     )
     from input_pipeline.output_file import refuse_existing_file
 
-    for path, flag in encoding_files(args.output, args.tokens, args.padded_tokens):
-        refuse_existing_file(path, args.overwrite, flag)  # before minutes of encoding
     texts = read_sentences(args.input)
     if not texts:
         raise ValueError(f"{args.input} has no lines to encode.")
+    for path, flag in encoding_files(args.output, args.tokens, args.padded_tokens):
+        refuse_existing_file(path, args.overwrite, flag)  # before loading the model and encoding
     encoder = SentenceEncoder.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
     with_tokens = args.tokens is not None or args.padded_tokens is not None
     encodings = encoder(texts, pooling=args.pooling, with_tokens=with_tokens, truncate=args.truncate,
