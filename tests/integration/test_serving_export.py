@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from bert_jax.cli import main
+from bert_jax.inference import serving_export
 from bert_jax.inference.batching import encoder_outputs
 from bert_jax.inference.loading import load_model
-from bert_jax.inference import serving_export
 from bert_jax.inference.serving_export import ARTIFACT_FILE, METADATA_FILE, SAVED_MODEL_DIR
 from bert_jax.model import BertForPreTraining
 

@@ -30,8 +30,9 @@ KINDS = ("huggingface", "sentence-transformers")
 
 
 def export(kind: str, out: Path, vocab: str, *, seed: int = 0, overwrite: bool = False,
-           sentence: SentenceConfig = SentenceConfig()) -> None:
+           sentence: SentenceConfig | None = None) -> None:
     params = perturbed_params(SMALL, seed)
+    sentence = sentence or SentenceConfig()
     if kind == "huggingface":
         hf_export.export_to_huggingface(params, SMALL, vocab, True, out, overwrite=overwrite)
     else:
