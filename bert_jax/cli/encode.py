@@ -32,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction,
                    help="scale each sentence vector to unit length (default: as the model does, "
                    "e.g. a sentence-transformers model with a Normalize module; else not)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist (by default they are refused, before "
+                   "the model is loaded)")
     p.add_argument("--truncate", action="store_true",
                    help="cut lines longer than the model takes instead of stopping with an error")
     return p
@@ -39,16 +42,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
-    from bert_jax.inference.encode import SentenceEncoder, padded_mask_path, read_sentences, save_encodings
+    from bert_jax.inference.encode import (
+        SentenceEncoder,
+        encoding_files,
+        padded_mask_path,
+        read_sentences,
+        save_encodings,
+    )
+    from input_pipeline.output_file import refuse_existing_file
 
     texts = read_sentences(args.input)
     if not texts:
         raise ValueError(f"{args.input} has no lines to encode.")
+    for path, flag in encoding_files(args.output, args.tokens, args.padded_tokens):
+        refuse_existing_file(path, args.overwrite, flag)  # before loading the model and encoding
     encoder = SentenceEncoder.load(args.model, args.step, args.dtype, max_batch_size=args.batch_size)
     with_tokens = args.tokens is not None or args.padded_tokens is not None
     encodings = encoder(texts, pooling=args.pooling, with_tokens=with_tokens, truncate=args.truncate,
                         normalize=args.normalize)
-    save_encodings(encodings, args.output, args.tokens, args.padded_tokens)
+    save_encodings(encodings, args.output, args.tokens, args.padded_tokens, overwrite=args.overwrite)
     written = [args.tokens, args.padded_tokens and f"{args.padded_tokens} (padded; mask "
                f"{padded_mask_path(args.padded_tokens)})"]
     print(f"wrote {encodings.sentence_vectors.shape[0]} {encodings.pooling}-pooled "

@@ -9,27 +9,35 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="export a checkpoint to the Hugging Face BERT format")
     p.add_argument("--workdir", required=True, help="work directory of a pretraining run")
-    p.add_argument("--output", required=True, help="directory to write")
+    p.add_argument("--output", required=True,
+                   help="a new or empty directory, or an earlier export's (with --overwrite); a "
+                   "directory holding files bert-jax did not write is refused")
     p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
     p.add_argument("--vocab", help="vocab.txt (default: the run's data.vocab_file)")
     p.add_argument("--sentence-transformers", action="store_true",
                    help="write a sentence-transformers model (a BertModel and the run config's "
-                   "sentence pooling, normalization and prompts) into a new or empty directory")
+                   "sentence pooling, normalization and prompts)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier export in --output: only the files it wrote (listed in "
+                   "its .bert-jax-export.json); anything added there since is left as it is")
     return p
 
 
 def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
     from bert_jax.config.validation import bert_config
+    from bert_jax.convert.export_directory import check_export_directory
     from bert_jax.convert.hf_export import export_to_huggingface
     from bert_jax.convert.sentence_transformers import export_workdir
     from bert_jax.state.trained_params import load_trained_params
 
+    check_export_directory(args.output, overwrite=args.overwrite)  # before loading the checkpoint
     if args.sentence_transformers:
-        out, step = export_workdir(args.workdir, args.output, args.step, args.vocab)
+        out, step = export_workdir(args.workdir, args.output, args.step, args.vocab,
+                                   overwrite=args.overwrite)
         print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}")
         return
     params, config, step = load_trained_params(args.workdir, args.step)
     out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
-                                config.data.do_lower_case, args.output)
+                                config.data.do_lower_case, args.output, overwrite=args.overwrite)
     print(f"exported step {step} of {args.workdir} to {out}")

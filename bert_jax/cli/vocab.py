@@ -16,6 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "ksx1001-hangul so that rare syllables are never [UNK].")
     p.add_argument("--input", nargs="+", required=True, help="text inputs, as for create-data")
     p.add_argument("--output", required=True, help="vocab.txt (wordpiece) or NAME.model (unigram/bpe)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --output if it exists (by default it is refused, before any reading)")
     p.add_argument("--tokenizer", choices=("wordpiece", "unigram", "bpe"), default="wordpiece")
     p.add_argument("--vocab-size", type=int, default=30522)
     p.add_argument("--min-frequency", type=int, default=2, help="minimum count of a merged pair")
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> None:
         tokens = train_vocab_from_files(args.input, args.output, args.vocab_size,
                                         do_lower_case=not args.cased, min_frequency=args.min_frequency,
                                         initial_alphabet=named_initial_alphabet(args.initial_alphabet),
-                                        text_field=args.text_field, report=report)
+                                        text_field=args.text_field, report=report,
+                                        overwrite=args.overwrite)
         report.log(logger)
         print(f"wrote {len(tokens)} tokens to {args.output}")
         if len(tokens) < args.vocab_size:
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> None:
             args.input, args.output, args.vocab_size, text_field=args.text_field,
             model_type=args.tokenizer, lowercase=not args.cased,
             character_coverage=args.character_coverage, byte_fallback=args.byte_fallback,
-            report=report)
+            report=report, overwrite=args.overwrite)
         report.log(logger)
         print(f"wrote a {args.tokenizer} SentencePiece model of {tokenizer.vocab_size} pieces to {args.output}")
     if args.held_out:

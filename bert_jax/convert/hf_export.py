@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors.numpy import save_file
 
+from bert_jax.convert.export_directory import staged_export
 from bert_jax.convert.hf_tokenizer import write_tokenizer_files
 from bert_jax.convert.parameter_table import to_format
 from bert_jax.model import BertConfig
@@ -55,30 +55,22 @@ def huggingface_config(config: BertConfig) -> dict:
 
 
 def export_to_huggingface(params: Any, config: BertConfig, vocab_file: str | os.PathLike,
-                          do_lower_case: bool, output_dir: str | os.PathLike) -> Path:
+                          do_lower_case: bool, output_dir: str | os.PathLike, *,
+                          overwrite: bool = False) -> Path:
     """Writes config.json, model.safetensors (float32, all of `BertForPreTraining`: encoder,
     pooler, masked-LM and next-sentence heads) and the tokenizer to `output_dir`: vocab.txt for a
     WordPiece `vocab_file`, spiece.model and tokenizer.json for a SentencePiece one, with
     tokenizer_config.json and special_tokens_map.json.
 
-    The directory is assembled under a temporary name and renamed when complete, so a crash never
-    leaves a half-written export under the final name.
+    `output_dir` must be new or empty, or hold an earlier export and `overwrite` be set: then only
+    the files that export wrote are replaced (`bert_jax.convert.export_directory`, which also
+    keeps a crash from leaving a half-written file under a final name).
     """
-
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not (output_dir / "model.safetensors").is_file():
-        raise FileExistsError(f"{output_dir} exists and is not an earlier export (it has no "
-                              "model.safetensors); choose a new directory, nothing was written.")
     if not Path(vocab_file).is_file():
         raise FileNotFoundError(f"vocab file {vocab_file} (data.vocab_file of the run) does not exist.")
-    tmp = output_dir.with_name(output_dir.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(to_huggingface_state_dict(params, config), str(tmp / "model.safetensors"),
-              metadata={"format": "pt"})
-    (tmp / "config.json").write_text(json.dumps(huggingface_config(config), indent=2) + "\n")
-    write_tokenizer_files(vocab_file, do_lower_case, config.max_position_embeddings, tmp)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
-    return output_dir
+    with staged_export(output_dir, overwrite=overwrite, writer="bert-jax export") as staging:
+        save_file(to_huggingface_state_dict(params, config), str(staging / "model.safetensors"),
+                  metadata={"format": "pt"})
+        (staging / "config.json").write_text(json.dumps(huggingface_config(config), indent=2) + "\n")
+        write_tokenizer_files(vocab_file, do_lower_case, config.max_position_embeddings, staging)
+    return Path(output_dir)

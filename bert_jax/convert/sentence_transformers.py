@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from bert_jax.config.validation import bert_config, sentence_config
+from bert_jax.convert.export_directory import staged_export
 from bert_jax.convert.hf_export import huggingface_config
 from bert_jax.convert.hf_import import is_huggingface_directory, load_huggingface
 from bert_jax.convert.hf_tokenizer import write_tokenizer_files
@@ -320,52 +320,44 @@ def bert_model_state_dict(params: Any, config: BertConfig) -> dict[str, np.ndarr
 
 def export_sentence_transformers(params: Any, config: BertConfig, vocab_file: str | os.PathLike,
                                  do_lower_case: bool, sentence: SentenceConfig,
-                                 output_dir: str | os.PathLike) -> Path:
+                                 output_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Writes a sentence-transformers directory for our parameters (scanned or not) and the head
     `sentence`: the BERT as a Hugging Face `BertModel` (config.json, model.safetensors, the
     tokenizer of `vocab_file`), modules.json, 1_Pooling/, 2_Normalize/ when normalizing,
     sentence_bert_config.json, config_sentence_transformers.json and a README.md.
 
-    `output_dir` must be new or empty (nothing is overwritten); the directory is assembled under a
-    temporary name and renamed when complete, so a crash never leaves a half-written export.
+    `output_dir` must be new or empty, or hold an earlier export and `overwrite` be set: then only
+    the files that export wrote are replaced (`bert_jax.convert.export_directory`, which also
+    keeps a crash from leaving a half-written file under a final name).
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise FileExistsError(f"{output_dir} exists and is not an empty directory; a "
-                              "sentence-transformers export goes into a new or empty one. Nothing "
-                              "was written.")
     if not Path(vocab_file).is_file():
         raise FileNotFoundError(f"vocab file {vocab_file} does not exist.")
-    tmp = output_dir.with_name(output_dir.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)  # this process's own leftover, if any
-    tmp.mkdir(parents=True)
-    try:
-        save_file(bert_model_state_dict(params, config), str(tmp / "model.safetensors"),
+    with staged_export(output_dir, overwrite=overwrite,
+                       writer="bert-jax export --sentence-transformers") as staging:
+        save_file(bert_model_state_dict(params, config), str(staging / "model.safetensors"),
                   metadata={"format": "pt"})
         files = {"config.json": {**huggingface_config(config), "architectures": ["BertModel"]},
                  **module_files(sentence, config)}
         for name, content in files.items():
-            (tmp / name).parent.mkdir(exist_ok=True)
-            (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
-        write_tokenizer_files(vocab_file, do_lower_case, sentence.max_length(config.max_position_embeddings), tmp)
-        (tmp / "README.md").write_text(model_card(sentence, config), encoding="utf-8")
-        os.replace(tmp, output_dir)  # onto an empty directory too (rename(2) replaces it)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output_dir
+            (staging / name).parent.mkdir(exist_ok=True)
+            (staging / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
+                                        encoding="utf-8")
+        write_tokenizer_files(vocab_file, do_lower_case, sentence.max_length(config.max_position_embeddings),
+                              staging)
+        (staging / "README.md").write_text(model_card(sentence, config), encoding="utf-8")
+    return Path(output_dir)
 
 
 def export_workdir(workdir: str | os.PathLike, output_dir: str | os.PathLike, step: int | None = None,
-                   vocab_file: str | os.PathLike | None = None) -> tuple[Path, int]:
+                   vocab_file: str | os.PathLike | None = None, *, overwrite: bool = False
+                   ) -> tuple[Path, int]:
     """(the sentence-transformers directory written, the step exported) for a work directory's
     latest (or given) checkpoint, with the head of its run config's `sentence` section."""
     params, run_config, step = load_trained_params(workdir, step)
     out = export_sentence_transformers(params, bert_config(run_config),
                                        vocab_file or run_config.data.vocab_file,
                                        run_config.data.do_lower_case, sentence_config(run_config),
-                                       output_dir)
+                                       output_dir, overwrite=overwrite)
     return out, step
 
 

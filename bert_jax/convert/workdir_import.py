@@ -60,8 +60,11 @@ def import_to_workdir(source: str | os.PathLike, output_dir: str | os.PathLike,
     check_compatible(imported.config, model, imported.source)
 
     tmp = output_dir.with_name(output_dir.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)  # never removes a directory of that name: it may not be ours
+    except FileExistsError:
+        raise FileExistsError(f"{tmp} exists (left by an earlier import, or not ours); remove it, "
+                              "or choose another --output. Nothing was written.") from None
     try:
         _write_workdir(tmp, output_dir, imported, config, model, seed)
     except BaseException:

@@ -72,8 +72,10 @@ def run_demo(options: DemoOptions = DemoOptions()) -> dict:
 
     logger.info("stage 5/6: exporting to the Hugging Face format")
     params, trained_config, step = load_trained_params(workdir)
+    # The demo's own export: a rerun replaces it (only the files an export wrote).
     export_dir = export_to_huggingface(params, bert_config(trained_config), vocab_file,
-                                       trained_config.data.do_lower_case, workdir / "export")
+                                       trained_config.data.do_lower_case, workdir / "export",
+                                       overwrite=True)
     print(f"\nExported step {step} to {export_dir}: load it with "
           f"transformers.BertForPreTraining.from_pretrained({str(export_dir)!r})")
 

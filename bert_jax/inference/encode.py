@@ -44,6 +44,7 @@ from bert_jax.inference.batching import (
 from bert_jax.inference.loading import load_for_inference
 from bert_jax.model import BertConfig
 from bert_jax.model.sentence import POOLINGS, SentenceConfig, l2_normalize, pool
+from input_pipeline.output_file import refuse_existing_file, write_output_file
 
 
 @dataclasses.dataclass
@@ -172,22 +173,52 @@ def padded_mask_path(padded_tokens_path: str | os.PathLike) -> str:
     return (path[:-len(".npy")] if path.endswith(".npy") else path) + ".mask.npy"
 
 
+def encoding_files(sentence_path: str | os.PathLike, tokens_path: str | os.PathLike | None = None,
+                   padded_tokens_path: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """The files `save_encodings` writes, each with the option that names it. numpy's naming:
+    `.npy` (`.npz` for the token vectors) is added to a path without it. A ValueError if two
+    are the same file."""
+    def named(path: str | os.PathLike, suffix: str) -> str:
+        path = os.fspath(path)
+        return path if path.endswith(suffix) else path + suffix
+
+    files = [(named(sentence_path, ".npy"), "--output")]
+    if tokens_path is not None:
+        files.append((named(tokens_path, ".npz"), "--tokens"))
+    if padded_tokens_path is not None:
+        files += [(named(padded_tokens_path, ".npy"), "--padded-tokens"),
+                  (padded_mask_path(padded_tokens_path), "--padded-tokens (its mask)")]
+    paths = [os.path.abspath(path) for path, _ in files]
+    if len(set(paths)) < len(paths):
+        raise ValueError(f"the outputs {[path for path, _ in files]} name one file twice; give "
+                         "each its own path.")
+    return files
+
+
 def save_encodings(encodings: Encodings, sentence_path: str | os.PathLike,
                    tokens_path: str | os.PathLike | None = None,
-                   padded_tokens_path: str | os.PathLike | None = None) -> None:
+                   padded_tokens_path: str | os.PathLike | None = None, *,
+                   overwrite: bool = False) -> None:
     """The sentence vectors to `sentence_path` (.npy) and, if given, the token vectors to
     `tokens_path` (.npz with `token_vectors`, `token_ids`, `offsets`) and padded to
-    `padded_tokens_path` (.npy, its mask beside it: `padded_mask_path`); see the module docstring."""
-    np.save(sentence_path, encodings.sentence_vectors)
+    `padded_tokens_path` (.npy, its mask beside it: `padded_mask_path`); see the module docstring.
+
+    Each file is written whole or not at all (`input_pipeline.output_file`); if any of them
+    exists and not `overwrite`, FileExistsError and nothing is written."""
     if (tokens_path is not None or padded_tokens_path is not None) and encodings.token_vectors is None:
         raise ValueError("token vectors were not computed; encode with with_tokens=True.")
+    files = encoding_files(sentence_path, tokens_path, padded_tokens_path)
+    for path, flag in files:
+        refuse_existing_file(path, overwrite, flag)
+    arrays: list[Any] = [lambda f: np.save(f, encodings.sentence_vectors)]
     if tokens_path is not None:
-        np.savez(tokens_path, token_vectors=encodings.token_vectors, token_ids=encodings.token_ids,
-                 offsets=encodings.offsets)
+        arrays.append(lambda f: np.savez(f, token_vectors=encodings.token_vectors,
+                                         token_ids=encodings.token_ids, offsets=encodings.offsets))
     if padded_tokens_path is not None:
         vectors, mask = encodings.padded_tokens()
-        np.save(padded_tokens_path, vectors)
-        np.save(padded_mask_path(padded_tokens_path), mask)
+        arrays += [lambda f: np.save(f, vectors), lambda f: np.save(f, mask)]
+    for (path, flag), write in zip(files, arrays):
+        write_output_file(path, write, overwrite=overwrite, flag=flag)
 
 
 def load_token_vectors(path: str | os.PathLike) -> list[np.ndarray]:

@@ -16,6 +16,7 @@ The output directory holds:
   serving.json      inputs, outputs (names, dtypes, shapes), the input format, the tokenizer
   vocab.txt         the WordPiece vocab (or tokenizer.model for a SentencePiece one)
   saved_model/      the TensorFlow SavedModel, when asked for (signature "serving_default")
+  .bert-jax-export.json   the files above, which a later export may replace (`--overwrite`)
 
 Loading it (nothing else from this project needed):
 
@@ -38,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bert_jax.convert.export_directory import check_export_directory, staged_export
 from bert_jax.model import BertConfig, BertForPreTraining
 from input_pipeline.tokenizers.wordpiece import save_vocab
 
@@ -121,22 +123,28 @@ def _write_vocab(tokenizer: Any, directory: Path) -> str:
 
 def export_serving(params: Any, config: BertConfig, tokenizer: Any, output_dir: str | os.PathLike, *,
                    outputs: Sequence[str] = DEFAULT_OUTPUTS, platforms: Sequence[str] = DEFAULT_PLATFORMS,
-                   saved_model: bool = False) -> Path:
+                   saved_model: bool = False, overwrite: bool = False) -> Path:
     """Writes the serving artifact computing `outputs` (of OUTPUT_NAMES), its `serving.json` and
-    the vocab (and, with `saved_model`, a TensorFlow SavedModel) to `output_dir`, assembled under
-    a temporary name and renamed when complete. Returns the directory.
+    the vocab (and, with `saved_model`, a TensorFlow SavedModel) to `output_dir`. Returns the
+    directory.
 
-    Raises FileExistsError if `output_dir` exists and is not an earlier serving export.
+    `output_dir` must be new or empty, or hold an earlier export and `overwrite` be set: then only
+    the files that export wrote are replaced (`bert_jax.convert.export_directory`, which also
+    keeps a crash from leaving a half-written file under a final name).
+
+    Raises FileExistsError if `output_dir` holds files no export wrote, or an earlier export and
+    not `overwrite` (checked before the model is exported).
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not (output_dir / METADATA_FILE).is_file():
-        raise FileExistsError(f"{output_dir} exists and is not an earlier serving export (it has "
-                              f"no {METADATA_FILE}); choose a new directory, nothing was written.")
+    check_export_directory(output_dir, overwrite=overwrite)
     exported = export_stablehlo(params, config, outputs, platforms)
+    with staged_export(output_dir, overwrite=overwrite, writer="bert-jax export-serving") as staging:
+        _write_files(exported, params, config, tokenizer, outputs, saved_model, staging)
+    return Path(output_dir)
 
-    tmp = output_dir.with_name(output_dir.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+
+def _write_files(exported: jax.export.Exported, params: Any, config: BertConfig, tokenizer: Any,
+                 outputs: Sequence[str], saved_model: bool, tmp: Path) -> None:
+    """The files of `export_serving`, into `tmp`."""
     (tmp / ARTIFACT_FILE).write_bytes(exported.serialize())
     vocab = _write_vocab(tokenizer, tmp)
     if saved_model:
@@ -165,10 +173,6 @@ def export_serving(params: Any, config: BertConfig, tokenizer: Any, output_dir: 
                   "outputs = exported.call(input_ids, input_mask, segment_ids)"),
     }
     (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
-    return output_dir
 
 
 def save_tf_saved_model(params: Any, config: BertConfig, outputs: Sequence[str], path: str | os.PathLike) -> None:

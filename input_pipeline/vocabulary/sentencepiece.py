@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
+from input_pipeline.output_file import refuse_existing_file, write_output_file
 from input_pipeline.text.report import InputReport
 from input_pipeline.text.sources import expand_inputs, iter_lines
 from input_pipeline.tokenizers.sentencepiece_tokenizer import MODEL_TYPES, SentencePieceTokenizer
@@ -31,8 +32,10 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
                         character_coverage: float = 0.9995, byte_fallback: bool = False,
                         split_digits: bool = False, max_sentences: int | None = None,
                         seed: int = 0, max_sentence_bytes: int = 4192,
-                        num_threads: int = DEFAULT_NUM_THREADS) -> SentencePieceTokenizer:
-    """Trains a SentencePiece model on `texts` and writes it, atomically, to `model_path`.
+                        num_threads: int = DEFAULT_NUM_THREADS, overwrite: bool = False
+                        ) -> SentencePieceTokenizer:
+    """Trains a SentencePiece model on `texts` and writes it, atomically, to `model_path`
+    (an existing file only with `overwrite`: `input_pipeline.output_file`).
 
     Args:
       texts: the training sentences, one string each (typically the lines of a corpus), read
@@ -65,6 +68,7 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
         fill from this text (it names the largest size it can). Whatever the `texts` iterator
         raises (e.g. `train_sentencepiece_from_files`' invalid UTF-8 error) is raised unchanged.
       FileNotFoundError: if the directory of `model_path` does not exist.
+      FileExistsError: if `model_path` exists and not `overwrite` (checked before training).
     """
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model_type={model_type!r}: must be one of {MODEL_TYPES}.")
@@ -74,6 +78,7 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
     out_dir = os.path.dirname(os.path.abspath(model_path))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output directory does not exist: {out_dir}")
+    refuse_existing_file(model_path, overwrite)
 
     sentences = _NonEmpty(texts)
     if max_sentences is not None:
@@ -97,7 +102,7 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
             # original names the file and line.
             raise sentences.error from None
         raise _training_error(e, sentences.count, model_path, vocab_size, model_type) from e
-    _write_atomically(model_path, model.getvalue())
+    write_output_file(model_path, lambda f: f.write(model.getvalue()), overwrite=overwrite)
     return SentencePieceTokenizer(model_path)
 
 
@@ -112,18 +117,6 @@ def _training_error(error: RuntimeError, num_sentences: int, model_path: str, vo
                       f"vocab_size or train on more text.")
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file, so `path` is never half-written."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def train_sentencepiece_from_files(paths: Sequence[str | os.PathLike],
                                    model_path: str | os.PathLike, vocab_size: int, *,
                                    text_field: str = "text", report: InputReport | None = None,
@@ -136,12 +129,14 @@ def train_sentencepiece_from_files(paths: Sequence[str | os.PathLike],
 
     Raises:
       FileNotFoundError: if an input is missing (checked before any reading).
+      FileExistsError: if `model_path` exists and not `overwrite` (checked before any reading).
       ValueError: on invalid UTF-8 (naming file and line), or as `train_sentencepiece`.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
         raise ValueError("train_sentencepiece_from_files needs at least one input file.")
+    refuse_existing_file(model_path, options.get("overwrite", False))
     sources = expand_inputs([os.fspath(p) for p in paths], report)
     lines = (line for source in sources
              for line in iter_lines(source, text_field=text_field, report=report))

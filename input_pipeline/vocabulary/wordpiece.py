@@ -38,6 +38,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from input_pipeline.output_file import refuse_existing_file, write_output_file
 from input_pipeline.text.report import InputReport
 from input_pipeline.text.sentences import HANGUL, LATIN
 from input_pipeline.text.sources import expand_inputs, iter_lines
@@ -50,7 +51,6 @@ from input_pipeline.tokenizers.wordpiece import (
     is_control,
     is_punctuation,
     is_whitespace,
-    save_vocab,
 )
 
 CONTINUATION_PREFIX = "##"
@@ -416,7 +416,7 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
                            min_frequency: int = 2, limit_alphabet: int | None = 1000,
                            initial_alphabet: Iterable[str] = (), text_field: str = "text",
                            tfds_data_dir: str | None = None,
-                           report: InputReport | None = None) -> list[str]:
+                           report: InputReport | None = None, overwrite: bool = False) -> list[str]:
     """Trains a WordPiece vocab on text inputs and writes it to `output_path` (`vocab.txt`).
 
     `inputs` are files, globs, directories and TFDS specs, as for `text_sources.expand_inputs`
@@ -429,15 +429,19 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
     the same way (an uncased vocab gets "e" for "É"). Returns the tokens, in id order. See
     `train_wordpiece` for the other arguments. With a `report`, bad input (binary files, invalid
     UTF-8, bad JSON Lines records, ...) is skipped and counted there, or, if it is strict, an error
-    naming file and line (`InputReport`); without one, invalid UTF-8 and JSONL are errors.
+    naming file and line (`InputReport`); without one, invalid UTF-8 and JSONL are errors. The
+    file is written whole or not at all, and an existing one is replaced only with `overwrite`
+    (`input_pipeline.output_file`).
 
     Raises:
       FileNotFoundError: if an input matches no file, or the output directory is missing
         (checked before any reading).
+      FileExistsError: if `output_path` exists and not `overwrite` (checked before any reading).
       ValueError: on invalid UTF-8 or JSONL (naming file and line), an unusable `vocab_size`,
         accent stripping on a corpus that is a fifth or more Hangul (`HANGUL_WORD_SHARE_LIMIT`),
         or text without a word.
     """
+    refuse_existing_file(output_path, overwrite)
     sources = expand_inputs(inputs, report)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     if not os.path.isdir(out_dir):
@@ -466,7 +470,8 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
                     for char in word})
     tokens = train_wordpiece(word_counts, vocab_size, min_frequency=min_frequency,
                              limit_alphabet=limit_alphabet, initial_alphabet=extra)
-    save_vocab(tokens, output_path)
+    text = "".join(token + "\n" for token in tokens).encode("utf-8")
+    write_output_file(output_path, lambda f: f.write(text), overwrite=overwrite)
     return tokens
 
 

@@ -62,7 +62,7 @@ def test_command_line_import_encode_and_export(tiny, tmp_path, capsys):
     assert_close(sentence_transformers_encode(tmp_path / "again", TEXTS), reference, "import, export")
     assert main(["export", "--workdir", str(tmp_path / "workdir"), "--output", str(tmp_path / "again"),
                  "--sentence-transformers"]) == 2
-    assert "exists and is not an empty directory" in capsys.readouterr().err
+    assert "holds an earlier export" in capsys.readouterr().err
 
 
 def test_command_line_encode_uses_the_models_head(tiny, tmp_path, capsys):

@@ -7,6 +7,8 @@ with `tf.saved_model.load` and cannot import jax at all."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 
 from bert_jax.cli import main
+from bert_jax.inference import serving_export
 from bert_jax.inference.batching import encoder_outputs
 from bert_jax.inference.loading import load_model
 from bert_jax.inference.serving_export import ARTIFACT_FILE, METADATA_FILE, SAVED_MODEL_DIR
@@ -185,8 +188,54 @@ def test_export_refuses_a_foreign_directory_and_unknown_platforms(trained, tmp_p
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
     assert main(["export-serving", "--model", str(trained), "--output", str(foreign)]) == 2
-    assert "not an earlier serving export" in capsys.readouterr().err
+    assert "holds files that bert-jax did not write (keep.txt; no .bert-jax-export.json)" in capsys.readouterr().err
     assert (foreign / "keep.txt").read_text() == "mine"
     assert main(["export-serving", "--model", str(trained), "--output", str(tmp_path / "x"),
                  "--platforms", "cpu,gpu"]) == 2
     assert "platforms ['gpu']" in capsys.readouterr().err
+
+
+def _tree(directory) -> dict:
+    return {p.relative_to(directory).as_posix(): None if p.is_dir() else p.read_bytes()
+            for p in sorted(directory.rglob("*"))}
+
+
+def test_export_serving_replaces_only_its_own_files(trained, exported, tmp_path, capsys, monkeypatch):
+    """A directory it did not write is refused even with --overwrite; its own earlier export only
+    with --overwrite, which keeps the user's README.md; a failed export changes nothing; every
+    file is 0644 (with umask 022)."""
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / METADATA_FILE).write_text("{}")  # looks like a serving export, but is not ours
+    assert main(["export-serving", "--model", str(trained), "--output", str(foreign), "--overwrite"]) == 2
+    assert "holds files that bert-jax did not write (serving.json;" in capsys.readouterr().err
+    assert _tree(foreign) == {METADATA_FILE: b"{}"}
+    assert main(["export-serving", "--model", str(trained), "--output", str(exported)]) == 2
+    assert "holds an earlier export" in capsys.readouterr().err
+
+    out = tmp_path / "serving"
+    previous = os.umask(0o022)
+    try:
+        assert main(["export-serving", "--model", str(trained), "--output", str(out)]) == 0
+        (out / "README.md").write_text("mine")
+        before = _tree(out)
+        monkeypatch.setattr(serving_export, "save_vocab", _disk_full)
+        assert main(["export-serving", "--model", str(trained), "--output", str(out), "--overwrite",
+                     "--mlm-logits"]) == 2
+        assert "No space left on device" in capsys.readouterr().err
+        assert _tree(out) == before
+        monkeypatch.undo()
+        assert main(["export-serving", "--model", str(trained), "--output", str(out), "--overwrite",
+                     "--mlm-logits"]) == 0
+    finally:
+        os.umask(previous)
+    after = _tree(out)
+    assert after["README.md"] == b"mine" and after[ARTIFACT_FILE] != before[ARTIFACT_FILE]
+    assert set(after) == set(before)
+    assert "mlm_logits" in after[METADATA_FILE].decode()
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()} == {0o644}
+    assert not [p for p in [*tmp_path.iterdir(), *out.iterdir()] if "bert-jax-export-" in p.name]
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")

@@ -11,6 +11,7 @@ import pytest
 import torch
 import transformers
 
+from bert_jax.convert.export_directory import MARKER_NAME, STAGING_PREFIX
 from bert_jax.convert.hf_export import export_to_huggingface
 from bert_jax.model import BertConfig, BertForPreTraining
 from tests.support.export_fixtures import CONFIG
@@ -72,7 +73,7 @@ def test_export_directory_holds_a_tokenizer(exported, uncased_vocab_path):
     ours = BertTokenizer.from_vocab_file(uncased_vocab_path)
     text = "The Quick brown fox jumps over the [MASK] dog, naïvely."
     assert hf_tokenizer(text)["input_ids"] == [ours.cls_id, *ours.encode(text), ours.sep_id]
-    assert not list(out.parent.glob("*.tmp-*"))
+    assert not [p for d in (out, out.parent) for p in d.iterdir() if STAGING_PREFIX in p.name]
 
 
 def test_export_refuses_to_overwrite_a_foreign_directory(tmp_path, uncased_vocab_path):
@@ -80,7 +81,7 @@ def test_export_refuses_to_overwrite_a_foreign_directory(tmp_path, uncased_vocab
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     config = BertConfig(**{**CONFIG.__dict__, "vocab_size": 30522})
-    with pytest.raises(FileExistsError, match="not an earlier export"):
+    with pytest.raises(FileExistsError, match="holds files that bert-jax did not write"):
         export_to_huggingface({}, config, uncased_vocab_path, True, precious)
     assert (precious / "notes.txt").read_text() == "keep me"
 
@@ -88,7 +89,8 @@ def test_export_refuses_to_overwrite_a_foreign_directory(tmp_path, uncased_vocab
 def test_export_writes_the_tokenizer_files(exported):
     config, _, out = exported
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.txt",
-                                                "tokenizer_config.json", "special_tokens_map.json"}
+                                                "tokenizer_config.json", "special_tokens_map.json",
+                                                MARKER_NAME}
     special = json.loads((out / "special_tokens_map.json").read_text())
     assert special == {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                        "cls_token": "[CLS]", "mask_token": "[MASK]"}
@@ -101,7 +103,7 @@ def test_sentencepiece_export_files(sentencepiece_export):
     _, _, tokenizer, out = sentencepiece_export
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "spiece.model",
                                                 "tokenizer.json", "tokenizer_config.json",
-                                                "special_tokens_map.json"}
+                                                "special_tokens_map.json", MARKER_NAME}
     assert (out / "spiece.model").read_bytes() == open(tokenizer.model_path, "rb").read()
 
 

@@ -229,7 +229,7 @@ def test_export_goes_into_a_new_or_empty_directory_only(tiny, tmp_path):
     config, params, _, vocab = tiny
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="exists and is not an empty directory"):
+    with pytest.raises(FileExistsError, match="holds files that bert-jax did not write"):
         export_sentence_transformers(params, config, vocab, True, SentenceConfig(), tmp_path / "full")
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
     (tmp_path / "empty").mkdir()
