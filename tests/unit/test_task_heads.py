@@ -19,40 +19,9 @@ from bert_jax.convert.hf_import import load_huggingface
 from bert_jax.convert.imported import complete_params, flatten
 from bert_jax.convert.parameter_table import parameter_table
 from bert_jax.model import model_of_kind
+from tests.support.task_models import CASES, KINDS, VOCAB, tiny_transformers_model
 
 TOLERANCE = 1e-5
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
-
-# kind -> (transformers class, num_labels, problem_type written by transformers' Trainer)
-CASES = {
-    "classification": ("BertForSequenceClassification", 3, "single_label_classification"),
-    "regression": ("BertForSequenceClassification", 1, "regression"),
-    "token_classification": ("BertForTokenClassification", 5, None),
-    "question_answering": ("BertForQuestionAnswering", 2, None),
-}
-KINDS = {"classification": "sequence_classification", "regression": "sequence_classification",
-         "token_classification": "token_classification", "question_answering": "question_answering"}
-
-
-def tiny_transformers_model(case: str, seed: int = 0, dropout: float = 0.1):
-    """A tiny random `transformers` model of `case` whose every parameter is off its initial
-    value (biases and LayerNorm included, so a misplaced one cannot go unnoticed)."""
-    import torch
-    import transformers
-
-    class_name, num_labels, problem_type = CASES[case]
-    labels = {i: f"label_{chr(97 + i)}" for i in range(num_labels)}
-    config = transformers.BertConfig(
-        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout, num_labels=num_labels, id2label=labels,
-        label2id={v: k for k, v in labels.items()}, problem_type=problem_type)
-    torch.manual_seed(seed)
-    model = getattr(transformers, class_name)(config)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    return model.eval()
 
 
 def pair_batch(seed: int = 0, rows: int = 4, length: int = 24) -> dict[str, np.ndarray]:
