@@ -85,11 +85,12 @@ def to_google_variables(params: Any, config: BertConfig) -> dict[str, np.ndarray
 
 
 def from_google_variables(variables: Mapping[str, np.ndarray], config: BertConfig,
-                          source: str = "the checkpoint",
-                          config_file: str = CONFIG_FILE) -> tuple[dict, list[str], list[str]]:
+                          source: str = "the checkpoint", config_file: str = CONFIG_FILE,
+                          kind: str = "pretraining", num_labels: int = 2) -> tuple[dict, list[str], list[str]]:
     """(our unscanned parameters as float32 numpy arrays, the paths of missing head parameters,
     the names of variables not used, optimizer slots aside) for a Google checkpoint's variables
-    (a mapping that may read each when asked for).
+    (a mapping that may read each when asked for), read as a model of `kind`
+    (`parameter_table.HEADS`: `run_classifier.py`'s and `run_squad.py`'s heads are kinds).
 
     Raises ValueError naming every encoder variable that is missing and every variable whose
     shape does not fit `config` (read from `config_file`).
@@ -97,7 +98,8 @@ def from_google_variables(variables: Mapping[str, np.ndarray], config: BertConfi
     params, missing, errors, used = from_format(
         variables, config, "google",
         lambda name, shape, expected: f"{name} has shape {list(shape)}, which does not fit "
-                                      f"{config_file} (it implies {list(expected)})")
+                                      f"{config_file} (it implies {list(expected)})",
+        kind, num_labels)
     if errors:
         raise ValueError(f"{source}: not a complete BERT of its {CONFIG_FILE}:\n  - " + "\n  - ".join(errors))
     ignored = sorted(n for n in variables if n not in used and not _NOT_PARAMETERS.search(n))
@@ -110,6 +112,10 @@ class _CheckpointVariables(Mapping):
 
     def __init__(self, reader: Any, prefix: str):
         self._reader, self._shapes, self._prefix = reader, reader.get_variable_to_shape_map(), prefix
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """A variable's shape, without reading it."""
+        return tuple(self._shapes[name])
 
     def __contains__(self, name: object) -> bool:  # Mapping's would read the tensor
         return name in self._shapes
@@ -143,9 +149,12 @@ def _vocab_is_cased(vocab_file: str) -> bool:
                    if not (token.startswith("[") and token.endswith("]")))
 
 
-def load_google_checkpoint(path: str, vocab_file: str | None = None) -> ImportedModel:
+def load_google_checkpoint(path: str, vocab_file: str | None = None, model_kind: str = "pretraining",
+                           num_labels: int | None = None) -> ImportedModel:
     """Reads a Google BERT checkpoint (a directory or a checkpoint prefix, see `find_checkpoint`)
-    into our parameters. The vocab is `vocab_file`, else the `vocab.txt` beside the checkpoint."""
+    into our parameters, as a model of `model_kind`. The vocab is `vocab_file`, else the
+    `vocab.txt` beside the checkpoint. A classifier has `num_labels` outputs, by default as many as
+    `run_classifier.py`'s `output_weights` has rows (2 without one)."""
     import tensorflow as tf  # only for Google checkpoints: Hugging Face imports never load it
 
     found = find_checkpoint(path)
@@ -163,7 +172,10 @@ def load_google_checkpoint(path: str, vocab_file: str | None = None) -> Imported
                              f"{str(e).splitlines()[0] if str(e) else ''}). Download or copy the "
                              "checkpoint again.") from None
     variables = _CheckpointVariables(reader, prefix)
-    params, missing, ignored = from_google_variables(variables, config, prefix, config_path)
+    if num_labels is None:
+        num_labels = variables.shape("output_weights")[0] if "output_weights" in variables else 2
+    params, missing, ignored = from_google_variables(variables, config, prefix, config_path,
+                                                     model_kind, num_labels)
 
     if vocab_file is None:
         beside = os.path.join(os.path.dirname(prefix), "vocab.txt")
@@ -171,4 +183,4 @@ def load_google_checkpoint(path: str, vocab_file: str | None = None) -> Imported
     do_lower_case = not _vocab_is_cased(vocab_file) if vocab_file else True
     return ImportedModel(config=config, params=params, missing=missing, ignored=ignored,
                          vocab_file=vocab_file, do_lower_case=do_lower_case, source=prefix,
-                         kind="Google TensorFlow")
+                         kind="Google TensorFlow", model_kind=model_kind, num_labels=num_labels)

@@ -1,5 +1,7 @@
 """Export to the Hugging Face BERT format: a directory that `transformers`
-(`BertForPreTraining.from_pretrained`, `BertModel`, `pipeline("fill-mask")`) loads as is.
+(`BertForPreTraining.from_pretrained`, `BertModel`, `pipeline("fill-mask")`; a fine-tuned model's
+`BertForSequenceClassification`, `BertForTokenClassification`, `BertForQuestionAnswering`, with
+its `id2label`, `label2id` and `problem_type`) loads as is.
 
 The tensors' names and conversions are those of `bert_jax.convert.parameter_table`, which
 `bert_jax.convert.hf_import` reads the other way; they are transposes and reshapes only, so export
@@ -9,6 +11,7 @@ followed by import gives back bit-identical parameters. The tokenizer files come
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -22,19 +25,41 @@ from bert_jax.convert.hf_tokenizer import write_tokenizer_files
 from bert_jax.convert.parameter_table import to_format
 from bert_jax.model import BertConfig
 
+# A model kind (`parameter_table.HEADS`) -> the `transformers` class that loads it.
+ARCHITECTURES = {"pretraining": "BertForPreTraining", "encoder": "BertModel",
+                 "sequence_classification": "BertForSequenceClassification",
+                 "token_classification": "BertForTokenClassification",
+                 "question_answering": "BertForQuestionAnswering"}
 
-def to_huggingface_state_dict(params: Any, config: BertConfig) -> dict[str, np.ndarray]:
-    """Our parameters (scanned layers or not) as a Hugging Face `BertForPreTraining` state dict of
-    float32 numpy arrays. The masked-LM decoder's weight and bias are tied (to the word embeddings
-    and `cls.predictions.bias`) and `transformers` re-ties both on load, so neither is written
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+    """What `config.json` says of a classifier's outputs: the label names by id (one name for a
+    regression score) and, for a sequence classifier, `transformers`' `problem_type`
+    ("single_label_classification", "multi_label_classification" or "regression")."""
+    names: tuple[str, ...]
+    problem_type: str = ""
+
+    def config_fields(self) -> dict:
+        fields = {"id2label": {str(i): name for i, name in enumerate(self.names)},
+                  "label2id": {name: i for i, name in enumerate(self.names)}}
+        return fields | ({"problem_type": self.problem_type} if self.problem_type else {})
+
+
+def to_huggingface_state_dict(params: Any, config: BertConfig, kind: str = "pretraining") -> dict[str, np.ndarray]:
+    """Our parameters (scanned layers or not) of a model of `kind` (`parameter_table.HEADS`) as
+    the state dict of its `transformers` class (`ARCHITECTURES`), float32 numpy arrays. The
+    masked-LM decoder's weight and bias are tied (to the word embeddings and
+    `cls.predictions.bias`) and `transformers` re-ties both on load, so neither is written
     twice."""
-    return to_format(params, config, "huggingface")
+    return to_format(params, config, "huggingface", kind)
 
 
-def huggingface_config(config: BertConfig) -> dict:
-    """`config.json` of a Hugging Face BERT with our model's shape."""
+def huggingface_config(config: BertConfig, kind: str = "pretraining", labels: Labels | None = None) -> dict:
+    """`config.json` of a Hugging Face BERT of `kind` with our model's shape (and a
+    classifier's `labels`)."""
     return {
-        "architectures": ["BertForPreTraining"],
+        "architectures": [ARCHITECTURES[kind]],
         "model_type": "bert",
         "vocab_size": config.vocab_size,
         "hidden_size": config.hidden_size,
@@ -51,14 +76,15 @@ def huggingface_config(config: BertConfig) -> dict:
         "layer_norm_eps": config.layer_norm_eps,
         "pad_token_id": 0,
         "torch_dtype": "float32",
-    }
+    } | (labels.config_fields() if labels is not None else {})
 
 
 def export_to_huggingface(params: Any, config: BertConfig, vocab_file: str | os.PathLike,
-                          do_lower_case: bool, output_dir: str | os.PathLike, *,
-                          overwrite: bool = False) -> Path:
-    """Writes config.json, model.safetensors (float32, all of `BertForPreTraining`: encoder,
-    pooler, masked-LM and next-sentence heads) and the tokenizer to `output_dir`: vocab.txt for a
+                          do_lower_case: bool, output_dir: str | os.PathLike, kind: str = "pretraining",
+                          labels: Labels | None = None, *, overwrite: bool = False) -> Path:
+    """Writes config.json, model.safetensors (float32, all of the model of `kind`: by default
+    `BertForPreTraining`'s encoder, pooler, masked-LM and next-sentence heads; a task head's, with
+    the classifier's `labels`) and the tokenizer to `output_dir`: vocab.txt for a
     WordPiece `vocab_file`, spiece.model and tokenizer.json for a SentencePiece one, with
     tokenizer_config.json and special_tokens_map.json.
 
@@ -69,8 +95,8 @@ def export_to_huggingface(params: Any, config: BertConfig, vocab_file: str | os.
     if not Path(vocab_file).is_file():
         raise FileNotFoundError(f"vocab file {vocab_file} (data.vocab_file of the run) does not exist.")
     with staged_export(output_dir, overwrite=overwrite, writer="bert-jax export") as staging:
-        save_file(to_huggingface_state_dict(params, config), str(staging / "model.safetensors"),
+        save_file(to_huggingface_state_dict(params, config, kind), str(staging / "model.safetensors"),
                   metadata={"format": "pt"})
-        (staging / "config.json").write_text(json.dumps(huggingface_config(config), indent=2) + "\n")
+        (staging / "config.json").write_text(json.dumps(huggingface_config(config, kind, labels), indent=2) + "\n")
         write_tokenizer_files(vocab_file, do_lower_case, config.max_position_embeddings, staging)
     return Path(output_dir)

@@ -3,8 +3,11 @@
 
 Any BERT saved by `transformers` is read: `BertModel` (names without the `bert.` prefix, no heads),
 `BertForMaskedLM` (no pooler, no next-sentence head), `BertForPreTraining`, or a fine-tuned model
-(its task head is left out, and listed). Heads the directory does not hold are reported as
-missing, to be freshly initialized (`imported.complete_params`). The tensors are mapped through
+(`BertForSequenceClassification`, `BertForTokenClassification`, `BertForQuestionAnswering`). It is
+read as the kind of model asked for (`parameter_table.HEADS`), as `transformers`' `from_pretrained`
+reads it as the class it is called on: tensors of other heads are left out and listed, and heads
+the directory does not hold are reported as missing, to be freshly initialized
+(`imported.complete_params`). A classifier's labels (`id2label`) and `problem_type` come along. The tensors are mapped through
 `parameter_table`, which export reads the other way, so export and import cannot drift apart.
 
 What our model cannot represent is refused, naming the field: another architecture
@@ -124,9 +127,11 @@ def _canonical_name(name: str) -> str:
 
 
 def from_huggingface_state_dict(tensors: dict[str, np.ndarray], config: BertConfig,
-                                source: str = "the checkpoint") -> tuple[dict, list[str], list[str]]:
+                                source: str = "the checkpoint", kind: str = "pretraining",
+                                num_labels: int = 2) -> tuple[dict, list[str], list[str]]:
     """(our unscanned parameters as float32 numpy arrays, the paths of missing head parameters,
-    the names of tensors not used) for a Hugging Face BERT state dict.
+    the names of tensors not used) for a Hugging Face BERT state dict, read as a model of `kind`
+    (`parameter_table.HEADS`; `num_labels` for a classifier).
 
     Raises ValueError if a tensor of the embeddings or the encoder is missing or has the wrong
     shape (naming it).
@@ -141,7 +146,8 @@ def from_huggingface_state_dict(tensors: dict[str, np.ndarray], config: BertConf
 
     params, missing, errors, found = from_format(
         named, config, "huggingface",
-        lambda name, shape, expected: f"{name} has shape {shape}; config.json implies {expected}")
+        lambda name, shape, expected: f"{name} has shape {shape}; config.json implies {expected}",
+        kind, num_labels)
     used |= found
     if errors:
         raise ValueError(f"{source}: not a complete BERT of its config.json:\n  - " + "\n  - ".join(errors))
@@ -164,14 +170,28 @@ def _tokenizer(directory: Path) -> tuple[str | None, bool]:
     return None, True
 
 
-def load_huggingface(directory: str | os.PathLike) -> ImportedModel:
-    """Reads a Hugging Face BERT directory into our parameters (see the module docstring)."""
+def labels_from_huggingface(hf: dict[str, Any]) -> tuple[str, ...]:
+    """The label names by id of a `config.json`'s `id2label` (its keys are strings in JSON)."""
+    id2label = hf.get("id2label") or {}
+    return tuple(id2label[key] for key in sorted(id2label, key=int))
+
+
+def load_huggingface(directory: str | os.PathLike, model_kind: str = "pretraining",
+                     num_labels: int | None = None) -> ImportedModel:
+    """Reads a Hugging Face BERT directory into our parameters as a model of `model_kind` (see
+    the module docstring). A classifier has `num_labels` outputs, by default as many as
+    config.json's labels (`num_labels` as `transformers.PretrainedConfig` counts them)."""
     directory = Path(directory)
     config_path = directory / "config.json"
-    config = bert_config_from_huggingface(json.loads(config_path.read_text(encoding="utf-8")),
-                                          str(config_path))
-    params, missing, ignored = from_huggingface_state_dict(read_weights(directory), config, str(directory))
+    hf = json.loads(config_path.read_text(encoding="utf-8"))
+    config = bert_config_from_huggingface(hf, str(config_path))
+    labels = labels_from_huggingface(hf)
+    if num_labels is None:
+        num_labels = len(labels) or hf.get("num_labels", 2)
+    params, missing, ignored = from_huggingface_state_dict(read_weights(directory), config, str(directory),
+                                                           model_kind, num_labels)
     vocab_file, do_lower_case = _tokenizer(directory)
     return ImportedModel(config=config, params=params, missing=missing, ignored=ignored,
                          vocab_file=vocab_file, do_lower_case=do_lower_case,
-                         source=str(directory), kind="Hugging Face")
+                         source=str(directory), kind="Hugging Face", model_kind=model_kind,
+                         num_labels=num_labels, labels=labels, problem_type=hf.get("problem_type") or "")

@@ -4,7 +4,9 @@ importer shares: the shapes our parameters must have, and completing the missing
 values (the tensors themselves are read through `parameter_table`).
 
 Only heads may be missing (the pooler, the masked-LM and next-sentence heads: a `BertModel` has no
-pretraining heads); those are freshly initialized, and every place that does so says which.
+pretraining heads; a task head that a pretrained source lacks); those are freshly initialized, and
+every place that does so says which. The importer is told which kind of model to read
+(`parameter_table.HEADS`), as `transformers`' `from_pretrained` is by the class it is called on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from bert_jax.model import BertConfig, BertForPreTraining, scan_params
+from bert_jax.model import BertConfig, model_of_kind, scan_params
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,10 @@ class ImportedModel:
     do_lower_case: bool
     source: str
     kind: str           # "Hugging Face", "Google TensorFlow" or "bert-jax"
+    model_kind: str = "pretraining"  # the key of `parameter_table.HEADS` the params are read as
+    num_labels: int = 2              # of a classification head (as read, or as asked for)
+    labels: tuple[str, ...] = ()     # the source's label names by id (`id2label`), if it has them
+    problem_type: str = ""           # the source's `problem_type` ("regression", ...), if any
 
     def describe(self) -> str:
         """One line for logs: where from, and what was freshly initialized."""
@@ -77,12 +83,15 @@ def flatten(tree: Any) -> dict[str, Any]:
 
 
 @functools.cache
-def parameter_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
-    """The shape of every parameter of an unscanned `BertForPreTraining` of `config`, by path."""
+def parameter_shapes(config: BertConfig, kind: str = "pretraining",
+                     num_labels: int = 2) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter of an unscanned model of `kind` (`model.model_of_kind`) of
+    `config`, by path."""
 
     config = dataclasses.replace(config, scan_layers=False)
     ids = jax.ShapeDtypeStruct((1, 2), np.int32)
-    boxed = jax.eval_shape(lambda x: BertForPreTraining(config).init(jax.random.key(0), x, x, x), ids)
+    model = model_of_kind(config, kind, num_labels)
+    boxed = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, x, x), ids)
     return {path: tuple(leaf.shape) for path, leaf in flatten(nn.unbox(boxed["params"])).items()}
 
 
@@ -91,12 +100,14 @@ def in_layout(params: dict, config: BertConfig) -> dict:
     return scan_params(params, config.num_layers) if config.scan_layers else params
 
 
-def initial_params(config: BertConfig, seed: int = 0) -> dict:
-    """Freshly initialized unscanned parameters of `config`, as numpy arrays."""
+def initial_params(config: BertConfig, seed: int = 0, kind: str = "pretraining", num_labels: int = 2) -> dict:
+    """Freshly initialized unscanned parameters of a model of `kind` of `config`, as numpy
+    arrays."""
 
     config = dataclasses.replace(config, scan_layers=False)
     ids = np.zeros((1, 2), np.int32)
-    init = jax.jit(lambda key: nn.unbox(BertForPreTraining(config).init(key, ids, ids, ids)["params"]))
+    model = model_of_kind(config, kind, num_labels)
+    init = jax.jit(lambda key: nn.unbox(model.init(key, ids, ids, ids)["params"]))
     return jax.device_get(init(jax.random.key(seed)))
 
 
@@ -105,7 +116,7 @@ def complete_params(imported: ImportedModel, seed: int = 0) -> dict:
     freshly initialized (with `seed`)."""
     if not imported.missing:
         return imported.params
-    fresh = flatten(initial_params(imported.config, seed))
+    fresh = flatten(initial_params(imported.config, seed, imported.model_kind, imported.num_labels))
     params = jax.tree.map(lambda x: x, imported.params)  # a copy of the dicts, not the arrays
     for path in imported.missing:
         set_path(params, tuple(path.split("/")), fresh[path])

@@ -14,19 +14,9 @@ is a function of the `BertConfig` yielding `Parameter`s; `parameter_table` marks
 (a source may lack them: a `BertModel` has no pretraining heads, and a pretrained encoder has no
 task head; the importers leave them to be initialized afresh). A format without the tensor
 (Google's scripts have no token classifier) gets `None`. A task head is one function and one
-entry, e.g. for Hugging Face's `BertForSequenceClassification` and Google's `run_classifier.py`
-(whose `output_weights` is `[num_labels, hidden]`):
-
-    def sequence_classifier(config):
-        yield from output_layer(("classifier",), "classifier", google_scope="")
-
-    HEADS["sequence_classification"] = (pooler, sequence_classifier)
-
-(`output_layer` with `google_scope="cls/squad"` is `run_squad.py`'s `cls/squad/output_weights`
-and `BertForQuestionAnswering`'s `qa_outputs`; a token classifier is `Parameter`s whose `google`
-is None.) Our paths are those of the Flax module holding the head. `from_format` checks shapes
-against `imported.parameter_shapes`, which builds a `BertForPreTraining`: a new kind has it build
-that kind's model.
+entry (`sequence_classifier`, `token_classifier`, `span_classifier` below); our paths are those of
+the Flax module holding the head (`model.task_heads`). `from_format` checks shapes against
+`imported.parameter_shapes`, which builds the model of the kind (`model.model_of_kind`).
 """
 
 from __future__ import annotations
@@ -170,10 +160,33 @@ def next_sentence(config: BertConfig) -> Iterator[Parameter]:
     yield from output_layer(("next_sentence",), "cls.seq_relationship", "cls/seq_relationship")
 
 
-# The heads of each kind of model, after the encoder. The fine-tuning heads add kinds here.
+def sequence_classifier(config: BertConfig) -> Iterator[Parameter]:
+    """`BertForSequenceClassification`'s `classifier`; `run_classifier.py`'s top-level
+    `output_weights` [num_labels, hidden] and `output_bias`."""
+    yield from output_layer(("classifier",), "classifier", google_scope="")
+
+
+def token_classifier(config: BertConfig) -> Iterator[Parameter]:
+    """`BertForTokenClassification`'s `classifier` (Google's scripts have no tagging head)."""
+    for parameter in dense(("classifier",), "classifier", google=""):
+        yield dataclasses.replace(parameter, google=None)
+
+
+def span_classifier(config: BertConfig) -> Iterator[Parameter]:
+    """`BertForQuestionAnswering`'s `qa_outputs`; `run_squad.py`'s `cls/squad/output_weights`
+    [2, hidden] and `output_bias`."""
+    yield from output_layer(("qa_outputs",), "qa_outputs", google_scope="cls/squad")
+
+
+# The heads of each kind of model, after the encoder; `model.model_of_kind` builds each kind.
+# `transformers` builds its token-level heads without a pooler (`add_pooling_layer=False`), and so
+# do we; `run_squad.py`'s checkpoints hold one, which is then listed as not used.
 HEADS: dict[str, tuple[Head, ...]] = {
     "pretraining": (pooler, masked_lm, next_sentence),  # BertForPreTraining; run_pretraining.py
     "encoder": (pooler,),  # BertModel, e.g. the BERT of a sentence-transformers model
+    "sequence_classification": (pooler, sequence_classifier),  # run_classifier.py
+    "token_classification": (token_classifier,),
+    "question_answering": (span_classifier,),  # run_squad.py
 }
 
 
@@ -208,15 +221,16 @@ def to_format(params: Any, config: BertConfig, format: Format,
 
 def from_format(tensors: Mapping[str, Any], config: BertConfig, format: Format,
                 describe_misfit: Callable[[str, tuple[int, ...], tuple[int, ...]], str],
-                kind: str = "pretraining") -> tuple[dict, list[str], list[str], set[str]]:
+                kind: str = "pretraining", num_labels: int = 2) -> tuple[dict, list[str], list[str], set[str]]:
     """Our unscanned parameters (float32 numpy arrays) from the tensors of a checkpoint in
-    `format`, by name (a mapping that may read each when asked for). A missing head parameter is
+    `format`, by name (a mapping that may read each when asked for), as a model of `kind` (with
+    `num_labels` for a classifier). A missing head parameter is
     listed, to be initialized afresh; any other missing tensor, and every tensor whose shape does
     not fit `config` (`describe_misfit(name, its shape, the shape config implies)`), is an error.
 
     Returns (params, missing paths, errors, the names used).
     """
-    shapes = parameter_shapes(dataclasses.replace(config, scan_layers=False))
+    shapes = parameter_shapes(dataclasses.replace(config, scan_layers=False), kind, num_labels)
     params: dict = {}
     missing, errors, used = [], [], set()
     for parameter in parameter_table(config, kind):

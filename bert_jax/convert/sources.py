@@ -49,17 +49,20 @@ def load_workdir(workdir: str | os.PathLike, step: int | None = None) -> Importe
                          source=f"{os.fspath(workdir)} (step {step})", kind="bert-jax")
 
 
-def load_pretrained(source: str | os.PathLike, vocab_file: str | None = None) -> ImportedModel:
+def load_pretrained(source: str | os.PathLike, vocab_file: str | None = None, model_kind: str = "pretraining",
+                    num_labels: int | None = None) -> ImportedModel:
     """The weights at `source`: a Hugging Face directory, a Google checkpoint (directory or
-    prefix) or a bert-jax work directory. `vocab_file` replaces the source's own vocab."""
+    prefix) or a bert-jax work directory. `vocab_file` replaces the source's own vocab. The
+    Hugging Face and Google importers read the source as a model of `model_kind` (a key of
+    `parameter_table.HEADS`; `num_labels` outputs for a classifier, by default the source's)."""
 
     source = os.fspath(source)
     if is_workdir(source):
         imported = load_workdir(source)
     elif hf_import.is_huggingface_directory(source):
-        imported = hf_import.load_huggingface(source)
+        imported = hf_import.load_huggingface(source, model_kind, num_labels)
     elif google_checkpoint.find_checkpoint(source) is not None:
-        imported = google_checkpoint.load_google_checkpoint(source, vocab_file)
+        imported = google_checkpoint.load_google_checkpoint(source, vocab_file, model_kind, num_labels)
     elif not remote_files.exists_or_checkpoint_prefix(source):
         raise FileNotFoundError(f"{source} does not exist.")
     else:

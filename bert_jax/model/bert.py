@@ -7,7 +7,8 @@ so Hugging Face's) layout, which keeps the checkpoint converters one-to-one.
 
 Every parameter carries logical axis names ("vocab", "embed", "heads", "kv", "mlp"); the
 mesh rules in `bert_jax.parallel.sharding` map them onto device axes, so parallelism is configured, not
-coded. Task heads for fine-tuning sit beside the pretraining heads and share `BertModel`.
+coded. The task heads for fine-tuning (`task_heads`) sit beside the pretraining heads and share
+`BertModel`.
 
 Packed rows (`input_pipeline.reading.packing`: several short sequences in one row) run through the same
 modules: `input_mask` then numbers each token's sequence (1, 2, ...; 0 is padding), tokens attend
@@ -270,18 +271,22 @@ def packed_attention_mask(sequence_ids: Array) -> Array:
 
 
 class BertModel(nn.Module):
-    """Embeddings, encoder and pooler: the part every BERT task shares."""
+    """Embeddings, encoder and pooler: the part every BERT task shares. Without
+    `add_pooling_layer` (the token-level heads, as `transformers` builds them) there is no pooler
+    and the pooled output is None."""
     config: BertConfig
+    add_pooling_layer: bool = True
 
     def setup(self):
         c = self.config
         self.embeddings = Embeddings(c)
-        self.pooler = dense(c, c.hidden_size, ("embed", "embed_out"), "pooler")
+        if self.add_pooling_layer:
+            self.pooler = dense(c, c.hidden_size, ("embed", "embed_out"), "pooler")
 
     @nn.compact
     def __call__(self, input_ids: Array, input_mask: Array, segment_ids: Array,
                  deterministic: bool = True, position_ids: Array | None = None,
-                 cls_positions: Array | None = None) -> tuple[Array, Array]:
+                 cls_positions: Array | None = None) -> tuple[Array, Array | None]:
         """Returns the sequence output [batch, length, hidden] and the pooled `[CLS]` output
         [batch, hidden].
 
@@ -301,6 +306,8 @@ class BertModel(nn.Module):
         else:
             for i in range(c.num_layers):
                 x = _layer_class(c)(c, deterministic, name=f"layer_{i}")(x, input_mask)
+        if not self.add_pooling_layer:
+            return x, None
         first = x[:, 0] if cls_positions is None else jnp.take_along_axis(x, cls_positions[..., None], axis=1)
         pooled = jnp.tanh(self.pooler(first))
         return x, pooled

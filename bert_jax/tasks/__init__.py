@@ -1,1 +1,3 @@
-"""Fine-tuning tasks that reuse the training machinery (room for the task heads to come)."""
+"""Fine-tuning tasks that reuse the training machinery: the objectives of the task heads
+(`classification`, `tagging`, `question_answering`, on `head_objective`), their metrics
+(`metrics`, `squad_metrics`, `squad_postprocess`) and Sentence-BERT (`sentence_embeddings`)."""
