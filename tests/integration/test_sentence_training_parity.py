@@ -19,8 +19,10 @@ from bert_jax.convert.sentence_transformers import load_sentence_transformers
 from bert_jax.convert.sources import load_pretrained
 from bert_jax.model import SentenceConfig
 from tests.support.sentence_training_parity import (
+    FINE_TUNING,
     LENGTH,
     LOSSES,
+    OPTIMIZER,
     classifier_params,
     objective_for,
     our_losses,
@@ -52,9 +54,9 @@ def test_tiny_bert_trains_as_sentence_transformers(tiny_directory, loss_name):
     _assert_same_losses(objective, params, loss, batches, f"tiny BERT, {loss_name}")
 
 
-def _assert_same_losses(objective, params, loss, batches, what: str) -> None:
-    ours = our_losses(objective, params, batches, loss.model)
-    theirs = reference_losses(loss, batches)
+def _assert_same_losses(objective, params, loss, batches, what: str, optimizer=OPTIMIZER) -> None:
+    ours = our_losses(objective, params, batches, loss.model, optimizer)
+    theirs = reference_losses(loss, batches, optimizer)
     print(what, "\n ours  ", np.round(ours, 6), "\n theirs", np.round(theirs, 6))
     np.testing.assert_allclose(ours, theirs, rtol=RTOL, err_msg=what)
 
@@ -70,4 +72,4 @@ def test_minilm_trains_as_sentence_transformers(minilm_dir, loss_name):
     if loss_name == "SoftmaxLoss":
         params["nli_classifier"] = classifier_params(loss)
     _assert_same_losses(objective_for(loss_name, imported.config, sentence), params, loss, batches,
-                        f"all-MiniLM-L6-v2, {loss_name}")
+                        f"all-MiniLM-L6-v2, {loss_name}", FINE_TUNING)

@@ -49,8 +49,8 @@ class SentenceObjective(Objective):
     sides: tuple[str, ...] = ("a", "b")
     num_labels: int = 0
 
-    def __init__(self, config: BertConfig, sentence: SentenceConfig = SentenceConfig(), max_seq_length: int = 128):
-        self.model = BiEncoder(config, sentence, self.num_labels)
+    def __init__(self, config: BertConfig, sentence: SentenceConfig | None = None, max_seq_length: int = 128):
+        self.model = BiEncoder(config, sentence or SentenceConfig(), self.num_labels)
         self.config, self.max_seq_length = config, max_seq_length
 
     def init_params(self, rng: jax.Array) -> Any:
@@ -140,7 +140,7 @@ class ContrastiveObjective(SentenceObjective):
     is GradCache's (`gradient_cache`): the same gradient as one pass over the whole batch, in one
     chunk's activation memory."""
 
-    def __init__(self, config: BertConfig, sentence: SentenceConfig = SentenceConfig(), max_seq_length: int = 128,
+    def __init__(self, config: BertConfig, sentence: SentenceConfig | None = None, max_seq_length: int = 128,
                  num_negatives: int = 0, scale: float = RANKING_SCALE, mini_batch_size: int = 0):
         self.sides = side_names(2 + num_negatives)
         super().__init__(config, sentence, max_seq_length)
