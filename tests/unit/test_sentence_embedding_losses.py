@@ -119,3 +119,25 @@ def test_multiple_negatives_ranking_loss_matches_sentence_transformers(num_negat
     _assert_close(value, expected, "loss")
     for i, (ours, theirs) in enumerate(zip(grads, expected_grads)):
         _assert_close(ours, theirs, f"d loss / d column {i}")
+
+
+@pytest.mark.parametrize("num_negatives", [0, 1])
+def test_ranking_loss_padding_rows_are_neither_examples_nor_negatives(num_negatives):
+    """Rows of weight 0 (a partial batch's padding) that copy real rows: the loss and the real
+    rows' gradients are MultipleNegativesRankingLoss's on the real rows alone; the padding's
+    gradients are 0."""
+    real = 4
+    columns = [_vectors(20 + i, real, HIDDEN) for i in range(2 + num_negatives)]
+    columns[1] = columns[0] + 0.5 * columns[1]
+    expected, expected_grads = _reference(MultipleNegativesRankingLoss(GivenEmbeddings()), columns, None)
+    padded = [np.concatenate([c, c[:BATCH - real]]) for c in columns]  # as close as negatives get
+    weights = jnp.asarray(np.arange(BATCH) < real, jnp.float32)
+
+    def loss(*embeddings):
+        return multiple_negatives_ranking_loss(embeddings[0], embeddings[1], embeddings[2:], example_weights=weights)
+
+    value, grads = jax.value_and_grad(loss, argnums=tuple(range(len(padded))))(*map(jnp.asarray, padded))
+    _assert_close(value, expected, "loss")
+    for i, (ours, theirs) in enumerate(zip(grads, expected_grads)):
+        _assert_close(ours[:real], theirs, f"d loss / d column {i}, real rows")
+        _assert_close(ours[real:], np.zeros_like(ours[real:]), f"d loss / d column {i}, padding rows")

@@ -18,11 +18,11 @@ check against sentence-transformers.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import jax
-from jax.sharding import Mesh, PartitionSpec
+import jax.numpy as jnp
+from jax.sharding import AbstractMesh, Mesh, PartitionSpec
 
 from bert_jax.parallel.sharding import ACTIVATION_RULES, mesh_axes_of
 from bert_jax.tasks.sentence_embeddings.losses import RANKING_SCALE, multiple_negatives_ranking_loss
@@ -34,15 +34,23 @@ def batch_axes(mesh: Mesh) -> tuple[str, ...]:
 
 
 def global_multiple_negatives_ranking_loss(anchors: jax.Array, positives: jax.Array,
-                                           negatives: Sequence[jax.Array] = (), *, mesh: Mesh,
-                                           scale: float = RANKING_SCALE) -> jax.Array:
+                                           negatives: Sequence[jax.Array] = (), *, mesh: Mesh | AbstractMesh,
+                                           scale: float = RANKING_SCALE,
+                                           example_weights: jax.Array | None = None) -> jax.Array:
     """`multiple_negatives_ranking_loss` of the global batch, for use under `jax.jit` with the
-    embeddings [global batch, hidden] split over the batch axes of `mesh` (any other layout is
-    resharded to that first). Equal to the loss of the whole batch on one device; a scalar,
-    replicated. The gradient flows back through the all-gather (a reduce-scatter) to the
-    candidates' own devices."""
+    embeddings [global batch, hidden] (and `example_weights` [global batch]) split over the batch
+    axes of `mesh` (any other layout is resharded to that first). Equal to the loss of the whole
+    batch on one device; a scalar, replicated. The gradient flows back through the all-gather (a
+    reduce-scatter) to the candidates' own devices. `mesh` may be the abstract mesh in scope
+    while a step is traced (`parallel.sharding.with_logical_rules`)."""
     axes = batch_axes(mesh)
     rows = PartitionSpec(axes)
-    loss = jax.shard_map(functools.partial(multiple_negatives_ranking_loss, scale=scale, axis_name=axes),
-                         mesh=mesh, in_specs=(rows, rows, rows), out_specs=PartitionSpec())
-    return loss(anchors, positives, tuple(negatives))
+    if example_weights is None:
+        example_weights = jnp.ones(anchors.shape[:1], jnp.float32)
+
+    def loss(anchors, positives, negatives, weights):
+        return multiple_negatives_ranking_loss(anchors, positives, negatives, scale=scale,
+                                               example_weights=weights, axis_name=axes)
+
+    return jax.shard_map(loss, mesh=mesh, in_specs=(rows, rows, rows, rows), out_specs=PartitionSpec())(
+        anchors, positives, tuple(negatives), example_weights)

@@ -2,8 +2,10 @@
 and gradient) to its sentence-transformers 6.2.0 loss with that loss's defaults:
 
   softmax_loss                    `SoftmaxLoss`: NLI, cross-entropy of W[u; v; |u - v|] + b
+                                  (`nli_cross_entropy`: each row's)
   cosine_similarity_loss          `CosineSimilarityLoss`: STS, MSE of cos(u, v) against a score
-                                  in [0, 1] (the caller scales gold scores, e.g. STS-B's 0-5 by 1/5)
+                                  in [0, 1] (the caller scales gold scores, e.g. STS-B's 0-5 by 1/5;
+                                  `cosine_squared_errors`: each row's)
   multiple_negatives_ranking_loss `MultipleNegativesRankingLoss`: each anchor against every
                                   positive (and hard negative) of the batch, scale 20
 """
@@ -55,22 +57,33 @@ def nli_logits(classifier: dict[str, Any], u: jax.Array, v: jax.Array) -> jax.Ar
     return jnp.matmul(nli_features(u, v), classifier["kernel"], precision=jax.lax.Precision.HIGHEST) + classifier["bias"]
 
 
+def nli_cross_entropy(classifier: dict[str, Any], u: jax.Array, v: jax.Array, labels: jax.Array) -> jax.Array:
+    """[batch] cross-entropy of each row's `nli_logits` against its integer label."""
+    return _cross_entropy(nli_logits(classifier, u, v), labels)
+
+
 def softmax_loss(classifier: dict[str, Any], u: jax.Array, v: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean cross-entropy of `nli_logits` against integer `labels` [batch]."""
-    return jnp.mean(_cross_entropy(nli_logits(classifier, u, v), labels))
+    return jnp.mean(nli_cross_entropy(classifier, u, v, labels))
 
 
 # --- STS: CosineSimilarityLoss. -----------------------------------------------------------------
 
+def cosine_squared_errors(u: jax.Array, v: jax.Array, scores: jax.Array) -> jax.Array:
+    """[batch] squared error of cos(u_i, v_i) against `scores[i]`."""
+    return jnp.square(pairwise_cosine_similarity(u, v) - scores.astype(jnp.float32))
+
+
 def cosine_similarity_loss(u: jax.Array, v: jax.Array, scores: jax.Array) -> jax.Array:
     """Mean squared error of cos(u_i, v_i) against `scores` [batch] (identity transformation)."""
-    return jnp.mean(jnp.square(pairwise_cosine_similarity(u, v) - scores.astype(jnp.float32)))
+    return jnp.mean(cosine_squared_errors(u, v, scores))
 
 
 # --- Contrastive pairs: MultipleNegativesRankingLoss. -------------------------------------------
 
 def multiple_negatives_ranking_loss(anchors: jax.Array, positives: jax.Array,
                                     negatives: Sequence[jax.Array] = (), *, scale: float = RANKING_SCALE,
+                                    example_weights: jax.Array | None = None,
                                     axis_name: Hashable | tuple[Hashable, ...] | None = None) -> jax.Array:
     """Mean over anchors of the cross-entropy of `scale * cos(anchor_i, candidate_j)` with the
     candidate i as the label, the candidates being all positives, then all of each hard negative
@@ -78,20 +91,33 @@ def multiple_negatives_ranking_loss(anchors: jax.Array, positives: jax.Array,
     sentence-transformers' default "query_to_doc" direction: 6.2.0 adds no symmetric
     (positive -> anchors) term unless asked.
 
+    `example_weights` [batch] (1 for real rows, 0 for the padding of a partial batch) makes the
+    mean a weighted one, and a row of weight 0 is no candidate of any anchor either: its positive
+    and hard negatives drop out of every softmax, so padding neither adds nor removes negatives.
+
     With `axis_name` (inside `shard_map` or `vmap` over those axes, each instance holding a
     contiguous slice of the batch), the candidates are gathered from all instances, so every anchor
     meets the whole global batch's candidates; the result is the global mean, the same on all.
     """
     candidates = [positives, *negatives]
     rows = anchors.shape[0]
+    weights = jnp.ones((rows,), jnp.float32) if example_weights is None else example_weights.astype(jnp.float32)
+    candidate_weights = weights
     first_row = 0
     if axis_name is not None:
         # Tiled: instance k's rows land at k * rows, so this instance's anchor i pairs with
         # global candidate first_row + i, and hard negative columns stay whole blocks.
         candidates = [jax.lax.all_gather(c, axis_name, tiled=True) for c in candidates]
+        candidate_weights = jax.lax.all_gather(weights, axis_name, tiled=True)
         first_row = jax.lax.axis_index(axis_name) * rows
     logits = scale * cosine_similarity_matrix(anchors, jnp.concatenate(candidates, axis=0))
-    losses = _cross_entropy(logits, first_row + jnp.arange(rows))
+    if example_weights is not None:
+        # Far below any scaled cosine (|logit| <= scale) yet finite: exp() of it is exactly 0, and
+        # a padding anchor, all of whose own candidates may be padding too, stays finite (its
+        # weight then removes it).
+        real = jnp.tile(candidate_weights > 0, len(candidates))
+        logits = jnp.where(real[None, :], logits, -1e4 * scale)
+    losses = weights * _cross_entropy(logits, first_row + jnp.arange(rows))
     if axis_name is None:
-        return jnp.mean(losses)
-    return jax.lax.psum(jnp.sum(losses), axis_name) / jax.lax.psum(rows, axis_name)
+        return jnp.sum(losses) / jnp.sum(weights)
+    return jax.lax.psum(jnp.sum(losses), axis_name) / jax.lax.psum(jnp.sum(weights), axis_name)
