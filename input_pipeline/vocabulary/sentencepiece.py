@@ -112,6 +112,9 @@ def _training_error(error: RuntimeError, num_sentences: int, model_path: str, vo
     if num_sentences == 0:
         return ValueError(f"no text to train {model_path} on: every sentence given was empty.")
     reason = str(error).rstrip(".")
+    if "all_chars_count" in reason:  # SentencePiece's check that some character is left to train on
+        return ValueError(f"no character to train {model_path} on in {num_sentences} sentences: "
+                          "they hold only whitespace, control or zero-width characters. Give text.")
     return ValueError(f"SentencePiece could not train {model_path} ({vocab_size} pieces, "
                       f"{model_type}, on {num_sentences} sentences): {reason}. Lower "
                       f"vocab_size or train on more text.")

@@ -366,9 +366,10 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
         raise ValueError(
             f"vocab_size={vocab_size} is too small: the {len(special_tokens)} special tokens and the "
             f"alphabet ({len(initial_chars)} word-initial and {len(inner_chars)} word-internal "
-            f"characters) already take {len(vocab)} entries. Raise vocab_size or lower "
-            f"limit_alphabet (now {limit_alphabet}) or the initial alphabet "
-            f"({len(extra)} characters).")
+            f"characters) already take {len(vocab)} entries. Raise vocab_size (`bert-jax vocab "
+            f"--vocab-size`) to at least {len(vocab)}"
+            + (f", or give fewer --initial-alphabet characters (now {len(extra)})" if extra else "")
+            + ".")
 
     # Each distinct trainable word as a list of piece ids, with its count. Words holding a
     # character outside the alphabet are [UNK] at tokenization time whatever the vocab, so their

@@ -307,6 +307,9 @@ def test_training_errors_name_the_problem(corpora, tmp_path):
         train_sentencepiece(["a few words", "and a few more"], model, 5000)
     with pytest.raises(ValueError, match="no text"):
         train_sentencepiece(["", "  "], model, 100)
+    # Not "lower vocab_size": no size trains on text of zero-width characters only (issue 17).
+    with pytest.raises(ValueError, match="no character to train .* zero-width characters. Give text.$"):
+        train_sentencepiece(["\u200b\u200b", "\u200c"], model, 100)
     with pytest.raises(ValueError, match="model_type"):
         train_sentencepiece(["text"], model, 100, model_type="wordpiece")
     with pytest.raises(FileNotFoundError, match="output directory"):

@@ -199,8 +199,13 @@ def test_ks_x_1001_symbols_and_named_alphabets():
 
 
 def test_vocab_size_too_small_for_alphabet_is_an_error():
-    with pytest.raises(ValueError, match="vocab_size=18 is too small"):
+    """The error names only settings the `vocab` command has (it once advised limit_alphabet,
+    a Python argument; issue 17), with the size that would do."""
+    with pytest.raises(ValueError, match="vocab_size=18 is too small") as error:
         train_wordpiece(HAND_COUNTS, 18)
+    assert str(error.value).endswith("Raise vocab_size (`bert-jax vocab --vocab-size`) to at least 19.")  # 5 specials + 7 + 7
+    with pytest.raises(ValueError, match=r"at least 25, or give fewer --initial-alphabet characters \(now 3\)\.$"):
+        train_wordpiece(HAND_COUNTS, 18, initial_alphabet="xyz")
 
 
 def test_words_with_whitespace_are_rejected():
