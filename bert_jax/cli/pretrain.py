@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+
+from input_pipeline import remote_files
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,6 +32,7 @@ def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and TensorFlow take seconds).
     import json
 
+    from bert_jax.cli.logging_setup import background_errors_to
     from bert_jax.config.files import load_config
     from bert_jax.parallel import distributed
     from bert_jax.training.loop import train_and_evaluate
@@ -35,5 +40,14 @@ def run(args: argparse.Namespace) -> None:
     distributed.initialize(args.distributed, args.coordinator_address, args.num_processes,
                            args.process_id, heartbeat_timeout=args.heartbeat_timeout)
 
-    results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
+    with background_errors_to(_details_file(args.workdir)):
+        results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
     print(json.dumps(results, indent=2))
+
+
+def _details_file(workdir: str) -> str:
+    """Where the tracebacks of background errors go: `workdir/errors.log`; a temporary file for a
+    bucket, which cannot be appended to."""
+    if remote_files.is_remote(workdir):
+        return os.path.join(tempfile.gettempdir(), f"bert-jax-pretrain-{os.getpid()}-errors.log")
+    return os.path.join(workdir, "errors.log")
