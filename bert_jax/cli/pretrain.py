@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import warnings
 
 from input_pipeline import remote_files
 
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> None:
     distributed.initialize(args.distributed, args.coordinator_address, args.num_processes,
                            args.process_id, heartbeat_timeout=args.heartbeat_timeout)
 
+    # A save that failed leaves orbax's coroutines for the other items unawaited; the warning
+    # about each comes at exit, after the message that says what failed.
+    warnings.filterwarnings("ignore", r"coroutine '\w+CheckpointHandler\.\w+' was never awaited", RuntimeWarning)
     with background_errors_to(_details_file(args.workdir)):
         results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
     print(json.dumps(results, indent=2))
