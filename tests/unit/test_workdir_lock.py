@@ -144,8 +144,16 @@ def test_an_unreadable_lock_is_refused_not_overwritten(tmp_path):
 RACE = """
     import os, sys, time
     from bert_jax.errors import WorkdirInUse
-    from bert_jax.state.workdir_lock import WorkdirLock
-    lock = WorkdirLock(sys.argv[1])
+    from bert_jax.state import workdir_lock
+    # Each racer pauses between reading the lock and acting on what it read: the window in which a
+    # lock that is not taken atomically (a check, then a write) lets every one of them in.
+    read = workdir_lock.WorkdirLock._read
+    def slow_read(self, path):
+        holder = read(self, path)
+        time.sleep(0.2)
+        return holder
+    workdir_lock.WorkdirLock._read = slow_read
+    lock = workdir_lock.WorkdirLock(sys.argv[1])
     print("ready", flush=True)
     while not os.path.exists(sys.argv[2]):
         time.sleep(0.001)
