@@ -119,7 +119,7 @@ class WorkdirLock:
         self.remote = remote_files.is_remote(self.workdir)
         self.holder = {
             "host": _this_host(), "pid": os.getpid(),
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "process_start": process_start(os.getpid()),
             "command": " ".join(sys.argv)[:500], "token": uuid.uuid4().hex}
 

@@ -368,14 +368,23 @@ def test_processes_that_agree_on_the_checkpoint_but_not_the_data_position_refuse
     assert _line_count(workdir) == lines and _checkpoint_steps(workdir) == [3]  # nothing trained
 
 
+# Holds the lock of the work directory argv[1] (`state.workdir_lock`) until killed.
+HOLD_THE_LOCK = """
+import sys, time
+from bert_jax.state.workdir_lock import locked
+with locked(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
 def test_a_locked_work_directory_stops_every_process_of_a_job_before_anything_is_written(overrides, tmp_path):
     """A two-process job in a work directory another run holds: process 0 (which takes the job's
     lock) names the holder, process 1 names process 0; both exit 2 and nothing is written."""
     workdir = tmp_path / "run"
     workdir.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom bert_jax.state.workdir_lock import "
-                               "locked\nwith locked(sys.argv[1]):\n    print('held', flush=True)\n"
-                               "    time.sleep(300)", str(workdir)], env=_env(), stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(workdir)], env=_env(),
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
         before = sorted((p.name, p.stat().st_mtime_ns) for p in workdir.iterdir())

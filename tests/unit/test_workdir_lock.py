@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bert_jax.errors import WorkdirInUse
-from bert_jax.state.workdir_lock import LOCK_NAME, WorkdirLock, locked, process_start
+from bert_jax.state.workdir_lock import LOCK_NAME, locked, process_start
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,9 +58,8 @@ def test_a_live_holder_refuses_the_next_run_naming_it_and_nothing_is_written(tmp
         assert recorded["host"] == socket.gethostname() and recorded["pid"] == holder.pid
         assert recorded["process_start"] == process_start(holder.pid)
         before = _listing(workdir)
-        with pytest.raises(WorkdirInUse) as refused:
-            with locked(workdir):
-                pass
+        with pytest.raises(WorkdirInUse) as refused, locked(workdir):
+            pass
         message = str(refused.value)
         assert (f"work directory {workdir} is in use: another run holds it (host {socket.gethostname()}, "
                 f"pid {holder.pid}, started {recorded['started']})") in message
