@@ -11,3 +11,7 @@ class DamagedWeights(ValueError):
     """A weight file or checkpoint that cannot be used: unreadable (empty, truncated, not the
     format its name says) or holding non-finite values. The message names the file and, for
     values, the tensor; the command line prints it as one line (a ValueError: exit status 2)."""
+
+
+class WorkdirInUse(RuntimeError):
+    """Another run holds the work directory (`state.workdir_lock`); nothing was written."""

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from bert_jax.errors import RunStopped
+from bert_jax.errors import RunStopped, WorkdirInUse
 
 USER_ERROR = 2
 STOPPED = 1
@@ -15,9 +15,9 @@ def run_subcommand(args: argparse.Namespace) -> int:
     """Runs `args.run(args)` (the subcommand `args.command` chose) and returns the exit status."""
     try:
         args.run(args)
-    except (ValueError, OSError) as e:
-        # Configuration, input and disk errors (a missing file, a full disk) are the user's to
-        # fix: a message, not a stack trace.
+    except (ValueError, OSError, WorkdirInUse) as e:
+        # Configuration, input and disk errors (a missing file, a full disk) and a work directory
+        # that another run holds are the user's to fix: a message, not a stack trace.
         if os.environ.get("BERT_JAX_TRACEBACK"):
             raise
         print(f"bert-jax {args.command}: error: {e}", file=sys.stderr)

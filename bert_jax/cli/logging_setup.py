@@ -1,4 +1,15 @@
-"""How every subcommand logs: timestamped lines at INFO, without the libraries' chatter."""
+"""How every subcommand logs: timestamped lines at INFO, without the libraries' chatter; and how a
+run keeps the errors of its libraries' background threads to one line."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+# The loggers of the libraries whose background threads report a failure that the run itself
+# then reports once, with what to do (orbax logs through absl).
+_LIBRARY_LOGGERS = ("absl", "orbax")
 
 
 def configure_logging() -> None:
@@ -10,3 +21,54 @@ def configure_logging() -> None:
     # Orbax and JAX log every checkpoint detail and backend probe at INFO through absl.
     for name in ("absl", "jax._src.xla_bridge", "orbax"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def background_errors_to(details_file: str) -> Iterator[None]:
+    """Within it, the errors that the libraries' background threads log (orbax's save threads,
+    each with a traceback) and the exceptions they cannot raise (tensorstore's callbacks after
+    orbax gave up, one traceback per array) are written to `details_file`, and only the first
+    of them gets a line on stderr, naming the file.
+
+    A full disk fails every array write of a checkpoint: without this, a run printed a traceback
+    for each before the one message that says which step failed and what to do (the run stops
+    at the next save or wait, `state.checkpointer.CheckpointError`). The file is opened for each
+    error and its own write failures are ignored: on a full disk it may stay empty.
+    """
+    import logging  # (here, as above)
+    import traceback
+
+    first = []
+
+    def divert(text: str, summary: str) -> None:
+        with contextlib.suppress(OSError), open(details_file, "a", encoding="utf-8") as f:
+            f.write(text.rstrip("\n") + "\n\n")
+        if not first:
+            first.append(summary)
+            print(f"{summary[:200]} (this error of a background thread and any later ones, with "
+                  f"their tracebacks: {details_file})", file=sys.stderr, flush=True)
+
+    class LibraryErrors(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.levelno < logging.ERROR or record.name.split(".")[0] not in _LIBRARY_LOGGERS:
+                return True
+            text = logging.Formatter("%(asctime)s %(name)s %(threadName)s: %(message)s").format(record)
+            divert(text, f"{record.name.split('.')[0]}: {record.getMessage().splitlines()[0]}")
+            return False
+
+    def unraisable(u) -> None:
+        text = "".join(traceback.format_exception(u.exc_type, u.exc_value, u.exc_traceback))
+        divert(f"{u.err_msg or 'Exception ignored'}: {u.object!r}\n{text}",
+               f"a background thread: {u.exc_type.__name__}: {u.exc_value}".splitlines()[0])
+
+    library_errors = LibraryErrors()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(library_errors)
+    previous, sys.unraisablehook = sys.unraisablehook, unraisable
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+        for handler in handlers:
+            handler.removeFilter(library_errors)

@@ -4,6 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+import warnings
+
+from input_pipeline import remote_files
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,6 +41,7 @@ def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and TensorFlow take seconds).
     import json
 
+    from bert_jax.cli.logging_setup import background_errors_to
     from bert_jax.config.files import load_config, to_json
 
     config = load_config(args.config, args.set)
@@ -57,5 +63,17 @@ def run(args: argparse.Namespace) -> None:
 
     from bert_jax.training.loop import train_and_evaluate
 
-    results = train_and_evaluate(config, args.workdir)
+    # A save that failed leaves orbax's coroutines for the other items unawaited; the warning
+    # about each comes at exit, after the message that says what failed.
+    warnings.filterwarnings("ignore", r"coroutine '\w+CheckpointHandler\.\w+' was never awaited", RuntimeWarning)
+    with background_errors_to(_details_file(args.workdir)):
+        results = train_and_evaluate(config, args.workdir)
     print(json.dumps(results, indent=2))
+
+
+def _details_file(workdir: str) -> str:
+    """Where the tracebacks of background errors go: `workdir/errors.log`; a temporary file for a
+    bucket, which cannot be appended to."""
+    if remote_files.is_remote(workdir):
+        return os.path.join(tempfile.gettempdir(), f"bert-jax-pretrain-{os.getpid()}-errors.log")
+    return os.path.join(workdir, "errors.log")

@@ -70,7 +70,14 @@ def import_to_workdir(source: str | os.PathLike, output_dir: str | os.PathLike,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
         raise
-    os.replace(tmp, output_dir)
+    try:
+        # Fails if the name appeared meanwhile (another import, a pretrain's new work directory):
+        # a work directory is never written into, so it needs no lock (`state.workdir_lock`).
+        os.replace(tmp, output_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileExistsError(f"{output_dir} appeared while importing ({e.strerror}); choose a new "
+                              "directory, nothing was written into it.") from e
     logger.info("imported the %s into %s", imported.describe(), output_dir)
     return output_dir, imported
 

@@ -28,6 +28,7 @@ from bert_jax.config.validation import bert_config
 from bert_jax.convert.hf_export import export_to_huggingface
 from bert_jax.inference.fill_mask import FillMask, format_predictions
 from bert_jax.state.trained_params import load_trained_params
+from bert_jax.state.workdir_lock import locked
 from bert_jax.training.loop import train_and_evaluate
 from input_pipeline.creation.create_pretraining_data import CreationConfig, create_pretraining_data
 from input_pipeline.reading.reader import ReaderConfig, numpy_batches
@@ -52,9 +53,13 @@ class DemoOptions:
 
 def run_demo(options: DemoOptions = DemoOptions()) -> dict:
     """Runs every stage; returns the held-out metrics and the paths of what it made."""
-
     workdir = Path(options.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    # Every stage writes into the work directory, not only the pretraining: one demo at a time.
+    with locked(workdir):
+        return _run_stages(options, workdir)
+
+
+def _run_stages(options: DemoOptions, workdir: Path) -> dict:
     train_text, held_out_text = _build_corpus(workdir / "corpus")
     vocab_file = _build_vocab(workdir, train_text, options)
     config = load_config(options.config, options.overrides)

@@ -19,17 +19,20 @@ import jax
 import ml_collections
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 from bert_jax.config.files import save_config
 from bert_jax.config.pretraining import PretrainingData
 from bert_jax.config.run import LoopConfig, RunConfig
 from bert_jax.config.validation import validate
+from bert_jax.errors import WorkdirInUse
 from bert_jax.model import BertForPreTraining, flops
 from bert_jax.parallel import sharding
 from bert_jax.state.best import BestParams
 from bert_jax.state.checkpointer import Checkpointer
 from bert_jax.state.optimizer import make_optimizer
 from bert_jax.state.train_state import TrainState, state_shardings
+from bert_jax.state.workdir_lock import locked
 from bert_jax.training.nonfinite import NonFiniteStreak, TrainingDiverged
 from bert_jax.training.objective import Batches, Evaluator, Objective, TrainData
 from bert_jax.training.phases import PhasedShards, check_shards
@@ -38,7 +41,6 @@ from bert_jax.training.preemption import PreemptionWatch
 from bert_jax.training.progress import ProgressReporter, interval_means
 from bert_jax.training.resume import resume
 from bert_jax.training.step import train_step
-from input_pipeline import remote_files
 
 __all__ = ["TrainingDiverged", "jit_train_step", "train", "train_and_evaluate"]
 
@@ -73,11 +75,13 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
     is called with the metrics of every logged training interval.
     """
     workdir = os.fspath(workdir)
-    remote_files.makedirs(workdir)
     mesh = sharding.make_mesh(dict(run.mesh.shape))
     optimizer, schedule = make_optimizer(run.optimizer, run.loop.num_steps)
     shardings = state_shardings(objective.init_params, optimizer, mesh, run.mesh.rules)
     with contextlib.ExitStack() as resources:
+        # Before anything is written (the checkpointer removes unfinished saves, config.json is
+        # replaced): a second run in this directory stops here, naming the one that holds it.
+        resources.enter_context(hold_workdir(workdir))
         checkpointer = resources.enter_context(_closed_after(Checkpointer(
             workdir, max_to_keep=run.checkpoints.keep, cleanup_tmp_directories=True)))
         start_step, state, batches = resume(checkpointer, run, objective.init_params, data, optimizer, shardings)
@@ -117,6 +121,29 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
         if evaluation is not None:
             results |= {f"eval_{k}": v for k, v in evaluation(state.params, int(state.step)).items()}
         return results
+
+
+@contextlib.contextmanager
+def hold_workdir(workdir: str) -> Iterator[None]:
+    """Holds the lock of `workdir` (`state.workdir_lock`) for the whole job: process 0 takes it,
+    and if it could not, every process raises before writing anything (process 0 its reason,
+    the others naming process 0). A collective: every process must enter it."""
+    holding = contextlib.ExitStack()
+    error = None
+    if jax.process_index() == 0:
+        try:
+            holding.enter_context(locked(workdir))
+        except Exception as e:  # noqa: BLE001 - the other processes must hear of it before it is raised
+            error = e
+    if jax.process_count() > 1:
+        taken = bool(np.all(multihost_utils.process_allgather(np.array(error is None))))
+        if not taken and error is None:
+            error = WorkdirInUse(f"process 0 could not lock the work directory {workdir} (its log "
+                                 "says why); this process stops too.")
+    if error is not None:
+        raise error
+    with holding:
+        yield
 
 
 def jit_train_step(objective: Objective, optimizer: optax.GradientTransformation, schedule: optax.Schedule,

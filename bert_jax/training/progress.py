@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,11 +44,19 @@ class ProgressReporter:
         self._last_time = time.perf_counter()
         self._writer = None
         self._jsonl = None
+        self._jsonl_path = None
+        self._start_step = start_step
+        self._reported_before_at_start: set[str] = set()
         if workdir is not None and is_main_process:
-            # Appended to: a resumed run adds its reports after those of the runs before it.
+            # Appended to: a resumed run adds its reports after those of the runs before it, whose
+            # rows past its checkpoint's step it reports again and so replaces (a killed run
+            # logged steps after its last checkpoint; a rerun of a finished run evaluates again).
             # (Cloud Storage objects cannot be appended to; there, TensorBoard has the numbers.)
             if not remote_files.is_remote(workdir):
-                self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+                self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
+                kept = _rewrite_rows(self._jsonl_path, lambda row: row["step"] <= start_step)
+                self._reported_before_at_start = {row.get("prefix") for row in kept if row["step"] == start_step}
+                self._jsonl = open(self._jsonl_path, "a", encoding="utf-8")
             import tensorflow as tf  # only the writing process pays for importing TensorFlow
             self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
@@ -84,6 +93,12 @@ class ProgressReporter:
             logger.info(_log_line(prefix, step, self.num_steps, values, eta))
             self.write_scalars(step, values, prefix)
             if self._jsonl is not None:
+                if step == self._start_step and prefix in self._reported_before_at_start:
+                    # Reported again at the step it resumed from (an evaluation): replaced.
+                    self._reported_before_at_start.discard(prefix)
+                    self._jsonl.close()
+                    _rewrite_rows(self._jsonl_path, lambda row: (row["step"], row.get("prefix")) != (step, prefix))
+                    self._jsonl = open(self._jsonl_path, "a", encoding="utf-8")
                 self._jsonl.write(json.dumps({"step": step, "prefix": prefix} | values) + "\n")
                 self._jsonl.flush()
         return values
@@ -102,6 +117,34 @@ class ProgressReporter:
             self._writer.close()
         if self._jsonl is not None:
             self._jsonl.close()
+
+
+def _rewrite_rows(path: str, keep: Callable[[dict], bool]) -> list[dict]:
+    """Rewrites the JSON lines file `path` with the rows that `keep` accepts, atomically (a kill
+    leaves the old file or the new one); a line cut short by a kill is dropped. Returns the rows
+    kept."""
+    if not os.path.exists(path):
+        return []
+    rows, text, dropped = [], [], False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and keep(row):
+                rows.append(row)
+                text.append(line if line.endswith("\n") else line + "\n")
+                dropped |= not line.endswith("\n")
+            else:
+                dropped = True
+    if not dropped:
+        return rows
+    staging = f"{path}.tmp-{os.getpid()}"
+    with open(staging, "w", encoding="utf-8") as f:
+        f.writelines(text)
+    os.replace(staging, path)
+    return rows
 
 
 def interval_means(interval: list[dict[str, Any]]) -> dict[str, float]:

@@ -3,10 +3,12 @@
 Real `bert-jax pretrain` subprocesses on the tiny corpus, with dropout on: killed with SIGKILL at
 a step and while an asynchronous checkpoint save writes its arrays in the background, then
 restarted from their work directory, they report bitwise the metrics of an uninterrupted run at
-every later step; SIGTERM saves and exits 0 (in one process, and in two processes signalled
+every later step, each step once in `metrics.jsonl`, each restart taking over the killed run's
+lock of the work directory while a second run started meanwhile is refused; SIGTERM saves and exits 0 (in one process, and in two processes signalled
 unevenly, which agree on the step); a process of a two-process run that dies or hangs makes the
 other exit within seconds; a save that fails (the file size limit standing in for a full disk)
-stops the run with exit 1 and a clear message; processes that would resume from different
+stops the run with exit 1 and a clear message, the tracebacks of orbax's threads in a file;
+a job whose work directory another run holds stops on every process; processes that would resume from different
 checkpoints or data positions refuse to start.
 """
 
@@ -16,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -127,10 +130,12 @@ def test_runs_killed_anywhere_resume_to_bitwise_the_same_metrics(overrides, refe
     process.send_signal(signal.SIGKILL)
     process.wait()
     _assert_continues_exactly(_reports(workdir), reference, 1)
+    killed = [process.pid]
+    assert json.loads((workdir / "run.lock").read_text())["pid"] == process.pid  # left behind
 
     # 2. SIGKILL while a checkpoint's arrays are being written in the background, training going
     # on (the write is delayed to catch it: it prints a line when it starts).
-    before, lines = _checkpoint_steps(workdir), _line_count(workdir)
+    before = _checkpoint_steps(workdir)
     in_flight = lambda: {p.name for p in (workdir / "checkpoints").iterdir() if "tmp" in p.name}  # noqa: E731
     log = tmp_path / "2.log"
 
@@ -141,25 +146,48 @@ def test_runs_killed_anywhere_resume_to_bitwise_the_same_metrics(overrides, refe
         return set(map(int, started)) - set(_checkpoint_steps(workdir))
     process = _start(_command(workdir, overrides, slow_save=True), log)
     _wait_until(writing, [process], "an array write in flight")
+    # The run of 1 left its lock: this one took it over, naming it.
+    assert _took_over_from(log.read_text(), killed[-1])
+    # Meanwhile a second run in the same directory (another learning rate) is refused at once,
+    # naming this one; it changes nothing (config.json keeps this run's learning rate).
+    second = subprocess.run(_command(workdir, overrides + ["optimizer.learning_rate=0.5"]), env=_env(),
+                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert process.poll() is None
+    assert second.returncode == 2, second.stderr[-3000:]
+    [refusal] = second.stderr.strip().splitlines()
+    assert refusal.startswith(f"bert-jax pretrain: error: work directory {workdir} is in use: another run "
+                              f"holds it (host {socket.gethostname()}, pid {process.pid}, started 20"), refusal
     process.send_signal(signal.SIGKILL)
     process.wait()
+    killed.append(process.pid)
+    assert json.loads((workdir / "config.json").read_text())["optimizer"]["learning_rate"] != 0.5
     [interrupted_step] = writing()
     assert f"{interrupted_step}.orbax-checkpoint-tmp" in in_flight()
     assert interrupted_step not in _checkpoint_steps(workdir)  # no half-written checkpoint
-    _assert_continues_exactly(_reports(workdir, lines), reference, max(before) + 1)
+    # (the rows run 1 logged after its checkpoint replaced by this run's)
+    _assert_continues_exactly(_reports(workdir), reference, 1)
+    assert _reports(workdir)[-1]["step"] > max(before)
     before = _checkpoint_steps(workdir)
     assert max(before) < interrupted_step
 
     # 3. The restart removes the half-written save and resumes from the last complete one; then
-    # 4. runs to the end undisturbed.
-    lines = _line_count(workdir)
+    # 4. runs to the end undisturbed, and releases the lock.
     done = subprocess.run(_command(workdir, overrides), env=_env(), capture_output=True, text=True,
                           timeout=TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert _took_over_from(done.stderr, killed[-1])
     assert not in_flight()
     assert f"resuming from the checkpoint of step {max(before)}" in done.stderr
-    _assert_continues_exactly(_reports(workdir, lines), reference, max(before) + 1)
+    assert not (workdir / "run.lock").exists()
+    # metrics.jsonl holds every step once, as the uninterrupted run logged it: the rows the killed
+    # runs logged after their last checkpoints were replaced, not repeated.
+    _assert_continues_exactly(_reports(workdir), reference, 1)
     assert _reports(workdir)[-1]["step"] == STEPS
+
+
+def _took_over_from(log: str, pid: int) -> bool:
+    return (f"taking over the lock left by a run that is gone (host {socket.gethostname()}, pid {pid}, "
+            in log and f"no process {pid} is running on this host" in log)
 
 
 def test_sigterm_saves_and_exits_0_then_resumes_exactly(overrides, reference, tmp_path):
@@ -246,20 +274,31 @@ def test_a_dead_or_hung_process_stops_the_other_within_seconds(overrides, tmp_pa
                                             "Connection reset by peer")), log[-3000:]
 
 
-def test_a_failed_checkpoint_save_stops_the_run_with_a_clear_error(overrides, tmp_path):
+@pytest.mark.parametrize("limit", [200_000, 1_000_000],
+                         ids=["the save's blocking part fails", "its background array writes fail"])
+def test_a_failed_checkpoint_save_stops_the_run_with_a_clear_error(overrides, tmp_path, limit):
+    """A file-size limit stands in for a full disk: 200 kB stops the data position's file (written
+    while the step waits), 1 MB the arrays' (written in the background by orbax and tensorstore,
+    one failure per array). Either way stderr holds the log lines, one line naming the file of
+    the background threads' tracebacks, and the message; before, the arrays' case printed 30
+    tracebacks (490 lines) for this tiny model, and more for a larger one."""
     workdir = tmp_path / "run"
-    # Larger than the logs and config, smaller than the model's arrays.
-    limit = 200_000
     limited = [sys.executable, str(REPO / "tests" / "support" / "file_size_limit.py"), str(limit),
                *_command(workdir, overrides)]
     done = subprocess.run(limited, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 1, done.stderr[-3000:]
-    # (orbax logs the failure's traceback from its thread; the run's own last word is the message)
     [message] = [line for line in done.stderr.splitlines() if line.startswith("bert-jax pretrain: stopped:")]
     assert "saving a checkpoint (step 3)" in message and "failed" in message
     assert "Free disk space" in message and "rerun the same command to resume" in message
     assert _checkpoint_steps(workdir) == []  # nothing half-written under a checkpoint's name
     assert max(r["step"] for r in _reports(workdir)) < STEPS
+    assert "Traceback" not in done.stderr
+    # Besides the timestamped log lines: the pointer to the tracebacks, and the message.
+    other = [line for line in done.stderr.splitlines() if not re.match(r"\d\d:\d\d:\d\d ", line)]
+    assert len(other) <= 2 and other[-1] == message, other
+    details = workdir / "errors.log"
+    assert f"with their tracebacks: {details})" in done.stderr
+    assert "Traceback" in details.read_text()
 
 
 def test_processes_that_would_resume_from_different_checkpoints_refuse_to_start(overrides, tmp_path):
@@ -327,3 +366,38 @@ def test_processes_that_agree_on_the_checkpoint_but_not_the_data_position_refuse
     [(position_0, position_1)] = positions  # both name the same values
     assert position_0 != position_1
     assert _line_count(workdir) == lines and _checkpoint_steps(workdir) == [3]  # nothing trained
+
+
+# Holds the lock of the work directory argv[1] (`state.workdir_lock`) until killed.
+HOLD_THE_LOCK = """
+import sys, time
+from bert_jax.state.workdir_lock import locked
+with locked(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_a_locked_work_directory_stops_every_process_of_a_job_before_anything_is_written(overrides, tmp_path):
+    """A two-process job in a work directory another run holds: process 0 (which takes the job's
+    lock) names the holder, process 1 names process 0; both exit 2 and nothing is written."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(workdir)], env=_env(),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = sorted((p.name, p.stat().st_mtime_ns) for p in workdir.iterdir())
+        processes = _two_processes(workdir, overrides, tmp_path, "--heartbeat-timeout", "5")
+        try:
+            assert [p.wait(timeout=TIMEOUT_S) for p in processes] == [2, 2]
+        finally:
+            _stop_all(processes)
+        assert sorted((p.name, p.stat().st_mtime_ns) for p in workdir.iterdir()) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    log_0, log_1 = ((tmp_path / f"process_{i}.log").read_text() for i in range(2))
+    assert (f"bert-jax pretrain: error: work directory {workdir} is in use: another run holds it (host "
+            f"{socket.gethostname()}, pid {holder.pid}, started") in log_0, log_0[-3000:]
+    assert (f"bert-jax pretrain: error: process 0 could not lock the work directory {workdir}") in log_1, log_1[-3000:]
