@@ -28,13 +28,18 @@ def _config_dir() -> Path:
 CONFIG_DIR = _config_dir()
 
 
+def config_names() -> list[str]:
+    """The configs that ship with bert-jax, by name (`configs/*.py` but the package's __init__)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
 def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
     """Loads `configs/<name>.py` (or any path to a config file) and applies `key=value` overrides."""
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.py"
     if not path.is_file():
-        available = sorted(p.stem for p in CONFIG_DIR.glob("*.py")) if CONFIG_DIR.is_dir() else []
+        available = config_names()
         raise FileNotFoundError(f"config {name_or_path!r} not found (looked for {path}); "
                                 f"available in {CONFIG_DIR}: {available}.")
     spec = importlib.util.spec_from_file_location(f"bert_jax_config_{path.stem}", path)

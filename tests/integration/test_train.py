@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bert_jax.config.defaults import default_config
-from bert_jax.config.files import CONFIG_DIR, load_config
+from bert_jax.config.files import config_names, load_config
 from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config, validate
 from bert_jax.state.optimizer import decay_mask, learning_rate_schedule
@@ -152,7 +152,7 @@ def test_config_validation_names_the_fields():
     assert "data.train_files is empty" in message
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.py")))
+@pytest.mark.parametrize("name", config_names())
 def test_every_config_loads_and_validates(name):
     config = load_config(name, ["data.train_files=shards/"])
     validate(config, num_devices=1)
