@@ -1,8 +1,8 @@
-"""The unit tests that need 8 devices run, and pass, in CI.
+"""The tests that need 8 devices run, and pass, in CI.
 
-`tests/unit` runs in one process whose JAX has started with the devices it has (one CPU, unless
+The suite runs in one process whose JAX has started with the devices it has (one CPU, unless
 `XLA_FLAGS=--xla_force_host_platform_device_count=8` was set before): there the mesh tests of
-global negatives and GradCache skip. Here they run in a pytest subprocess that asks for 8 fake CPU
+global negatives, GradCache and the Sentence-BERT ranking objectives skip. Here they run in a pytest subprocess that asks for 8 fake CPU
 devices, and each must pass: a skip fails this test as a failure would.
 """
 
@@ -18,10 +18,12 @@ from xml.etree import ElementTree
 REPO = Path(__file__).resolve().parents[2]
 MESH_TESTS = (
     "tests/unit/test_global_negatives.py::test_sharded_batch_on_a_mesh_gives_the_whole_batch_loss",
-    "tests/unit/test_gradient_cache.py::test_gradient_cache_with_global_negatives_on_a_mesh",
+    "tests/integration/test_gradient_cache.py::test_gradient_cache_with_global_negatives_on_a_mesh",
+    "tests/integration/test_sentence_objectives.py::test_ranking_on_a_mesh_equals_one_device",
 )
-# 3 meshes x 2 numbers of negatives, and GradCache on one mesh.
-EXPECTED = 7
+# 3 meshes x 2 numbers of negatives, GradCache on one mesh, and the ranking objectives (pairs,
+# triplets) with and without the gradient cache.
+EXPECTED = 11
 
 
 def test_the_8_device_unit_tests_pass_on_8_devices(tmp_path):
