@@ -4,7 +4,7 @@ imported (`bert-jax import`, `import_sentence_transformers`), the head goes to t
 (`bert-jax export --sentence-transformers`, `export_workdir`) give the source's vectors within
 1e-5: all-MiniLM-L6-v2 (unit norms) and a tiny random BERT; `bert-jax encode` on an export uses
 its head unless --pooling or --[no-]normalize say otherwise. The in-process checks of the format:
-tests/unit/test_sentence_transformers.py."""
+tests/integration/test_sentence_transformers.py."""
 
 from __future__ import annotations
 

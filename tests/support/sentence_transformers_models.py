@@ -1,6 +1,6 @@
 """A tiny random BERT and texts for the sentence-transformers tests, and `sentence_transformers`
-itself as the reference encoder, shared by tests/unit/test_sentence_transformers.py and its
-slower sibling in tests/integration."""
+itself as the reference encoder, shared by tests/integration/test_sentence_transformers.py and
+tests/integration/test_sentence_transformers_workdir.py."""
 
 from __future__ import annotations
 
