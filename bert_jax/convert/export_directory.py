@@ -41,6 +41,8 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from input_pipeline.shards.directory import process_is_running
+
 logger = logging.getLogger(__name__)
 
 MARKER_NAME = ".bert-jax-export.json"
@@ -67,16 +69,6 @@ def _version() -> str:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # Another user's process: it exists.
-        return True
-    return True
 
 
 def read_marker(directory: Path) -> dict[str, Any]:
@@ -190,7 +182,7 @@ class ExportDirectory:
             host, pid = owner.group(1), int(owner.group(2))
             path = where / name
             # Our own pid's is an earlier process's: this one has no staging directory yet.
-            if host != _host() or (pid != os.getpid() and _is_running(pid)):
+            if host != _host() or (pid != os.getpid() and process_is_running(pid)):
                 raise FileExistsError(
                     f"{path} is the staging directory of an export (pid {pid} on host {host}) that "
                     f"may still be writing {self.output_dir}; wait for it to finish, or, if it no "

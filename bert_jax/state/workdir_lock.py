@@ -41,6 +41,7 @@ from collections.abc import Iterator
 
 from bert_jax.errors import WorkdirInUse
 from input_pipeline import remote_files
+from input_pipeline.shards.directory import process_is_running
 
 logger = logging.getLogger("bert_jax")
 
@@ -81,16 +82,6 @@ def process_start(pid: int) -> str | None:
     return f"{_read_first_line('/proc/sys/kernel/random/boot_id') or '?'}/{ticks}"
 
 
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it exists
-        return True
-    return True
-
-
 def describe(holder: dict) -> str:
     """"host H, pid P, started T" of a lock's holder."""
     return (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
@@ -102,7 +93,7 @@ def _staleness(holder: dict) -> str | None:
     if holder.get("host") != _this_host() or not isinstance(holder.get("pid"), int):
         return None
     pid = holder["pid"]
-    if not _is_running(pid):
+    if not process_is_running(pid):
         return f"no process {pid} is running on this host"
     recorded, now = holder.get("process_start"), process_start(pid)
     if recorded and now and recorded != now:

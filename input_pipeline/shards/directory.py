@@ -152,7 +152,8 @@ def staging_name(pid: int | None = None, host: str | None = None) -> str:
     return f"{STAGING_PREFIX}{host}-{os.getpid() if pid is None else pid}"
 
 
-def _is_running(pid: int) -> bool:
+def process_is_running(pid: int) -> bool:
+    """Whether a process of this id exists on this host (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -230,7 +231,7 @@ class StagedOutput:
             owner = _STAGING_NAME.fullmatch(name)
             host, pid = (owner.group(1), int(owner.group(2))) if owner else ("?", -1)
             # Our own pid on this host is an earlier process's: ours has no staging directory yet.
-            if name != staging_name(pid) or (pid != os.getpid() and _is_running(pid)):
+            if name != staging_name(pid) or (pid != os.getpid() and process_is_running(pid)):
                 raise FileExistsError(
                     f"{path} is the staging directory of a create-data run (pid {pid} on host "
                     f"{host}) that may still be writing into {out}; wait for it to finish, or, if "
