@@ -106,6 +106,13 @@ def from_google_variables(variables: Mapping[str, np.ndarray], config: BertConfi
     return params, missing, ignored
 
 
+def _unreadable(what: str, error: Exception) -> DamagedWeights:
+    """`what`, with the first line of TensorFlow's error and what to do."""
+    first_line = str(error).splitlines()[0] if str(error) else ""
+    return DamagedWeights(f"{what} ({type(error).__name__}: {first_line}). Download or copy the "
+                          "checkpoint again.")
+
+
 class _CheckpointVariables(Mapping):
     """A TensorFlow checkpoint's variables by name, each read when asked for: a training
     checkpoint's optimizer slots, twice the model's size, are never read."""
@@ -126,9 +133,7 @@ class _CheckpointVariables(Mapping):
         try:
             value = self._reader.get_tensor(name)
         except Exception as e:  # noqa: BLE001 - TensorFlow's DataLossError and kin: a damaged shard
-            raise DamagedWeights(f"{self._prefix}: variable {name} is unreadable "
-                                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                                 "Download or copy the checkpoint again.") from None
+            raise _unreadable(f"{self._prefix}: variable {name} is unreadable", e) from None
         check_finite({name: value}, self._prefix)
         return value
 
@@ -168,9 +173,7 @@ def load_google_checkpoint(path: str, vocab_file: str | None = None, model_kind:
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as e:  # noqa: BLE001 - TensorFlow's DataLossError and kin: a damaged index
-        raise DamagedWeights(f"{prefix}: unreadable as a TensorFlow checkpoint ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''}). Download or copy the "
-                             "checkpoint again.") from None
+        raise _unreadable(f"{prefix}: unreadable as a TensorFlow checkpoint", e) from None
     variables = _CheckpointVariables(reader, prefix)
     if num_labels is None:
         num_labels = variables.shape("output_weights")[0] if "output_weights" in variables else 2
