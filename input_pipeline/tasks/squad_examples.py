@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from input_pipeline import remote_files
-from input_pipeline.text.tfds_spec import is_tfds_source, parse_tfds_spec
+from input_pipeline.text.tfds_spec import is_tfds_source, load_prepared, parse_tfds_spec
 
 
 class QADataError(ValueError):
@@ -135,21 +135,7 @@ def read_tfds_squad(spec: str, *, data_dir: str | None = None) -> list[QAExample
     (`squad/v2.0` adds `is_impossible` and `plausible_answers`), or any TFDS dataset with the same
     features. The dataset must be prepared already (`tfds build squad/v2.0`); nothing is downloaded.
     """
-    # Imported here: it takes seconds, and only TFDS inputs need it.
-    import tensorflow_datasets as tfds
-
-    parsed = parse_tfds_spec(spec)
-    try:
-        dataset = tfds.load(parsed.name, split=parsed.split, data_dir=data_dir, download=False,
-                            shuffle_files=False)
-    except AssertionError as e:
-        # TFDS's way of saying the dataset was never prepared in this data directory.
-        raise FileNotFoundError(
-            f"{spec}: TFDS dataset {parsed.name!r} is not prepared in "
-            f"{data_dir or 'the TFDS data directory (TFDS_DATA_DIR or ~/tensorflow_datasets)'}; "
-            f"prepare it first (`tfds build {parsed.name}`) or pass its data directory. "
-            f"TFDS said: {e}") from e
-    return _checked(_tfds_examples(spec, tfds.as_numpy(dataset)))
+    return _checked(_tfds_examples(spec, load_prepared(parse_tfds_spec(spec), spec, data_dir)))
 
 
 def _tfds_examples(spec: str, records) -> Iterator[QAExample]:

@@ -54,7 +54,7 @@ from typing import NamedTuple
 from input_pipeline import remote_files
 from input_pipeline.text.report import FileReport, InputReport
 from input_pipeline.text.sentences import split_sentences
-from input_pipeline.text.tfds_spec import PARAGRAPH_DATASETS, TfdsSpec, is_tfds_source, parse_tfds_spec
+from input_pipeline.text.tfds_spec import PARAGRAPH_DATASETS, TfdsSpec, is_tfds_source, load_prepared, parse_tfds_spec
 
 TEXT_FORMATS = ("lines", "paragraphs")
 # What a directory contributes: its files with these endings (not those of its subdirectories).
@@ -598,23 +598,9 @@ def _split_text(text: str) -> Iterator[str]:
 
 def _tfds_lines(spec: TfdsSpec, source: str, text_field: str, data_dir: str | None,
                 report: InputReport) -> Iterator[tuple[int, str | None]]:
-    # Imported here: it takes seconds, and only TFDS inputs need it.
-    import tensorflow_datasets as tfds
-
-    try:
-        dataset = tfds.load(spec.name, split=spec.split, data_dir=data_dir, download=False,
-                            shuffle_files=False)
-    except AssertionError as e:
-        # TFDS's way of saying the dataset was never prepared in this data directory.
-        raise FileNotFoundError(
-            f"{source}: TFDS dataset {spec.name!r} is not prepared in "
-            f"{data_dir or 'the TFDS data directory (TFDS_DATA_DIR or ~/tensorflow_datasets)'}; "
-            f"prepare it first (`tfds build {spec.name}`, or "
-            f"tfds.builder({spec.name!r}).download_and_prepare()) or pass its data directory. "
-            f"TFDS said: {e}") from e
     is_wiki40b = spec.dataset == "wiki40b"
     entry = report.file(source)
-    for index, example in enumerate(tfds.as_numpy(dataset)):
+    for index, example in enumerate(load_prepared(spec, source, data_dir)):
         entry.lines += 1  # An example is the "line" of a TFDS source.
         if text_field not in example:
             report.found(source, "records_without_text", index,

@@ -52,3 +52,23 @@ def parse_tfds_spec(spec: str) -> TfdsSpec:
     name = match["name"] + (f":{match['version']}" if match["version"] else "")
     return TfdsSpec(name=name, split=match["split"] or "train")
 
+
+def load_prepared(spec: TfdsSpec, source: str, data_dir: str | None = None):
+    """`spec`'s split as numpy examples, from a dataset already prepared in `data_dir` (nothing
+    is downloaded); one that is not prepared is a FileNotFoundError naming `source` and how to
+    prepare it."""
+    # Imported here: it takes seconds, and only TFDS inputs need it.
+    import tensorflow_datasets as tfds
+
+    try:
+        dataset = tfds.load(spec.name, split=spec.split, data_dir=data_dir, download=False,
+                            shuffle_files=False)
+    except AssertionError as e:
+        # TFDS's way of saying the dataset was never prepared in this data directory.
+        raise FileNotFoundError(
+            f"{source}: TFDS dataset {spec.name!r} is not prepared in "
+            f"{data_dir or 'the TFDS data directory (TFDS_DATA_DIR or ~/tensorflow_datasets)'}; "
+            f"prepare it first (`tfds build {spec.name}`, or "
+            f"tfds.builder({spec.name!r}).download_and_prepare()) or pass its data directory. "
+            f"TFDS said: {e}") from e
+    return tfds.as_numpy(dataset)
