@@ -37,11 +37,19 @@ def module_files(root: Path | None = None) -> list[Path]:
     return files
 
 
+def parse_source(path: Path) -> ast.Module | None:
+    """One standard-library source file's syntax tree; None for the few that are deliberately
+    invalid (e.g. bad encodings)."""
+    try:
+        return ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return None
+
+
 def docstrings(path: Path) -> list[str]:
     """The module, class and function docstrings of one source file, in source order."""
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError):  # A few files are deliberately invalid (e.g. bad encodings).
+    tree = parse_source(path)
+    if tree is None:
         return []
     found = []
     for node in ast.walk(tree):

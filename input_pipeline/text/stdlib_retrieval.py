@@ -18,7 +18,7 @@ import ast
 import dataclasses
 from pathlib import Path
 
-from input_pipeline.text.stdlib_corpus import is_held_out, module_files, stdlib_dir
+from input_pipeline.text.stdlib_corpus import is_held_out, module_files, parse_source, stdlib_dir
 
 # About 10% of the pairs (350 on Python 3.11) from 31 modules; 5% would leave 160 test queries.
 HELD_OUT_PERCENT = 10.0
@@ -70,9 +70,8 @@ def _words(text: str) -> list[str]:
 def docstring_pairs(path: Path, module: str, min_query_words: int = MIN_QUERY_WORDS,
                     min_document_words: int = MIN_DOCUMENT_WORDS) -> list[DocstringPair]:
     """The pairs of one source file, in source order (no deduplication)."""
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError):  # A few files are deliberately invalid (e.g. bad encodings).
+    tree = parse_source(path)
+    if tree is None:
         return []
     pairs = []
     for node in ast.walk(tree):
