@@ -161,6 +161,7 @@ def test_features_each_side_alone_cut_and_lower_cased(tmp_path):
     one, two, three, six, seven, eight = (tokenizer.ids[w] for w in ("one", "two", "three", "six", "seven", "eight"))
     np.testing.assert_array_equal(features.arrays["a_input_ids"], [[1, one, two, three, 2]])
     np.testing.assert_array_equal(features.arrays["b_input_ids"], [[1, six, 2, 0, 0]])
+    np.testing.assert_array_equal(features.arrays["negative_1_input_ids"], [[1, seven, eight, 2, 0]])
     np.testing.assert_array_equal(features.arrays["negative_1_input_mask"], [[1, 1, 1, 1, 0]])
     assert features.lengths.tolist() == [5] and report.truncated_examples == 1 and report.tokens_cut == 2
     assert "One" not in tokenizer.ids
