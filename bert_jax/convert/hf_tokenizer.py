@@ -1,7 +1,10 @@
 """The tokenizer files of a Hugging Face export, for either of our tokenizers.
 
 A WordPiece `vocab.txt` is written as `transformers.BertTokenizer` reads it (`vocab.txt`,
-`tokenizer_config.json`, `special_tokens_map.json`).
+`tokenizer_config.json`, `special_tokens_map.json`), with a `tokenizer.json` built by the Rust
+`tokenizers` library from the same vocab and casing (BERT's normalizer, pre-tokenizer, WordPiece
+with `##` continuations and the `[CLS] A [SEP] B [SEP]` template), the file that fast tokenizers
+and serving stacks (text-embeddings-inference) load.
 
 A SentencePiece model (`input_pipeline.tokenizers.sentencepiece_tokenizer`) is written ALBERT style: the
 model itself as `spiece.model`, and a `tokenizer.json` for the Rust `tokenizers` library that
@@ -9,9 +12,9 @@ encodes as `SentencePieceProcessor` does: the model's own precompiled normalizat
 its lower-casing), its whitespace handling, its Unigram pieces and scores (or BPE pieces, with
 merges ranked by score, as `transformers`' converter makes them), and BERT's `[CLS] A [SEP] B
 [SEP]` template with segment ids. `tokenizer_config.json` names `PreTrainedTokenizerFast`, so
-`transformers.AutoTokenizer` loads `tokenizer.json` exactly as written. The `tokenizer.json` is
-built here, from the model file, without `transformers` or `tokenizers` (neither is a dependency
-of this package), and loading it never converts the `.model` file (which needs a protobuf
+`transformers.AutoTokenizer` loads `tokenizer.json` exactly as written. That `tokenizer.json` is
+written here as JSON, from the model file (the `tokenizers` library has no builder for a
+precompiled SentencePiece normalization), and loading it never converts the `.model` file (which needs a protobuf
 runtime compatible with `transformers`' copy of SentencePiece's schema; TensorFlow pins protobuf).
 
 Why not `AlbertTokenizer`: it rebuilds its pipeline from the pieces with ALBERT's additions (``
@@ -27,10 +30,12 @@ import shutil
 from pathlib import Path
 
 import sentencepiece as spm
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
 
 from input_pipeline.tokenizers.loading import load_tokenizer
 from input_pipeline.tokenizers.sentencepiece_tokenizer import WORD_START, SentencePieceTokenizer
-from input_pipeline.tokenizers.wordpiece import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK
+from input_pipeline.tokenizers.wordpiece import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, load_vocab
 
 SPECIAL_TOKENS_MAP = {"unk_token": UNK, "sep_token": SEP, "pad_token": PAD, "cls_token": CLS,
                       "mask_token": MASK}
@@ -45,7 +50,7 @@ def write_tokenizer_files(vocab_file: str | Path, do_lower_case: bool, max_lengt
         files = _sentencepiece_files(vocab_file, max_length)
         shutil.copyfile(vocab_file, directory / "spiece.model")
     else:
-        files = _wordpiece_files(do_lower_case, max_length)
+        files = _wordpiece_files(vocab_file, do_lower_case, max_length)
         shutil.copyfile(vocab_file, directory / "vocab.txt")
     for name, content in files.items():
         (directory / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
@@ -53,8 +58,9 @@ def write_tokenizer_files(vocab_file: str | Path, do_lower_case: bool, max_lengt
     return [*files, "spiece.model" if isinstance(tokenizer, SentencePieceTokenizer) else "vocab.txt"]
 
 
-def _wordpiece_files(do_lower_case: bool, max_length: int) -> dict[str, dict]:
+def _wordpiece_files(vocab_file: str | Path, do_lower_case: bool, max_length: int) -> dict[str, dict]:
     return {
+        "tokenizer.json": wordpiece_tokenizer_json(vocab_file, do_lower_case),
         "tokenizer_config.json": {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
                                   "strip_accents": None, "tokenize_chinese_chars": True,
                                   "model_max_length": max_length, **SPECIAL_TOKENS_MAP},
@@ -71,6 +77,29 @@ def _sentencepiece_files(model_file: str | Path, max_length: int) -> dict[str, d
                                   "model_max_length": max_length, **SPECIAL_TOKENS_MAP},
         "special_tokens_map.json": SPECIAL_TOKENS_MAP,
     }
+
+
+# --- tokenizer.json for a WordPiece vocab. ---------------------------------------------------
+
+def wordpiece_tokenizer_json(vocab_file: str | Path, do_lower_case: bool) -> dict:
+    """The `tokenizers` pipeline that encodes as our `BertTokenizer` of `vocab_file` does (the one
+    `transformers.BertTokenizer` builds): BERT's normalizer (control characters removed, CJK
+    characters split off, lower-cased and accents stripped when `do_lower_case`), its
+    pre-tokenizer (whitespace and punctuation), WordPiece over the vocab's ids with `##`
+    continuations and words of over 100 characters as [UNK], the special tokens matched in the
+    raw text, and `[CLS] A [SEP] B [SEP]` with segment ids."""
+    vocab = load_vocab(vocab_file)  # our checks: no empty line, no token twice
+    tokenizer = Tokenizer(WordPiece(vocab, unk_token=UNK, continuing_subword_prefix="##",
+                                    max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                      strip_accents=do_lower_case, lowercase=do_lower_case)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))  # in id order: the vocab's own ids
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{CLS}:0 $A:0 {SEP}:0", pair=f"{CLS}:0 $A:0 {SEP}:0 $B:1 {SEP}:1",
+        special_tokens=[(CLS, vocab[CLS]), (SEP, vocab[SEP])])
+    return json.loads(tokenizer.to_str())
 
 
 # --- tokenizer.json for a SentencePiece model. ------------------------------------------------

@@ -9,6 +9,8 @@ their label lists, and fixed-length features for classification, regression and 
 * `labels`: label lists (from the training set or given), saved beside a model as JSON.
 * `truncation`: BERT's pair truncation and the report that counts every cut.
 * `features` / `tagging_features`: examples to numpy arrays for the model.
+* `sentence_pairs` / `sentence_features`: Sentence-BERT's NLI, STS and (anchor, positive[,
+  negative]) data (SNLI, MultiNLI, KorNLI, STS-B, KorSTS, KLUE-STS, any file), each side to arrays.
 * `squad_examples`, `qa_token_offsets`, `squad_features`: extractive QA (SQuAD v1.1/v2.0,
   KorQuAD 1.0, KLUE-MRC) read and cut into windows with a document stride.
 """

@@ -67,6 +67,29 @@ def read_delimited(path: str | os.PathLike, task: TaskFormat,
     return examples
 
 
+def read_table(path: str | os.PathLike, layout: str) -> Iterator[tuple[Location, dict[str, str]]]:
+    """(location, {column: value}) of each line of a TSV ("tsv", GLUE's quoting-free reading)
+    or CSV ("csv") file with a header line, for readers that name their own columns.
+
+    Raises `TaskDataError` naming the file and line for an empty file or a line with more or
+    fewer fields than the header.
+    """
+    path = os.fspath(path)
+    rows = _rows(path, delimiter="," if layout == "csv" else "\t", quoting=layout == "csv")
+    first = next(rows, None)
+    if first is None:
+        raise TaskDataError(Location(path, 1), None, "empty file; expected a header line and "
+                                                     "one example per line.")
+    _, columns = first
+    for line, values in rows:
+        if len(values) != len(columns):
+            raise TaskDataError(Location(path, line), None, f"{len(values)} fields where the header "
+                                                            f"has {len(columns)} ({columns}); check "
+                                                            f"for a stray tab or a line break "
+                                                            f"inside a text.")
+        yield Location(path, line), dict(zip(columns, values))
+
+
 def _rows(path: str, delimiter: str, quoting: bool) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of each non-blank row."""
     with remote_files.open_file(path, "rb") as f:

@@ -157,6 +157,12 @@ FORMATS: dict[str, TaskFormat] = {f.name: f for f in (
     TaskFormat("multi_nli", "tsv", "classification",
                Fields("sentence1", "sentence2", "gold_label"), _NLI, unlabeled_values=("-",),
                tfds_fields=_PREMISE),
+    # KorNLI (kakaobrain/KorNLUDatasets: snli_1.0_train.ko.tsv, multinli.train.ko.tsv,
+    # xnli.{dev,test}.ko.tsv), SNLI, MultiNLI and XNLI in Korean: sentence1, sentence2, gold_label.
+    TaskFormat("kornli", "tsv", "classification", Fields("sentence1", "sentence2", "gold_label"),
+               _NLI, unlabeled_values=("-",)),
+    # KorSTS (sts-{train,dev,test}.tsv): genre, filename, year, id, score (0-5), sentence1, sentence2.
+    TaskFormat("korsts", "tsv", "regression", Fields("sentence1", "sentence2", "score")),
     # KLUE's JSON files (arrays of objects): ynat-v1.1_*.json, klue-nli-v1.1_*.json,
     # klue-sts-v1.1_*.json. Label orders as Hugging Face's `klue` dataset.
     TaskFormat("klue/ynat", "json", "classification", Fields("title"),

@@ -29,6 +29,23 @@ def read_json_records(path: str | os.PathLike, task: TaskFormat,
     an object, a missing field, an empty text or label, a bad score, or words and tags of
     different lengths.
     """
+    examples = []
+    for location, record in read_objects(path, task.layout):
+        if fields is None:
+            fields = task.fields or infer_fields(list(record), location, task.task_type == "tagging")
+        if task.task_type == "tagging":
+            examples.append(tagged_sentence(record, fields, task, location))
+        else:
+            examples.append(text_example(record, fields, task, location))
+    return examples
+
+
+def read_objects(path: str | os.PathLike, layout: str) -> Iterator[tuple[Location, Mapping]]:
+    """(location, object) of each record of a JSON Lines ("jsonl") or JSON array ("json") file.
+
+    Raises `TaskDataError` naming the file and line for text that is not UTF-8, invalid JSON or
+    a record that is not an object.
+    """
     path = os.fspath(path)
     with remote_files.open_file(path, "rb") as f:
         data = f.read()
@@ -38,19 +55,12 @@ def read_json_records(path: str | os.PathLike, task: TaskFormat,
         line = data.count(b"\n", 0, e.start) + 1
         raise TaskDataError(Location(path, line), None, f"not UTF-8 ({e.reason}); convert the "
                                                         f"file to UTF-8.") from None
-    records = _json_lines(path, text) if task.layout == "jsonl" else _json_array(path, text)
-    examples = []
+    records = _json_lines(path, text) if layout == "jsonl" else _json_array(path, text)
     for location, record in records:
         if not isinstance(record, Mapping):
             raise TaskDataError(location, None, f"expected a JSON object, found "
                                                 f"{type(record).__name__}.")
-        if fields is None:
-            fields = task.fields or infer_fields(list(record), location, task.task_type == "tagging")
-        if task.task_type == "tagging":
-            examples.append(tagged_sentence(record, fields, task, location))
-        else:
-            examples.append(text_example(record, fields, task, location))
-    return examples
+        yield location, record
 
 
 def text_example(record: Mapping, fields: Fields, task: TaskFormat, location: Location) -> TextExample:

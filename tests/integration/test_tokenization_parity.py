@@ -1,6 +1,6 @@
 """Tokenizer parity with transformers at scale: real text with an uncased and a genuinely cased
 vocab, text in many scripts, random Unicode, long words, and BERT's character classes over every
-code point."""
+code point; the tokenizer.json of a WordPiece export gives our ids on the same text."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import sys
 import unicodedata
 
 import pytest
+import tokenizers
 from conftest import pydoc_topic_lines, stdlib_docstring_lines, stdlib_non_english_lines
 
-from tests.support.tokenizer_pairs import CASED, UNCASED, VOCAB_CASINGS, assert_same_ids
+from bert_jax.convert.hf_tokenizer import write_tokenizer_files
+from tests.support.tokenizer_pairs import CASED, UNCASED, VOCAB_CASINGS, assert_same_ids, transformers
 
 CORPORA = {
     "docstrings": (stdlib_docstring_lines, 20_000),
@@ -93,3 +95,26 @@ def test_max_input_chars_per_word_matches_transformers(max_chars, hf_tokenizer, 
     # The setting takes effect: a 150-character word is [UNK] only under the lower limit.
     tokens = our_tokenizer(UNCASED, max_chars).tokenize("abcdefghij" * 15)
     assert (tokens == ["[UNK]"]) == (max_chars < 150)
+
+
+@pytest.mark.parametrize("do_lower_case, vocab", VOCAB_CASINGS)
+def test_exported_tokenizer_json_matches_ours(do_lower_case, vocab, vocab_path, our_tokenizer, tmp_path):
+    """The tokenizer.json of a WordPiece export, as `tokenizers` (what text-embeddings-inference
+    runs) reads it, gives our ids on every corpus above, random Unicode and typed special tokens;
+    `transformers.AutoTokenizer` loads it with no vocab.txt beside it, and adds [CLS] A [SEP] B
+    [SEP] with segment ids."""
+    write_tokenizer_files(vocab_path(vocab), do_lower_case, 128, tmp_path)
+    fast = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = our_tokenizer(do_lower_case, vocab=vocab)
+    texts = [line for lines_of, _ in CORPORA.values() for line in lines_of()]
+    texts += _random_unicode_texts(3000, seed=99) + ["a [MASK] b [SEP] [CLS]x [PAD][UNK]"]
+    encodings = fast.encode_batch(texts, add_special_tokens=False)
+    mismatches = [(text, e.tokens) for text, e in zip(texts, encodings) if e.ids != ours.encode(text)]
+    assert not mismatches, f"{len(mismatches)} of {len(texts)} texts differ, e.g. {mismatches[:3]}"
+
+    (tmp_path / "vocab.txt").unlink()
+    auto = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    pair = auto("The first text.", "Ça va?")
+    first, second = ours.encode("The first text."), ours.encode("Ça va?")
+    assert pair["input_ids"] == [ours.cls_id, *first, ours.sep_id, *second, ours.sep_id]
+    assert pair["token_type_ids"] == [0] * (len(first) + 2) + [1] * (len(second) + 1)

@@ -89,8 +89,8 @@ def test_export_refuses_to_overwrite_a_foreign_directory(tmp_path, uncased_vocab
 def test_export_writes_the_tokenizer_files(exported):
     config, _, out = exported
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.txt",
-                                                "tokenizer_config.json", "special_tokens_map.json",
-                                                MARKER_NAME}
+                                                "tokenizer.json", "tokenizer_config.json",
+                                                "special_tokens_map.json", MARKER_NAME}
     special = json.loads((out / "special_tokens_map.json").read_text())
     assert special == {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                        "cls_token": "[CLS]", "mask_token": "[MASK]"}

@@ -90,7 +90,7 @@ def test_overwrite_replaces_only_the_files_of_the_earlier_export(tmp_path, uncas
     (out / "onnx").mkdir()
     (out / "onnx" / "x.onnx").write_bytes(b"onnx")
     before = tree(out)
-    with pytest.raises(FileExistsError, match=rf"--output {out} holds an earlier export \(5 files by "
+    with pytest.raises(FileExistsError, match=rf"--output {out} holds an earlier export \(6 files by "
                        r"bert-jax export, listed in .bert-jax-export.json\); pass --overwrite"):
         export("huggingface", out, uncased_vocab_path, seed=1)
     assert tree(out) == before

@@ -35,11 +35,7 @@ from bert_jax.tasks.sentence_embeddings.losses import (
     nli_logits,
 )
 from bert_jax.training.objective import Batch, Metrics, Objective, Sums
-
-
-def side_names(num_sides: int) -> tuple[str, ...]:
-    """The sides of a batch's examples: "a", "b", then "negative_1", "negative_2", ..."""
-    return ("a", "b", *(f"negative_{i}" for i in range(1, num_sides - 1)))[:num_sides]
+from input_pipeline.tasks.sentence_features import side_names
 
 
 class SentenceObjective(Objective):
