@@ -19,6 +19,8 @@ _PUBLIC_NAMES = {
     # Pretraining.
     "load_config": "bert_jax.config.files:load_config",
     "train_and_evaluate": "bert_jax.training.loop:train_and_evaluate",
+    # Fine-tuning.
+    "finetune": "bert_jax.tasks.finetuning:finetune",
     # Checkpoints, ours and others'.
     "load_trained_params": "bert_jax.state.trained_params:load_trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export:export_to_huggingface",

@@ -66,12 +66,12 @@ def run(args: argparse.Namespace) -> None:
     # A save that failed leaves orbax's coroutines for the other items unawaited; the warning
     # about each comes at exit, after the message that says what failed.
     warnings.filterwarnings("ignore", r"coroutine '\w+CheckpointHandler\.\w+' was never awaited", RuntimeWarning)
-    with background_errors_to(_details_file(args.workdir)):
+    with background_errors_to(details_file(args.workdir)):
         results = train_and_evaluate(config, args.workdir)
     print(json.dumps(results, indent=2))
 
 
-def _details_file(workdir: str) -> str:
+def details_file(workdir: str) -> str:
     """Where the tracebacks of background errors go: `workdir/errors.log`; a temporary file for a
     bucket, which cannot be appended to."""
     if remote_files.is_remote(workdir):

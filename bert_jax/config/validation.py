@@ -51,6 +51,9 @@ def sentence_config(config: ml_collections.ConfigDict) -> SentenceConfig:
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ValueError naming every field that breaks a rule, before anything is compiled."""
+    if "task" in config:
+        raise ValueError("this is a fine-tuning config (it has a task section): run it with "
+                         "`bert-jax finetune --config ...`, not `bert-jax pretrain`.")
     errors: list[str] = []
     try:
         model = bert_config(config)
@@ -91,7 +94,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                   "max_consecutive_nonfinite"):
         if train[field] < 1:
             errors.append(f"train.{field}={train[field]} must be at least 1.")
-    errors += _mesh_errors(config, model, num_devices, num_processes)
+    errors += mesh_errors(config, model, num_devices, num_processes)
     if train.global_batch_size % num_processes:
         errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible by "
                       f"the number of processes {num_processes}.")
@@ -120,7 +123,7 @@ def _phase_errors(data: ml_collections.ConfigDict, prefix: str, model: BertConfi
     return errors
 
 
-def _mesh_errors(config: ml_collections.ConfigDict, model: BertConfig | None, num_devices: int,
+def mesh_errors(config: ml_collections.ConfigDict, model: BertConfig | None, num_devices: int,
                  num_processes: int) -> list[str]:
     """The mesh fits the devices and processes, and splits evenly every model axis and the
     batch that its rules shard."""

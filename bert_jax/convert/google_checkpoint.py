@@ -144,6 +144,12 @@ class _CheckpointVariables(Mapping):
         return len(self._shapes)
 
 
+def vocab_do_lower_case(vocab_file: str | None) -> bool:
+    """Whether text is lower-cased for a Google checkpoint whose vocab is `vocab_file`: unless
+    the vocab is cased (`_vocab_is_cased`); True without a vocab, as BERT's default."""
+    return not _vocab_is_cased(vocab_file) if vocab_file else True
+
+
 def _vocab_is_cased(vocab_file: str) -> bool:
     """Whether a WordPiece vocab keeps case: an uncased one holds no token that lower-casing
     would change, outside its bracketed special tokens (upper-case letters without a lower-case
@@ -183,7 +189,7 @@ def load_google_checkpoint(path: str, vocab_file: str | None = None, model_kind:
     if vocab_file is None:
         beside = os.path.join(os.path.dirname(prefix), "vocab.txt")
         vocab_file = beside if remote_files.exists(beside) else None
-    do_lower_case = not _vocab_is_cased(vocab_file) if vocab_file else True
+    do_lower_case = vocab_do_lower_case(vocab_file)
     return ImportedModel(config=config, params=params, missing=missing, ignored=ignored,
                          vocab_file=vocab_file, do_lower_case=do_lower_case, source=prefix,
                          kind="Google TensorFlow", model_kind=model_kind, num_labels=num_labels)

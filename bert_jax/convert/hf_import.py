@@ -155,7 +155,7 @@ def from_huggingface_state_dict(tensors: dict[str, np.ndarray], config: BertConf
     return params, missing, ignored
 
 
-def _tokenizer(directory: Path) -> tuple[str | None, bool]:
+def tokenizer_files(directory: Path) -> tuple[str | None, bool]:
     """(vocab file, do_lower_case) of the directory's tokenizer: vocab.txt (WordPiece) or
     spiece.model (SentencePiece), or (None, True) when it has neither."""
     if (directory / "vocab.txt").is_file():
@@ -190,7 +190,7 @@ def load_huggingface(directory: str | os.PathLike, model_kind: str = "pretrainin
         num_labels = len(labels) or hf.get("num_labels", 2)
     params, missing, ignored = from_huggingface_state_dict(read_weights(directory), config, str(directory),
                                                            model_kind, num_labels)
-    vocab_file, do_lower_case = _tokenizer(directory)
+    vocab_file, do_lower_case = tokenizer_files(directory)
     return ImportedModel(config=config, params=params, missing=missing, ignored=ignored,
                          vocab_file=vocab_file, do_lower_case=do_lower_case,
                          source=str(directory), kind="Hugging Face", model_kind=model_kind,

@@ -14,11 +14,14 @@ Each gives an `ImportedModel` (`bert_jax.convert.imported`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import jax
+import ml_collections
 
 from bert_jax.config.validation import bert_config
 from bert_jax.convert import google_checkpoint, hf_import
@@ -47,6 +50,52 @@ def load_workdir(workdir: str | os.PathLike, step: int | None = None) -> Importe
                          missing=[], ignored=[], vocab_file=config.data.vocab_file or None,
                          do_lower_case=config.data.do_lower_case,
                          source=f"{os.fspath(workdir)} (step {step})", kind="bert-jax")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceModel:
+    """What a source says of its model without loading its weights: the shape and function
+    (`config`), and the tokenizer it was trained with (`vocab_file` None: the source has none)."""
+    config: BertConfig
+    vocab_file: str | None
+    do_lower_case: bool
+
+
+def source_model(source: str | os.PathLike) -> SourceModel:
+    """The model at `source` (as `load_pretrained` tells sources apart) read from its config file
+    alone: a work directory's `config.json`, a Hugging Face directory's `config.json`, a Google
+    checkpoint's `bert_config.json`. What a run starting from `source` takes its shape from."""
+    source = os.fspath(source)
+    if is_workdir(source):
+        config = ml_collections.ConfigDict(_read_json(os.path.join(source, "config.json")))
+        return SourceModel(dataclasses.replace(bert_config(config), scan_layers=False),
+                           config.data.get("vocab_file") or None, config.data.get("do_lower_case", True))
+    if hf_import.is_huggingface_directory(source):
+        path = os.path.join(source, "config.json")
+        vocab_file, do_lower_case = hf_import.tokenizer_files(Path(source))
+        return SourceModel(hf_import.bert_config_from_huggingface(_read_json(path), path),
+                           vocab_file, do_lower_case)
+    found = google_checkpoint.find_checkpoint(source)
+    if found is not None:
+        config_file, prefix = found
+        vocab_file = os.path.join(os.path.dirname(prefix), "vocab.txt")
+        vocab_file = vocab_file if remote_files.exists(vocab_file) else None
+        return SourceModel(google_checkpoint.bert_config_from_google(_read_json(config_file), config_file),
+                           vocab_file, google_checkpoint.vocab_do_lower_case(vocab_file))
+    return load_pretrained(source)  # raises the error that says what the path is not
+
+
+def source_config(source: str | os.PathLike) -> BertConfig:
+    """The shape and function of the model at `source` (`source_model`)."""
+    return source_model(source).config
+
+
+def _read_json(path: str) -> dict:
+    with remote_files.open_file(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}: not JSON ({e.msg}).") from None
 
 
 def load_pretrained(source: str | os.PathLike, vocab_file: str | None = None, model_kind: str = "pretraining",

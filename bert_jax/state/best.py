@@ -100,3 +100,17 @@ def load_best_params(workdir: str | os.PathLike) -> tuple[Any, ml_collections.Co
     finally:
         manager.close()
     return restored["params"], ml_collections.ConfigDict(restored["config"]), step, metrics
+
+
+def best_metrics(workdir: str | os.PathLike) -> tuple[int, dict[str, float]] | None:
+    """(step, metrics) of the best evaluation kept in `workdir`, without reading its
+    parameters; None if none is kept."""
+    directory = best_directory(workdir)
+    if not remote_files.isdir(directory):  # checked first: a manager would create the directory
+        return None
+    manager = ocp.CheckpointManager(directory, item_names=("params", "config"))
+    try:
+        step = manager.latest_step()
+        return None if step is None else (step, dict(manager.metrics(step)))
+    finally:
+        manager.close()

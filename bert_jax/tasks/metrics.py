@@ -106,6 +106,10 @@ TASK_METRICS: dict[str, TaskMetrics] = {
     "klue/sts": TaskMetrics("regression", ("pearson", "f1"), "pearson"),
     "klue/ner": TaskMetrics("tagging", ("entity_macro_f1", "char_macro_f1"), "entity_macro_f1"),
     "conll2003": TaskMetrics("tagging", ("precision", "recall", "f1", "accuracy"), "f1"),
+    # Any other data, by the task's type (`bert-jax finetune` without a known --format).
+    "classification": _ACCURACY,
+    "regression": TaskMetrics("regression", ("pearson", "spearman"), "score"),
+    "tagging": TaskMetrics("tagging", ("precision", "recall", "f1", "accuracy"), "f1"),
 }
 
 # KLUE-STS counts a pair as a paraphrase from this score up (its "binary-label").

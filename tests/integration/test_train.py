@@ -12,6 +12,7 @@ import pytest
 
 from bert_jax.config.defaults import default_config
 from bert_jax.config.files import config_names, load_config
+from bert_jax.config.finetuning import is_finetuning_config
 from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config, validate
 from bert_jax.state.optimizer import decay_mask, learning_rate_schedule
@@ -152,8 +153,9 @@ def test_config_validation_names_the_fields():
     assert "data.train_files is empty" in message
 
 
-@pytest.mark.parametrize("name", config_names())
+@pytest.mark.parametrize("name", [n for n in config_names() if not is_finetuning_config(load_config(n))])
 def test_every_config_loads_and_validates(name):
+    # (The fine-tuning configs have their own test: tests/unit/test_finetuning_config.py.)
     config = load_config(name, ["data.train_files=shards/"])
     validate(config, num_devices=1)
     bert_config(config)
