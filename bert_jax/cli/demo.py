@@ -19,6 +19,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--config", default="cpu_demo", help="config name in configs/ or path")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field, e.g. --set train.global_batch_size=16")
+    p.add_argument("--task", choices=("pretraining", "classification"), default="pretraining",
+                   help="classification: after pretraining, fine-tune on which standard-library package a "
+                   "docstring is from, starting from random weights, from the demo's pretraining and from "
+                   "MiniLM, next to the majority class")
+    p.add_argument("--finetune-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="with --task classification: override a fine-tuning config field, "
+                   "e.g. --finetune-set train.num_epochs=1")
     return p
 
 
@@ -36,5 +43,10 @@ def run(args: argparse.Namespace) -> None:
             base = load_config(args.config)
             overrides.append("optimizer.warmup_steps="
                              f"{round(base.optimizer.warmup_steps * args.steps / base.train.num_steps)}")
-    run_demo(DemoOptions(workdir=args.workdir, vocab_file=args.vocab, vocab_size=args.vocab_size,
-                         dupe_factor=args.dupe_factor, config=args.config, overrides=tuple(overrides)))
+    options = DemoOptions(workdir=args.workdir, vocab_file=args.vocab, vocab_size=args.vocab_size,
+                          dupe_factor=args.dupe_factor, config=args.config, overrides=tuple(overrides))
+    if args.task == "classification":
+        from bert_jax.demos.classification import ClassificationDemoOptions, run_classification_demo
+        run_classification_demo(ClassificationDemoOptions(pretraining=options, overrides=tuple(args.finetune_set)))
+    else:
+        run_demo(options)
