@@ -21,6 +21,7 @@ _PUBLIC_NAMES = {
     "train_and_evaluate": "bert_jax.training.loop:train_and_evaluate",
     # Fine-tuning.
     "finetune": "bert_jax.tasks.finetuning:finetune",
+    "run_glue": "bert_jax.tasks.glue:run_glue",
     # Checkpoints, ours and others'.
     "load_trained_params": "bert_jax.state.trained_params:load_trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export:export_to_huggingface",

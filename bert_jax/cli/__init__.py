@@ -6,6 +6,7 @@
   bert-jax create-data   text -> masked, NSP-paired shards    (bert_jax.create_pretraining_data)
   bert-jax pretrain      train from a config in a work dir     (bert_jax.train_and_evaluate)
   bert-jax finetune      fine-tune on a task, best checkpoint  (bert_jax.finetune)
+  bert-jax glue          the GLUE tasks of a directory, table  (bert_jax.run_glue)
   bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.export_to_huggingface)
   bert-jax import        Hugging Face / Google BERT -> work dir (bert_jax.import_to_workdir)
   bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.FillMask)
@@ -31,6 +32,7 @@ from bert_jax.cli import (
     export_serving,
     fill_mask,
     finetune,
+    glue,
     import_checkpoint,
     nsp,
     pretrain,
@@ -40,7 +42,7 @@ from bert_jax.cli.exit_status import run_subcommand
 from bert_jax.cli.logging_setup import configure_logging
 
 # In the order --help lists them.
-SUBCOMMANDS = (demo, vocab, create_data, pretrain, finetune, export, import_checkpoint, fill_mask, nsp, encode,
+SUBCOMMANDS = (demo, vocab, create_data, pretrain, finetune, glue, export, import_checkpoint, fill_mask, nsp, encode,
                export_serving)
 
 

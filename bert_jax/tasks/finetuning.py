@@ -39,6 +39,7 @@ from bert_jax.config.finetuning import (
     validate_finetuning,
 )
 from bert_jax.convert.sources import source_model
+from bert_jax.model import BertConfig
 from bert_jax.model.task_heads import model_of_kind
 from bert_jax.state.best import best_metrics
 from bert_jax.tasks.classification import SequenceClassificationObjective
@@ -156,7 +157,7 @@ def _finetune_one(config: ml_collections.ConfigDict, workdir: str, on_report: Re
     return results
 
 
-def task_objective(task_type: str, model_config, labels: LabelList | None) -> HeadObjective:
+def task_objective(task_type: str, model_config: BertConfig, labels: LabelList | None) -> HeadObjective:
     """The head of `task_type` on a BERT of `model_config`, with its loss."""
     if task_type in ("classification", "regression"):
         num_labels = 1 if task_type == "regression" else len(labels)

@@ -2,8 +2,9 @@
 
 The suite runs in one process whose JAX has started with the devices it has (one CPU, unless
 `XLA_FLAGS=--xla_force_host_platform_device_count=8` was set before): there the mesh tests of
-global negatives, GradCache and the Sentence-BERT ranking objectives skip. Here they run in a pytest subprocess that asks for 8 fake CPU
-devices, and each must pass: a skip fails this test as a failure would.
+global negatives, GradCache, the Sentence-BERT ranking objectives and the fine-tuning step skip.
+Here they run in a pytest subprocess that asks for 8 fake CPU devices, and each must pass: a skip
+fails this test as a failure would.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ MESH_TESTS = (
     "tests/unit/test_global_negatives.py::test_sharded_batch_on_a_mesh_gives_the_whole_batch_loss",
     "tests/integration/test_gradient_cache.py::test_gradient_cache_with_global_negatives_on_a_mesh",
     "tests/integration/test_sentence_objectives.py::test_ranking_on_a_mesh_equals_one_device",
+    "tests/integration/test_finetuning_mesh.py::test_the_finetuning_step_on_a_mesh_equals_one_device",
 )
-# 3 meshes x 2 numbers of negatives, GradCache on one mesh, and the ranking objectives (pairs,
-# triplets) with and without the gradient cache.
-EXPECTED = 11
+# 3 meshes x 2 numbers of negatives, GradCache on one mesh, the ranking objectives (pairs,
+# triplets) with and without the gradient cache, and the four fine-tuning objectives.
+EXPECTED = 15
 
 
 def test_the_8_device_unit_tests_pass_on_8_devices(tmp_path):

@@ -66,8 +66,9 @@ def test_every_broken_rule_is_named_with_its_field(files):
                      "optimizer.learning_rate=0.0 must be positive", "data.train_file=",
                      "missing.tsv' does not exist", "train.init_from=", "nowhere' does not exist",
                      "mesh.shape", "task.text_fields='a,b,c' names one text field or two",
-                     "task.pair_truncation='middle'", "task.metric='f1' picks the best evaluation, but "
-                     "data.eval_file is empty", "task.max_seq_length=2 exceeds model.max_position_embeddings=1"):
+                     "task.pair_truncation='middle'",
+                     "task.metric='f1' picks the best evaluation, but data.eval_file is empty",
+                     "task.max_seq_length=2 exceeds model.max_position_embeddings=1"):
         assert expected in message, expected
     qa = _config("finetune_glue", files, "task.type=qa", "task.max_seq_length=64")
     with pytest.raises(ValueError, match=r"task.max_seq_length=64 must be at least 68 \(task.max_query_length"):

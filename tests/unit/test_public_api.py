@@ -27,6 +27,7 @@ EXPECTED = {
     "load_config": "bert_jax.config.files",
     "train_and_evaluate": "bert_jax.training.loop",
     "finetune": "bert_jax.tasks.finetuning",
+    "run_glue": "bert_jax.tasks.glue",
     "load_trained_params": "bert_jax.state.trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export",
     "import_to_workdir": "bert_jax.convert.workdir_import",
