@@ -147,8 +147,8 @@ def test_question_answering_matches_run_squad(tmp_path, monkeypatch):
         written = {name: str(tmp_path / f"{version_2}-{name}") for name in ("p", "n", "o")}
         google.write_predictions(theirs_examples, features, results, 20, 15, True,
                                  written["p"], written["n"], written["o"])
-        expected = json.loads(open(written["p"]).read())
-        expected_nbest = json.loads(open(written["n"]).read())
+        expected = json.loads(Path(written["p"]).read_text())
+        expected_nbest = json.loads(Path(written["n"]).read_text())
 
         predictions, *_ = ours.predict(examples, config, max_answer_length=15,
                                        version_2_with_negative=version_2)
@@ -158,7 +158,7 @@ def test_question_answering_matches_run_squad(tmp_path, monkeypatch):
             np.testing.assert_allclose([e["probability"] for e in predictions.nbest[qid]],
                                        [e["probability"] for e in nbest], atol=TOLERANCE)
         if version_2:
-            null_odds = json.loads(open(written["o"]).read())
+            null_odds = json.loads(Path(written["o"]).read_text())
             np.testing.assert_allclose([predictions.null_odds[q] for q in null_odds], list(null_odds.values()),
                                        atol=TOLERANCE)
         # Called, the class answers with the same spans, located in the context.
