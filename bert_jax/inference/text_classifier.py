@@ -33,13 +33,13 @@ class TextClassifier(TaskPredictor):
         return len(self.labels) == 1 or self.problem_type == "regression"
 
     def encode(self, inputs: Sequence[TextInput], truncate: bool = False,
-               first_line: int | None = None) -> list[Tokens]:
+               where: Sequence[str] | None = None) -> list[Tokens]:
         """The model inputs: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (pairs cut as BERT's
-        `run_classifier.py` cuts them when `truncate`). Errors name the input by number (or by
-        line from `first_line`)."""
+        `run_classifier.py` cuts them when `truncate`). Errors name the input by `where` (e.g.
+        "file:line"), or by number."""
         sequences = []
         for i, text in enumerate(inputs):
-            what = f"input {i + 1}" if first_line is None else f"line {first_line + i}"
+            what = f"input {i + 1}" if where is None else where[i]
             if isinstance(text, str):
                 sequences.append(single_sequence(self.tokenizer, text, self.buckets.max_length,
                                                  truncate, what))
