@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from bert_jax.cli import main
 from tests.support.task_models import VOCAB, tiny_transformers_model
