@@ -16,9 +16,11 @@ from typing import Any
 import jax
 import numpy as np
 
+from bert_jax.config.validation import bert_config
 from bert_jax.convert.sources import is_workdir, load_pretrained
 from bert_jax.inference.batching import BucketedModel, ShapeBuckets, Tokenizer
 from bert_jax.model import BertConfig, model_of_kind
+from bert_jax.state.trained_params import load_saved_params
 from input_pipeline import remote_files
 from input_pipeline.tasks.labels import LABELS_FILE, load_labels
 from input_pipeline.tokenizers.loading import load_tokenizer
@@ -52,8 +54,9 @@ def _labels_beside(path: str) -> tuple[str, ...] | None:
 def load_task_model(path: str | os.PathLike, kind: str, step: int | None = None,
                     dtype: str | None = None) -> TaskModel:
     """A model of `kind` ("sequence_classification", "token_classification",
-    "question_answering") from a Hugging Face directory or a Google checkpoint (`run_classifier.py`'s
-    and `run_squad.py`'s outputs), with its labels (see the module docstring).
+    "question_answering") from a fine-tuning work directory (its newest checkpoint, or `step`), a
+    Hugging Face directory or a Google checkpoint (`run_classifier.py`'s and `run_squad.py`'s
+    outputs), with its labels (see the module docstring).
 
     Raises:
       ValueError: if the source lacks the task head (a pretrained model that was never fine-tuned
@@ -62,9 +65,7 @@ def load_task_model(path: str | os.PathLike, kind: str, step: int | None = None,
     """
     path = os.fspath(path)
     if is_workdir(path):
-        raise ValueError(
-            f"{path} is a work directory; its checkpoints are read for inference through an "
-            f"export: `bert-jax export --workdir {path} --output DIR`, then --model DIR.")
+        return _load_workdir(path, kind, step, dtype)
     if step is not None:
         raise ValueError(f"{path} is not a work directory; --step applies to work directories only.")
     imported = load_pretrained(path, model_kind=kind)
@@ -83,6 +84,38 @@ def load_task_model(path: str | os.PathLike, kind: str, step: int | None = None,
     return TaskModel(jax.device_put(imported.params), config,
                      load_tokenizer(imported.vocab_file, do_lower_case=imported.do_lower_case),
                      kind, tuple(labels), imported.problem_type, imported.source)
+
+
+def _head_of(params: Any) -> tuple[str, int] | None:
+    """(model kind, outputs) of the task head a parameter tree holds, if any."""
+    if "qa_outputs" in params:
+        return "question_answering", 2
+    if "classifier" in params:
+        outputs = params["classifier"]["kernel"].shape[-1]
+        pooled = "pooler" in params["bert"]  # transformers' token classifier has no pooler, as ours
+        return ("sequence_classification" if pooled else "token_classification"), outputs
+    return None
+
+
+def _load_workdir(path: str, kind: str, step: int | None, dtype: str | None) -> TaskModel:
+    """A fine-tuned model from a work directory's checkpoint (the newest that restores, or
+    `step`), its vocab the run's `data.vocab_file`, its labels the `labels.json` there."""
+    params, run_config, step = load_saved_params(path, step)
+    head = _head_of(params)
+    if head is None or head[0] != kind:
+        found = f"a {head[0].replace('_', ' ')} head" if head else "no task head (a pretraining run?)"
+        raise ValueError(f"{path} (step {step}) holds {found}; {kind.replace('_', ' ')} needs a model "
+                         f"fine-tuned for it.")
+    config = bert_config(run_config)
+    if dtype is not None:
+        config = dataclasses.replace(config, dtype=dtype)
+    labels = _labels_beside(path) or default_labels(head[1])
+    if kind != "question_answering" and len(labels) != head[1]:
+        raise ValueError(f"{path}: {len(labels)} label names in {LABELS_FILE} ({list(labels)}) for a "
+                         f"head of {head[1]} outputs; the names must be the model's, one per output.")
+    tokenizer = load_tokenizer(run_config.data.vocab_file, do_lower_case=run_config.data.do_lower_case)
+    return TaskModel(params, config, tokenizer, kind, tuple(labels),
+                     "regression" if head[1] == 1 else "", f"{path} (step {step})")
 
 
 class TaskPredictor(BucketedModel):
