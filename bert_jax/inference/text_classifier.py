@@ -59,8 +59,8 @@ class TextClassifier(TaskPredictor):
 
     def __call__(self, inputs: TextInput | Sequence[TextInput], truncate: bool = False,
                  all_scores: bool = False) -> list[dict] | list[list[dict]]:
-        """For each input (a text, or a (text, text_pair) tuple), `{"label", "score"}` of the
-        most probable label; with `all_scores`, a list of them for every label, in label order.
+        """For each input (a text, or a pair as a tuple (text, text_pair); a list of two texts is
+        two inputs), `{"label", "score"}` of the most probable label; with `all_scores`, a list of them for every label, in label order.
         A regression model's score is its prediction.
 
         A text longer than the model takes raises ValueError, unless `truncate`.

@@ -105,6 +105,7 @@ class TokenClassifier(TaskPredictor):
         return results
 
     def _groups(self, tokens: list[dict]) -> list[dict]:
+        """Adjacent tokens joined into entities as the pipeline's `group_entities` joins them."""
         groups: list[list[dict]] = []
         for token in tokens:
             if groups:
@@ -120,7 +121,8 @@ class TokenClassifier(TaskPredictor):
 
     def _tokens_to_string(self, tokens: list[dict]) -> str:
         """The group's tokens joined as the exported tokenizer's `convert_tokens_to_string` joins
-        them (WordPiece: an `[UNK]` as the text it covers, as the pipeline does)."""
+        them (WordPiece: an `[UNK]` as the text it covers, as the pipeline does; SentencePiece:
+        decoded as our export's tokenizer.json decodes, `pipeline_decode`)."""
         if isinstance(self.tokenizer, SentencePieceTokenizer):
             return pipeline_decode(self.tokenizer, [t["id"] for t in tokens])
         return join_tokens(t["word"] for t in tokens)
