@@ -32,6 +32,9 @@ _PUBLIC_NAMES = {
     "FillMask": "bert_jax.inference.fill_mask:FillMask",
     "NextSentencePredictor": "bert_jax.inference.next_sentence:NextSentencePredictor",
     "SentenceEncoder": "bert_jax.inference.encode:SentenceEncoder",
+    "TextClassifier": "bert_jax.inference.text_classifier:TextClassifier",
+    "TokenClassifier": "bert_jax.inference.token_classifier:TokenClassifier",
+    "QuestionAnswerer": "bert_jax.inference.question_answerer:QuestionAnswerer",
     "export_serving": "bert_jax.inference.serving_export:export_serving",
     # Everything at once, on a CPU.
     "DemoOptions": "bert_jax.demos.pretraining:DemoOptions",

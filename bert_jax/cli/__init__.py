@@ -12,6 +12,7 @@
   bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.FillMask)
   bert-jax nsp           P(sentence B follows sentence A)      (bert_jax.NextSentencePredictor)
   bert-jax encode        sentence and token vectors            (bert_jax.SentenceEncoder)
+  bert-jax predict       a fine-tuned model's predictions for a file (bert_jax.TextClassifier, ...)
   bert-jax export-serving  StableHLO / SavedModel for serving  (bert_jax.export_serving)
 
 Heavy libraries are imported inside the subcommands, so `--help` answers at once.
@@ -35,6 +36,7 @@ from bert_jax.cli import (
     glue,
     import_checkpoint,
     nsp,
+    predict,
     pretrain,
     vocab,
 )
@@ -43,7 +45,7 @@ from bert_jax.cli.logging_setup import configure_logging
 
 # In the order --help lists them.
 SUBCOMMANDS = (demo, vocab, create_data, pretrain, finetune, glue, export, import_checkpoint, fill_mask, nsp, encode,
-               export_serving)
+               predict, export_serving)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,7 +33,8 @@ class Tokens(NamedTuple):
     segments: list[int]
 
 
-def _too_long(what: str, length: int, max_length: int) -> ValueError:
+def too_long(what: str, length: int, max_length: int) -> ValueError:
+    """The error for an input of `length` tokens where the model takes `max_length`."""
     return ValueError(f"{what} is {length} tokens with [CLS] and [SEP]; the model takes at most "
                       f"{max_length}. Shorten it, or truncate (truncate=True, --truncate).")
 
@@ -45,7 +46,7 @@ def single_sequence(tokenizer: Tokenizer, text: str, max_length: int, truncate: 
     ids = tokenizer.encode(text)
     if len(ids) + 2 > max_length:
         if not truncate:
-            raise _too_long(what or repr(text[:40] + "..."), len(ids) + 2, max_length)
+            raise too_long(what or repr(text[:40] + "..."), len(ids) + 2, max_length)
         ids = ids[:max_length - 2]
     ids = [tokenizer.cls_id, *ids, tokenizer.sep_id]
     return Tokens(ids, [0] * len(ids))
@@ -60,7 +61,7 @@ def sequence_pair(tokenizer: Tokenizer, text_a: str, text_b: str, max_length: in
     a, b = tokenizer.encode(text_a), tokenizer.encode(text_b)
     if len(a) + len(b) + 3 > max_length:
         if not truncate:
-            raise _too_long(what or repr(text_a[:30] + "...") + " with its pair",
+            raise too_long(what or repr(text_a[:30] + "...") + " with its pair",
                             len(a) + len(b) + 3, max_length)
         truncate_pair(a, b, max_length - 3, rule="google")
     ids = [tokenizer.cls_id, *a, tokenizer.sep_id, *b, tokenizer.sep_id]
@@ -92,7 +93,7 @@ class ShapeBuckets:
     batch_sizes: tuple[int, ...]
 
     @classmethod
-    def for_model(cls, max_length: int, max_batch_size: int = 32, min_length: int = 16) -> "ShapeBuckets":
+    def for_model(cls, max_length: int, max_batch_size: int = 32, min_length: int = 16) -> ShapeBuckets:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size={max_batch_size} must be at least 1.")
         return cls(doubling_sizes(min(min_length, max_length), max_length),

@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import orbax.checkpoint as ocp
 
 from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config, config_rules
@@ -43,6 +44,31 @@ def load_trained_params(workdir: str | os.PathLike, step: int | None = None
         state = checkpointer.restore(step, abstract_state(init, optimizer, shardings))
         check_finite_params(state.params, os.path.join(checkpointer.directory, str(step)))
         return state.params, config
+
+    try:
+        step, (params, config) = checkpointer.restore_newest(restore, step)
+    finally:
+        checkpointer.close()
+    return params, config, step
+
+
+def load_saved_params(workdir: str | os.PathLike, step: int | None = None
+                      ) -> tuple[Any, ml_collections.ConfigDict, int]:
+    """(parameters, config, step) of a checkpoint of any objective (a task head's as well as
+    pretraining's), on this host's first device: the state is restored in the layout its own
+    metadata records (shapes and dtypes), whatever model and optimizer made it. Otherwise as
+    `load_trained_params` (the newest checkpoint that restores, or `step`; non-finite refused)."""
+    checkpointer = Checkpointer(workdir, async_save=False)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def restore(step: int) -> tuple[Any, ml_collections.ConfigDict]:
+        config = ml_collections.ConfigDict(checkpointer.restore_config(step))
+        saved = ocp.StandardCheckpointer().metadata(os.path.join(checkpointer.directory, str(step), "state"))
+        tree = getattr(saved.item_metadata, "tree", saved.item_metadata)
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+        params = checkpointer.restore(step, target)["params"]
+        check_finite_params(params, os.path.join(checkpointer.directory, str(step)))
+        return params, config
 
     try:
         step, (params, config) = checkpointer.restore_newest(restore, step)

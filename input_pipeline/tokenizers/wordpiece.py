@@ -70,8 +70,7 @@ def save_vocab(tokens: Sequence[str], path: str | os.PathLike) -> None:
     """Writes `tokens` one per line, atomically (temp file, then rename)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        for token in tokens:
-            f.write(token + "\n")
+        f.writelines(token + "\n" for token in tokens)
     os.replace(tmp, path)
 
 
@@ -339,7 +338,7 @@ class BertTokenizer(SpecialTokenIds):
         self._word_ids_cache: dict[str, list[int]] = {}
 
     @classmethod
-    def from_vocab_file(cls, path: str | os.PathLike, **kwargs) -> "BertTokenizer":
+    def from_vocab_file(cls, path: str | os.PathLike, **kwargs) -> BertTokenizer:
         """Loads `path` with `load_vocab`; `kwargs` go to the constructor."""
         return cls(load_vocab(path), **kwargs)
 
@@ -403,12 +402,19 @@ class BertTokenizer(SpecialTokenIds):
         tokens = self.convert_ids_to_tokens(ids)
         if skip_special_tokens:
             tokens = [t for t in tokens if t not in SPECIAL_TOKENS]
-        pieces = []
-        for index, token in enumerate(tokens):
-            if index:
-                token = token[2:] if token.startswith("##") else " " + token
-            pieces.append(_clean_up_piece(token))
-        return "".join(pieces)
+        return join_tokens(tokens)
+
+
+def join_tokens(tokens: Iterable[str]) -> str:
+    """WordPiece tokens as one string, as `tokenizers`' WordPiece decoder joins them (what
+    `BertTokenizerFast.convert_tokens_to_string` does): a `##` piece is glued to the previous
+    piece, any other gets a space before it, each cleaned alone (`_clean_up_piece`)."""
+    pieces = []
+    for index, token in enumerate(tokens):
+        if index:
+            token = token[2:] if token.startswith("##") else " " + token
+        pieces.append(_clean_up_piece(token))
+    return "".join(pieces)
 
 
 def _clean_up_piece(piece: str) -> str:

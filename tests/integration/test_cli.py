@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import TINY_MODEL_OVERRIDES
 
 SUBCOMMANDS = ["demo", "vocab", "create-data", "pretrain", "finetune", "glue", "export", "import", "fill-mask", "nsp",
-               "encode", "export-serving"]
+               "encode", "predict", "export-serving"]
 
 
 def _bert_jax() -> str:

@@ -2,6 +2,7 @@
 that code's outputs on a few inputs: the reference for importing Google checkpoints.
 
     python tests/support/google_bert_reference.py OUT_DIR CONFIG_JSON VOCAB_FILE [SEED] [--optimizer-slots]
+        [--head=classifier | --head=squad]
 
 The model is `bert.modeling.BertModel` and the pretraining heads are
 `bert.run_pretraining.get_masked_lm_output` / `get_next_sentence_output`, from the bert-tensorflow
@@ -23,6 +24,12 @@ beyond what the removed functions did:
   `LayerNorm/gamma`) and formula (moments over the last axis, epsilon 1e-12);
 * `tf.compat.v1.layers.dense` (gone with Keras 2): the same variables (`dense/kernel`
   [in, out], `dense/bias`) and `x @ kernel + bias`, then the activation.
+With --head the checkpoint is a fine-tuned one instead: the model is the `create_model` of
+`bert/run_classifier.py` (3 labels: top-level `output_weights` [3, hidden] and `output_bias` on the
+pooled output) or of `bert/run_squad.py` (`cls/squad/output_weights` [2, hidden] over every token),
+taken from the installed scripts by name (their imports need TensorFlow 1's flags) and run as
+published; reference.npz then holds `logits`, or `start_logits` and `end_logits`.
+
 A separate process, because graph mode is process-wide and TensorFlow's flags are global.
 """
 
@@ -66,10 +73,29 @@ def _install_shims() -> None:
     tf.layers = types.SimpleNamespace(dense=_dense)
 
 
+CLASSIFIER_LABELS = 3
+
+
+def _create_model(script: str):
+    """`create_model` of Google's `bert/<script>`, its globals `modeling` and `tf`."""
+    import ast
+    import importlib.util
+
+    from bert import modeling
+
+    path = Path(importlib.util.find_spec("bert").origin).parent / script
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    nodes = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "create_model"]
+    namespace = {"modeling": modeling, "tf": tf}
+    exec(compile(ast.Module(body=nodes, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 (the reference)
+    return namespace["create_model"]
+
+
 def main(out_dir: str, config_json: str, vocab_file: str, seed: int = 0,
-         optimizer_slots: bool = False) -> None:
+         optimizer_slots: bool = False, head: str | None = None) -> None:
     _install_shims()
     tf.disable_eager_execution()
+    tf.disable_v2_tensorshape()  # run_classifier.py reads `shape[-1].value`
     # Seeds the initializers too: the optimizer's ops, created after the model's, leave the
     # model's initial values as they are.
     tf.set_random_seed(seed)
@@ -96,6 +122,10 @@ def main(out_dir: str, config_json: str, vocab_file: str, seed: int = 0,
     input_ids = tf.placeholder(tf.int32, [batch, length])
     input_mask = tf.placeholder(tf.int32, [batch, length])
     segment_ids = tf.placeholder(tf.int32, [batch, length])
+    if head is not None:
+        _fine_tuned(out, config, head, rng, input_ids, input_mask, segment_ids,
+                    {"input_ids": ids, "input_mask": mask, "segment_ids": segments})
+        return
     lm_positions = tf.placeholder(tf.int32, [batch, predictions])
     model = modeling.BertModel(config=config, is_training=False, input_ids=input_ids,
                                input_mask=input_mask, token_type_ids=segment_ids,
@@ -132,9 +162,33 @@ def main(out_dir: str, config_json: str, vocab_file: str, seed: int = 0,
              variables=np.array(json.dumps({v.op.name: v.shape.as_list() for v in saved})))
 
 
+def _fine_tuned(out: Path, config, head: str, rng, input_ids, input_mask, segment_ids, inputs: dict) -> None:
+    """A checkpoint of run_classifier.py's or run_squad.py's model, and its logits on `inputs`."""
+    if head == "classifier":
+        _, _, logits, _ = _create_model("run_classifier.py")(
+            config, False, input_ids, input_mask, segment_ids, tf.zeros([input_ids.shape[0]], tf.int32),
+            CLASSIFIER_LABELS, False)
+        outputs = {"logits": logits}
+    else:
+        start, end = _create_model("run_squad.py")(config, False, input_ids, input_mask, segment_ids, False)
+        outputs = {"start_logits": start, "end_logits": end}
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        for variable in tf.global_variables():
+            noise = 0.05 * rng.standard_normal(variable.shape.as_list()).astype(np.float32)
+            session.run(variable.assign(variable + noise))
+        tf.train.Saver(tf.global_variables()).save(session, str(out / "bert_model.ckpt"), write_meta_graph=False)
+        values = session.run(outputs, {input_ids: inputs["input_ids"], input_mask: inputs["input_mask"],
+                                       segment_ids: inputs["segment_ids"]})
+    np.savez(out / "reference.npz", **inputs, **values,
+             variables=np.array(json.dumps({v.op.name: v.shape.as_list() for v in tf.global_variables()})))
+
+
 if __name__ == "__main__":
     flags = [a for a in sys.argv[1:] if a.startswith("--")]
     positional = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if set(flags) - {"--optimizer-slots"} or not 3 <= len(positional) <= 4:
+    heads = {f"--head={h}": h for h in ("classifier", "squad")}
+    if set(flags) - {"--optimizer-slots", *heads} or not 3 <= len(positional) <= 4:
         sys.exit(__doc__)
-    main(*positional[:3], *(int(a) for a in positional[3:]), optimizer_slots="--optimizer-slots" in flags)
+    main(*positional[:3], *(int(a) for a in positional[3:]), optimizer_slots="--optimizer-slots" in flags,
+         head=next((heads[f] for f in flags if f in heads), None))

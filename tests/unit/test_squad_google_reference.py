@@ -4,62 +4,28 @@ numbers come from (the `bert-tensorflow` wheel): its `read_squad_examples`,
 of real paragraphs (the standard library's docstrings, ASCII) and, for predictions, the same random
 logits.
 
-The functions are taken from the installed `bert/run_squad.py` by name and run without importing
-the module (whose import needs TensorFlow 1's `tf.contrib` for its model code): their globals are
-the modules they use (`bert.tokenization`, `tensorflow.compat.v1` for `tf.gfile`/`tf.logging`) and,
-for `FLAGS`, a namespace with the three flags they read.
+The functions are taken from the installed `bert/run_squad.py` (`tests/support/google_squad.py`).
 """
 
 from __future__ import annotations
 
-import ast
 import collections
-import importlib.util
 import json
-import math
 import os
 import random
 import re
-import types
 
 import numpy as np
 import pytest
 from conftest import stdlib_docstring_lines
 
-from bert_jax.tasks.squad_postprocess import postprocess_predictions, write_predictions
+from bert_jax.inference.squad_postprocess import postprocess_predictions, write_predictions
 from input_pipeline.tasks.squad_examples import read_squad_json
 from input_pipeline.tasks.squad_features import QAFeatureConfig, convert_examples_to_features
 from input_pipeline.tokenizers.loading import load_tokenizer
+from tests.support.google_squad import google_run_squad
 
 CONFIG = QAFeatureConfig(max_seq_length=96, doc_stride=40, max_query_length=24)
-_GOOGLE_FUNCTIONS = ("SquadExample", "InputFeatures", "read_squad_examples", "convert_examples_to_features",
-                     "_improve_answer_span", "_check_is_max_context", "write_predictions", "get_final_text",
-                     "_get_best_indexes", "_compute_softmax")
-
-
-def google_run_squad(version_2_with_negative: bool, monkeypatch) -> types.SimpleNamespace:
-    """The functions of Google's `run_squad.py`, with the given `--version_2_with_negative`."""
-    import six
-    import tensorflow.compat.v1 as tf
-    from bert import tokenization
-
-    # The wheel's tokenizer reads one absl flag of its own, unparsed outside a script.
-    monkeypatch.setattr(tokenization, "FLAGS", types.SimpleNamespace(preserve_unused_tokens=False))
-
-    path = os.path.join(os.path.dirname(importlib.util.find_spec("bert").origin), "run_squad.py")
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), filename=path)
-    nodes = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in _GOOGLE_FUNCTIONS]
-    assert sorted(n.name for n in nodes) == sorted(_GOOGLE_FUNCTIONS)
-    namespace = {"collections": collections, "json": json, "math": math, "six": six, "tf": tf,
-                 "tokenization": tokenization,
-                 "FLAGS": types.SimpleNamespace(version_2_with_negative=version_2_with_negative,
-                                                null_score_diff_threshold=0.0, verbose_logging=False)}
-    exec(compile(ast.Module(body=nodes, type_ignores=[]), path, "exec"), namespace)  # noqa: S102 (the reference)
-    return types.SimpleNamespace(**{name: namespace[name] for name in _GOOGLE_FUNCTIONS},
-                                 FLAGS=namespace["FLAGS"], tokenization=tokenization)
-
-
 def ascii_squad_file(path, *, seed: int, impossible_share: float = 0.0) -> None:
     """A SQuAD file of docstring paragraphs (ASCII lines, joined by one or two spaces or a
     newline), three questions each, each answer a run of 1 to 4 whitespace-separated words; with

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from bert_jax.tasks.squad_postprocess import postprocess_predictions, write_predictions
+from bert_jax.inference.squad_postprocess import postprocess_predictions, write_predictions
 from input_pipeline.tasks.squad_examples import QAAnswer, QAExample
 from input_pipeline.tasks.squad_features import QAFeatureConfig, convert_examples_to_features
 from input_pipeline.tokenizers.loading import load_tokenizer

@@ -51,6 +51,10 @@ class QAPredictions:
     nbest: dict[str, list[dict]]
     # null_odds.json (SQuAD 2.0 only): no-answer score minus the best span's score.
     null_odds: dict[str, float] | None = None
+    # Per question, where its best non-empty span lies: (window, first token, last token) in the
+    # features; None when no window has a valid span. Not written; for character offsets and
+    # scores (`inference.question_answerer`).
+    spans: dict[str, tuple[int, int, int] | None] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +92,7 @@ def postprocess_predictions(examples: Sequence[QAExample], features: QAFeatures,
     answers: dict[str, str] = {}
     nbest_by_id: dict[str, list[dict]] = {}
     null_odds: dict[str, float] = {}
+    spans: dict[str, tuple[int, int, int] | None] = {}
     for example, windows in zip(examples, windows_of):
         if not windows:
             raise ValueError(f"{example.source or example.id}: no window in the features; make "
@@ -105,6 +110,8 @@ def postprocess_predictions(examples: Sequence[QAExample], features: QAFeatures,
         candidates.sort(key=lambda c: c.start_logit + c.end_logit, reverse=True)
         nbest = _nbest(example.context, features, candidates, n_best_size, null)
         nbest_by_id[example.id] = nbest
+        spans[example.id] = next(((c.window, c.start, c.end) for c in candidates
+                                  if c is not null and _text(example.context, features, c)), None)
         best = next(entry for entry in nbest if entry["text"])
         if not version_2_with_negative:
             answers[example.id] = nbest[0]["text"]
@@ -113,7 +120,12 @@ def postprocess_predictions(examples: Sequence[QAExample], features: QAFeatures,
         null_odds[example.id] = score_diff
         answers[example.id] = "" if score_diff > null_score_diff_threshold else best["text"]
     return QAPredictions(answers=answers, nbest=nbest_by_id,
-                         null_odds=null_odds if version_2_with_negative else None)
+                         null_odds=null_odds if version_2_with_negative else None, spans=spans)
+
+
+def _text(context: str, features: QAFeatures, candidate: _Candidate) -> str:
+    offsets = features.token_offsets[candidate.window]
+    return context[offsets[candidate.start, 0]:offsets[candidate.end, 1]]
 
 
 def _windows_by_example(features: QAFeatures, num_examples: int) -> list[list[int]]:
@@ -157,8 +169,7 @@ def _nbest(context: str, features: QAFeatures, ranked: list[_Candidate], n_best_
         if candidate is null:
             text = ""
         else:
-            offsets = features.token_offsets[candidate.window]
-            text = context[offsets[candidate.start, 0]:offsets[candidate.end, 1]]
+            text = _text(context, features, candidate)
             if text in seen:
                 continue
         seen.add(text)
