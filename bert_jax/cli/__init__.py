@@ -5,6 +5,7 @@
   bert-jax vocab         train a WordPiece or SentencePiece vocab (bert_jax.train_vocab_from_files)
   bert-jax create-data   text -> masked, NSP-paired shards    (bert_jax.create_pretraining_data)
   bert-jax pretrain      train from a config in a work dir     (bert_jax.train_and_evaluate)
+  bert-jax sbert-train   sentence embeddings on NLI, STS, pairs (bert_jax.train_sentence_embeddings)
   bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.export_to_huggingface)
   bert-jax import        Hugging Face / Google BERT -> work dir (bert_jax.import_to_workdir)
   bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.FillMask)
@@ -32,13 +33,14 @@ from bert_jax.cli import (
     import_checkpoint,
     nsp,
     pretrain,
+    sbert_train,
     vocab,
 )
 from bert_jax.cli.exit_status import run_subcommand
 from bert_jax.cli.logging_setup import configure_logging
 
 # In the order --help lists them.
-SUBCOMMANDS = (demo, vocab, create_data, pretrain, export, import_checkpoint, fill_mask, nsp, encode,
+SUBCOMMANDS = (demo, vocab, create_data, pretrain, sbert_train, export, import_checkpoint, fill_mask, nsp, encode,
                export_serving)
 
 

@@ -91,7 +91,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                   "max_consecutive_nonfinite"):
         if train[field] < 1:
             errors.append(f"train.{field}={train[field]} must be at least 1.")
-    errors += _mesh_errors(config, model, num_devices, num_processes)
+    errors += mesh_errors(config, model, num_devices, num_processes)
     if train.global_batch_size % num_processes:
         errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible by "
                       f"the number of processes {num_processes}.")
@@ -120,8 +120,8 @@ def _phase_errors(data: ml_collections.ConfigDict, prefix: str, model: BertConfi
     return errors
 
 
-def _mesh_errors(config: ml_collections.ConfigDict, model: BertConfig | None, num_devices: int,
-                 num_processes: int) -> list[str]:
+def mesh_errors(config: ml_collections.ConfigDict, model: BertConfig | None, num_devices: int,
+                num_processes: int) -> list[str]:
     """The mesh fits the devices and processes, and splits evenly every model axis and the
     batch that its rules shard."""
     errors = []
