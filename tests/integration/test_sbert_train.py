@@ -162,6 +162,9 @@ def test_a_killed_run_resumes_to_bitwise_the_same_parameters(files, tmp_path):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
+    assert process.returncode == -signal.SIGKILL  # killed, not finished
+    checkpoints = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert checkpoints and max(checkpoints) < 12
     assert main(_command("pairs", files, workdir, *extra)) == 0
     reference, resumed = _rows(tmp_path / "reference", "train"), _rows(workdir, "train")
     timing = {"steps_per_second", "step_seconds", "sequences_per_second", "tokens_per_second",
