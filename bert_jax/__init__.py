@@ -22,6 +22,9 @@ _PUBLIC_NAMES = {
     # Fine-tuning.
     "finetune": "bert_jax.tasks.finetuning:finetune",
     "run_glue": "bert_jax.tasks.glue:run_glue",
+    # Sentence embeddings (Sentence-BERT) on the same loop.
+    "sentence_training_config": "bert_jax.tasks.sentence_embeddings.training_config:sentence_training_config",
+    "train_sentence_embeddings": "bert_jax.tasks.sentence_embeddings.training:train_sentence_embeddings",
     # Checkpoints, ours and others'.
     "load_trained_params": "bert_jax.state.trained_params:load_trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export:export_to_huggingface",

@@ -7,6 +7,7 @@
   bert-jax pretrain      train from a config in a work dir     (bert_jax.train_and_evaluate)
   bert-jax finetune      fine-tune on a task, best checkpoint  (bert_jax.finetune)
   bert-jax glue          the GLUE tasks of a directory, table  (bert_jax.run_glue)
+  bert-jax sbert-train   sentence embeddings on NLI, STS, pairs (bert_jax.train_sentence_embeddings)
   bert-jax export        checkpoint -> Hugging Face directory  (bert_jax.export_to_huggingface)
   bert-jax import        Hugging Face / Google BERT -> work dir (bert_jax.import_to_workdir)
   bert-jax fill-mask     top-k predictions for [MASK]s         (bert_jax.FillMask)
@@ -38,14 +39,15 @@ from bert_jax.cli import (
     nsp,
     predict,
     pretrain,
+    sbert_train,
     vocab,
 )
 from bert_jax.cli.exit_status import run_subcommand
 from bert_jax.cli.logging_setup import configure_logging
 
 # In the order --help lists them.
-SUBCOMMANDS = (demo, vocab, create_data, pretrain, finetune, glue, export, import_checkpoint, fill_mask, nsp, encode,
-               predict, export_serving)
+SUBCOMMANDS = (demo, vocab, create_data, pretrain, finetune, glue, sbert_train, export, import_checkpoint, fill_mask,
+               nsp, encode, predict, export_serving)
 
 
 def build_parser() -> argparse.ArgumentParser:

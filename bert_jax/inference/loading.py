@@ -72,7 +72,9 @@ def load_for_inference(path: str | os.PathLike, step: int | None = None, dtype: 
         params, run_config, step = load_trained_params(path, step)
         config = bert_config(run_config)
         tokenizer = load_tokenizer(run_config.data.vocab_file, do_lower_case=run_config.data.do_lower_case)
-        loaded = LoadedModel(params, config, tokenizer, [], f"{path} (step {step})",
+        # A task's run (a Sentence-BERT bi-encoder) has no pretraining heads: tasks that read them refuse.
+        missing = [head for head in (MLM_HEAD, NSP_HEAD) if head.rstrip("/") not in params]
+        loaded = LoadedModel(params, config, tokenizer, missing, f"{path} (step {step})",
                              sentence_config(run_config))
     else:
         if step is not None:

@@ -195,6 +195,20 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract_state)))
         return restored["state"]
 
+    def restore_params_as_saved(self, step: int) -> Any:
+        """The parameters alone (no optimizer state) saved at `step`, in the tree and dtypes the
+        checkpoint holds them, on this host's first device: for readers of a run whose model
+        they do not build (a Sentence-BERT bi-encoder, a task head)."""
+        _drop_closed_loop_echoes()
+        saved = ocp.StandardCheckpointer().metadata(os.path.join(self.directory, str(step), "state"))
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = {"params": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                                         saved.item_metadata.tree["params"])}
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True)))
+        return restored["state"]["params"]
+
     def restore_data(self, step: int, data_iterator: Any, data_position: dict | None = None) -> bool:
         """Moves `data_iterator` to where it was at `step`. Returns False (with a warning), leaving
         the iterator at its start, when the checkpoint legitimately has no usable position: it was

@@ -36,6 +36,10 @@ def load_trained_params(workdir: str | os.PathLike, step: int | None = None
 
     def restore(step: int) -> tuple[Any, ml_collections.ConfigDict]:
         config = ml_collections.ConfigDict(checkpointer.restore_config(step))
+        if not is_pretraining_run(config):
+            params = checkpointer.restore_params_as_saved(step)
+            check_finite_params(params, os.path.join(checkpointer.directory, str(step)))
+            return params, config
         mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.local_devices()[:1])
         init = pretraining_init(BertForPreTraining(bert_config(config)), config.data.max_seq_length,
                                 config.data.max_predictions_per_seq)
@@ -75,6 +79,10 @@ def load_saved_params(workdir: str | os.PathLike, step: int | None = None
     finally:
         checkpointer.close()
     return params, config, step
+def is_pretraining_run(config: ml_collections.ConfigDict) -> bool:
+    """Whether a run config trains `BertForPreTraining` (its parameters laid out as such), not
+    another objective on the loop: a Sentence-BERT run's config has a `sbert` section."""
+    return "sbert" not in config
 
 
 def check_finite_params(params: Any, source: str) -> None:

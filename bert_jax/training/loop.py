@@ -212,6 +212,7 @@ class Steps:
         self.pending: list[dict[str, jax.Array]] = []  # on the device, not yet fetched
         self.interval: list[dict[str, float]] = []     # fetched, not yet logged
         self.last: dict[str, float] = {}               # the last report
+        self.programs: dict[Hashable, Callable] = {}   # the step compiled, by stage and batch shapes
 
     def evaluates_after(self, step: int) -> bool:
         """Whether an evaluation follows `step` (the final one excepted)."""
@@ -226,10 +227,8 @@ class Steps:
         num_steps = self.loop.num_steps
         stage = self.data.stage_at(start_step)
         batch = _global_batch(next(batches), self.mesh)
-        compiled = self._compile(stage, state, batch)
-        self.reporter.restart_clock(start_step)
         for step in range(start_step + 1, num_steps + 1):
-            state, metrics = compiled(state, batch)
+            state, metrics = self._program(stage, state, batch, step - 1)(state, batch)
             self.pending.append(metrics)
             preempted = preemption.reached(step)
             if step % self.checkpoint_every == 0 or step == num_steps or preempted:
@@ -249,8 +248,6 @@ class Steps:
                     logger.info("step %d: switching to %s data", step, stage)
                     batches = self.data.batches(stage)
                     batch = _global_batch(next(batches), self.mesh)
-                    compiled = self._compile(stage, state, batch)
-                    self.reporter.restart_clock(step)
                 else:
                     batch = _global_batch(next(batches), self.mesh)  # Overlaps with the device's work.
             if log_now:
@@ -260,13 +257,25 @@ class Steps:
                 self.reporter.restart_clock(step)
         return state, None
 
+    def _program(self, stage: Hashable, state: TrainState, batch: dict[str, jax.Array], step: int) -> Callable:
+        """The step compiled for `stage` and the shapes of `batch`, compiled when first met (a
+        stage's batches may come in several shapes: length buckets) and reused after; `step` is
+        the last step done, where the throughput clock restarts after a compilation."""
+        key = (stage, tuple(sorted((name, value.shape) for name, value in batch.items())))
+        if key not in self.programs:
+            self.programs[key] = self._compile(stage, state, batch)
+            self.reporter.restart_clock(step)
+        return self.programs[key]
+
     def _compile(self, stage: Hashable, state: TrainState, batch: dict[str, jax.Array]) -> Callable:
         """Compiles the step for the stage's shapes and points the reporter's FLOP count at it."""
         self.reporter.flops_per_step = self.objective.train_flops(stage, self.loop.global_batch_size)
         compile_start = time.perf_counter()
         compiled = self.step_fn.lower(state, batch).compile()
         compile_seconds = time.perf_counter() - compile_start
-        logger.info("compiled the train step for %s in %.1f s", stage, compile_seconds)
+        shapes = sorted({tuple(value.shape) for value in batch.values() if value.ndim > 1})
+        logger.info("compiled the train step for %s (batch shapes %s) in %.1f s", stage,
+                    ", ".join(map(str, shapes)), compile_seconds)
         self.reporter.write_scalars(int(state.step), {"compile_seconds": compile_seconds}, "train")
         return compiled
 

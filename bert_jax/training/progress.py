@@ -75,16 +75,19 @@ class ProgressReporter:
         # several sequences; padding is no token); else the rows of a batch, and no token count.
         sequences = values.pop("sequences", self.global_batch_size)
         tokens = values.pop("tokens", None)
+        # FLOPs per step as the objective counts them for each batch's shape (length buckets),
+        # else the one figure of the compiled step.
+        flops_per_step = values.pop("flops", self.flops_per_step)
         if prefix == "train" and steps > 0 and seconds > 0:
             steps_per_second = steps / seconds
             values |= {"steps_per_second": steps_per_second, "step_seconds": 1 / steps_per_second,
                        "sequences_per_second": steps_per_second * sequences}
             if tokens is not None:
                 values["tokens_per_second"] = steps_per_second * tokens
-            if self.flops_per_step:
-                values["tflops_per_second"] = steps_per_second * self.flops_per_step / 1e12
-            if self.flops_per_step and self.peak_flops_total:
-                values["mfu"] = steps_per_second * self.flops_per_step / self.peak_flops_total
+            if flops_per_step:
+                values["tflops_per_second"] = steps_per_second * flops_per_step / 1e12
+            if flops_per_step and self.peak_flops_total:
+                values["mfu"] = steps_per_second * flops_per_step / self.peak_flops_total
             eta = (self.num_steps - step) / steps_per_second
             self._last_step, self._last_time = step, now
         else:

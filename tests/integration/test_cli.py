@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import TINY_MODEL_OVERRIDES
 
-SUBCOMMANDS = ["demo", "vocab", "create-data", "pretrain", "finetune", "glue", "export", "import", "fill-mask", "nsp",
+SUBCOMMANDS = ["demo", "vocab", "create-data", "pretrain", "finetune", "glue", "sbert-train", "export", "import", "fill-mask", "nsp",
                "encode", "predict", "export-serving"]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bert_jax.training.array_batches import ArrayBatches, steps_per_epoch
+from bert_jax.training.array_batches import ArrayBatches, LengthBuckets, doubling_lengths, steps_per_epoch
 
 
 def _arrays(n: int = 11) -> dict[str, np.ndarray]:
@@ -67,3 +67,36 @@ def test_one_pass_in_order_for_evaluation():
     served = list(batches)
     assert [b["example_id"].tolist() for b in served] == [[0, 1, 2, 3], [4, 0, 0, 0]]
     assert [b["example_weights"].tolist() for b in served] == [[1, 1, 1, 1], [1, 0, 0, 0]]
+
+
+def test_length_buckets_cut_each_global_batch_to_the_smallest_length_that_holds_it():
+    """Each batch's sequence features are cut to the smallest bucket holding its longest real
+    example (padding rows do not count), the same on every process; at most len(lengths) shapes
+    occur, and the cut drops only padding."""
+    assert doubling_lengths(128) == (32, 64, 128) and doubling_lengths(100, 16) == (16, 32, 64, 100)
+    rng = np.random.default_rng(0)
+    n, max_length = 37, 20
+    lengths = rng.integers(1, max_length + 1, n)
+    lengths[0] = max_length  # the padding rows' copy of example 0 must not choose the bucket
+    ids = np.where(np.arange(max_length) < lengths[:, None], rng.integers(1, 99, (n, max_length)), 0)
+    arrays = {"ids": ids.astype(np.int32), "label": np.arange(n, dtype=np.int32)}
+    buckets = LengthBuckets((4, 8, 16, max_length), lengths, ("ids",))
+    whole = ArrayBatches(arrays, 6, seed=2, buckets=buckets)
+    halves = [ArrayBatches(arrays, 6, seed=2, buckets=buckets, process_index=i, process_count=2) for i in range(2)]
+    shapes = set()
+    for _ in range(3 * whole.batches_per_epoch):
+        batch = next(whole)
+        real = batch["example_weights"] > 0
+        longest = lengths[batch["label"][real]].max()
+        length = batch["ids"].shape[1]
+        assert length == min(b for b in buckets.lengths if b >= longest)
+        np.testing.assert_array_equal(batch["ids"], ids[batch["label"]][:, :length])
+        assert not ids[batch["label"][real]][:, length:].any()  # only padding was cut
+        parts = [next(half) for half in halves]
+        np.testing.assert_array_equal(np.concatenate([p["ids"] for p in parts]), batch["ids"])
+        shapes.add(batch["ids"].shape)
+    assert len(shapes) <= len(buckets.lengths) and len(shapes) > 1
+    with pytest.raises(ValueError, match="longer than the longest bucket"):
+        LengthBuckets((4, 8), lengths, ("ids",))
+    with pytest.raises(ValueError, match="do not fit these features"):
+        ArrayBatches(arrays, 6, buckets=LengthBuckets((4, 8, 16, 32), lengths, ("ids",)))

@@ -28,6 +28,8 @@ EXPECTED = {
     "train_and_evaluate": "bert_jax.training.loop",
     "finetune": "bert_jax.tasks.finetuning",
     "run_glue": "bert_jax.tasks.glue",
+    "sentence_training_config": "bert_jax.tasks.sentence_embeddings.training_config",
+    "train_sentence_embeddings": "bert_jax.tasks.sentence_embeddings.training",
     "load_trained_params": "bert_jax.state.trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export",
     "import_to_workdir": "bert_jax.convert.workdir_import",

@@ -67,12 +67,19 @@ class SentenceObjective(Objective):
     def step_metrics(self, batch: Batch, totals: Sums) -> Metrics:
         weights = batch["example_weights"].astype(jnp.float32)
         tokens = sum(jnp.sum(weights[:, None] * batch[f"{side}_input_mask"]) for side in self.sides)
-        return {"sequences": totals["examples"] * len(self.sides), "tokens": tokens}
+        # At the batch's own (bucket) length, a constant of the compiled step.
+        rows, length = batch[f"{self.sides[0]}_input_ids"].shape
+        return {"sequences": totals["examples"] * len(self.sides), "tokens": tokens,
+                "flops": jnp.float32(self.flops(rows, length))}
+
+    def flops(self, rows: int, length: int) -> float:
+        """Training FLOPs of a batch of `rows` examples padded to `length`: every side is one
+        encoder pass; the pooling and the loss are negligible next to it, and GradCache's second
+        forward pass is recomputation, which MFU does not count."""
+        return train_flops_per_step(self.config, len(self.sides) * rows, length, 0)
 
     def train_flops(self, stage: Hashable, global_batch_size: int) -> float:
-        # Every side is one encoder pass; the pooling and the loss are negligible next to it, and
-        # GradCache's second forward pass is recomputation, which MFU does not count.
-        return train_flops_per_step(self.config, len(self.sides) * global_batch_size, self.max_seq_length, 0)
+        return self.flops(global_batch_size, self.max_seq_length)
 
 
 class NliObjective(SentenceObjective):
