@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> None:
     from bert_jax.config.validation import bert_config
     from bert_jax.convert.export_directory import check_export_directory
     from bert_jax.convert.hf_export import export_to_huggingface
+    from bert_jax.convert.model_card import read_training_record
     from bert_jax.convert.sentence_transformers import export_workdir
     from bert_jax.state.trained_params import load_trained_params
 
@@ -39,5 +40,6 @@ def run(args: argparse.Namespace) -> None:
         return
     params, config, step = load_trained_params(args.workdir, args.step)
     out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
-                                config.data.do_lower_case, args.output, overwrite=args.overwrite)
+                                config.data.do_lower_case, args.output, overwrite=args.overwrite,
+                                record=read_training_record(args.workdir, config, step))
     print(f"exported step {step} of {args.workdir} to {out}")
