@@ -105,9 +105,9 @@ def model_card(config: BertConfig, kind: str = "pretraining", architecture: str 
         lines.append(f"| labels | {', '.join(f'`{name}`' for name in labels)} |")
     if sentence is not None:
         head = f"{sentence.pooling} pooling" + (", normalized to unit length" if sentence.normalize else "")
-        lines += ["", f"Then {head}: one {config.hidden_size}-dimensional vector per text of at most "
-                  f"{sentence.max_length(config.max_position_embeddings)} tokens, compared by "
-                  f"{sentence.similarity} similarity."]
+        lines += ["", (f"Then {head}: one {config.hidden_size}-dimensional vector per text of at most "
+                       f"{sentence.max_length(config.max_position_embeddings)} tokens, compared by "
+                       f"{sentence.similarity} similarity.")]
     if record is not None:
         lines += ["", "## Training", "", f"Step {record.step} of the work directory `{record.workdir}`."]
         lines += _data_section(record.manifests) + _metrics_section(record.metrics)
@@ -127,8 +127,8 @@ def parameter_count(config: BertConfig) -> int:
 def _data_section(manifests: dict[str, dict]) -> list[str]:
     lines = []
     for directory, manifest in manifests.items():
-        lines += ["", f"Shards `{directory}` (`bert-jax create-data`, {manifest.get('masking', '?')} masking, "
-                  f"sequences of {manifest.get('max_seq_length', '?')} tokens):", "", "| | |", "|---|---|"]
+        lines += ["", (f"Shards `{directory}` (`bert-jax create-data`, {manifest.get('masking', '?')} masking, "
+                       f"sequences of {manifest.get('max_seq_length', '?')} tokens):"), "", "| | |", "|---|---|"]
         lines += [f"| {name} | {manifest[key]:,} |" for key, name in _MANIFEST_COUNTS
                   if isinstance(manifest.get(key), int)]
         statistics = manifest.get("statistics", {})

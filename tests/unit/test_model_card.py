@@ -51,7 +51,7 @@ def record(tmp_path):
 
 
 def _front_matter(card: str) -> dict:
-    match = re.match(r"---\n(.*?)\n---\n", card, re.S)
+    match = re.match(r"---\n(.*?)\n---\n", card, re.DOTALL)
     assert match, card[:200]
     return yaml.safe_load(match.group(1))
 
