@@ -14,9 +14,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "directory holding files bert-jax did not write is refused")
     p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
     p.add_argument("--vocab", help="vocab.txt (default: the run's data.vocab_file)")
-    p.add_argument("--sentence-transformers", action="store_true",
+    p.add_argument("--sentence-transformers", action=argparse.BooleanOptionalAction,
                    help="write a sentence-transformers model (a BertModel and the run config's "
-                   "sentence pooling, normalization and prompts)")
+                   "sentence pooling, normalization and prompts); --no-sentence-transformers: a "
+                   "BertForPreTraining (default: sentence-transformers when the run config's sentence "
+                   "head is not the default one, as for an imported sentence-transformers model)")
+    p.add_argument("--push-to-hub", metavar="REPO",
+                   help="then upload the finished export to this Hugging Face model repo (e.g. "
+                   "me/my-bert; created if missing; the token of `hf auth login` or HF_TOKEN)")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier export in --output: only the files it wrote (listed in "
                    "its .bert-jax-export.json); anything added there since is left as it is")
@@ -25,19 +31,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
-    from bert_jax.config.validation import bert_config
+    from bert_jax.config.validation import bert_config, looks_like_hub_repo_id, sentence_config
     from bert_jax.convert.export_directory import check_export_directory
     from bert_jax.convert.hf_export import export_to_huggingface
-    from bert_jax.convert.sentence_transformers import export_workdir
+    from bert_jax.convert.hub import push_to_hub
+    from bert_jax.convert.model_card import read_training_record
+    from bert_jax.convert.sentence_transformers import export_sentence_transformers
+    from bert_jax.model import SentenceConfig
     from bert_jax.state.trained_params import load_trained_params
 
     check_export_directory(args.output, overwrite=args.overwrite)  # before loading the checkpoint
-    if args.sentence_transformers:
-        out, step = export_workdir(args.workdir, args.output, args.step, args.vocab,
-                                   overwrite=args.overwrite)
-        print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}")
-        return
+    if args.push_to_hub and (not looks_like_hub_repo_id(args.push_to_hub) or "@" in args.push_to_hub):
+        raise ValueError(f"--push-to-hub {args.push_to_hub!r} is not a Hugging Face repo id (OWNER/NAME: "
+                         "letters, digits, '-', '_', '.'); nothing was written.")
     params, config, step = load_trained_params(args.workdir, args.step)
-    out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
-                                config.data.do_lower_case, args.output, overwrite=args.overwrite)
-    print(f"exported step {step} of {args.workdir} to {out}")
+    sentence = sentence_config(config)
+    record = read_training_record(args.workdir, config, step)
+    vocab_file = args.vocab or config.data.vocab_file
+    as_sentence_transformers = args.sentence_transformers
+    if as_sentence_transformers is None:
+        # A head of its own (an imported sentence-transformers model's pooling, Normalize, prompts)
+        # would be lost in a BertForPreTraining directory: SentenceTransformer reads it as plain mean pooling.
+        as_sentence_transformers = sentence != SentenceConfig()
+    if as_sentence_transformers:
+        out = export_sentence_transformers(params, bert_config(config), vocab_file, config.data.do_lower_case,
+                                           sentence, args.output, overwrite=args.overwrite, record=record)
+        why = ("" if args.sentence_transformers else
+               " (its run config's sentence head; --no-sentence-transformers: a BertForPreTraining)")
+        print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}{why}")
+    else:
+        out = export_to_huggingface(params, bert_config(config), vocab_file, config.data.do_lower_case,
+                                    args.output, overwrite=args.overwrite, record=record)
+        print(f"exported step {step} of {args.workdir} to {out}")
+    if args.push_to_hub:  # only a complete export: the exporters return once it is in place
+        url = push_to_hub(out, args.push_to_hub, private=args.private or None)
+        print(f"pushed {out} to the Hugging Face Hub: {url}")

@@ -17,8 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "train.init_from read. Heads the source lacks are freshly initialized, "
         "and listed.")
     p.add_argument("--from", dest="source", required=True, metavar="SRC",
-                   help="Hugging Face directory, Google checkpoint directory or prefix, or a "
-                   "bert-jax work directory")
+                   help="Hugging Face directory or repo id (e.g. google-bert/bert-base-uncased, "
+                   "found in the local Hugging Face cache or downloaded), Google checkpoint "
+                   "directory or prefix, or a bert-jax work directory; a path that exists wins")
     p.add_argument("--output", required=True, help="work directory to create (must not exist)")
     p.add_argument("--config", help="run config to start from (default: the defaults); the model "
                    "fields are the checkpoint's")
@@ -31,9 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
+    from bert_jax.convert.hub import resolve_model
     from bert_jax.convert.sentence_transformers import import_sentence_transformers, is_sentence_transformers_directory
     from bert_jax.convert.workdir_import import import_to_workdir
 
+    args.source = resolve_model(args.source)
     if is_sentence_transformers_directory(args.source):  # its pooling etc. go to the run config
         out, imported, _ = import_sentence_transformers(args.source, args.output, args.config, args.set,
                                                         args.vocab, seed=args.seed)

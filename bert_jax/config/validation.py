@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,18 @@ def bert_config(config: ml_collections.ConfigDict) -> BertConfig:
     if unknown:
         raise ValueError(f"model has unknown fields {sorted(unknown)}; known: {sorted(known)}.")
     return BertConfig(**config.model.to_dict())
+
+
+# A Hugging Face repo id, `name` or `owner/name`, optionally `@revision` (huggingface_hub's rules:
+# letters, digits, "-", "_", "."; neither "--" nor ".." ; at most 96 characters a part).
+_HUB_REPO_ID = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?(@[\w./-]+)?")
+
+
+def looks_like_hub_repo_id(name: str) -> bool:
+    """Whether `name` can be a Hugging Face model repo id (`google-bert/bert-base-uncased`),
+    optionally with `@revision`: what `--from`, `--model` and `train.init_from` look up in the
+    Hugging Face cache when no such path exists."""
+    return bool(_HUB_REPO_ID.fullmatch(name)) and not name.endswith((".", "-"))
 
 
 def sentence_config(config: ml_collections.ConfigDict) -> SentenceConfig:
@@ -98,10 +111,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     if train.global_batch_size % num_processes:
         errors.append(f"train.global_batch_size={train.global_batch_size} must be divisible by "
                       f"the number of processes {num_processes}.")
-    if train.get("init_from"):
-        if not remote_files.exists_or_checkpoint_prefix(train.init_from):
-            errors.append(f"train.init_from={train.init_from!r} does not exist (a Hugging Face "
-                          "directory, a Google checkpoint or a bert-jax work directory).")
+    # A Hub name is looked up in the local cache (or downloaded) when the weights are read.
+    if train.get("init_from") and not (remote_files.exists_or_checkpoint_prefix(train.init_from)
+                                       or looks_like_hub_repo_id(train.init_from)):
+        errors.append(f"train.init_from={train.init_from!r} does not exist (a Hugging Face "
+                      "directory or repo id, a Google checkpoint or a bert-jax work directory).")
     if not data.train_files:
         errors.append("data.train_files is empty: point it at the shards made by "
                       "`bert-jax create-data`.")

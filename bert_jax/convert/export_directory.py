@@ -11,7 +11,7 @@ to the directory) and SHA-256, which bert-jax wrote it (and its version). The ru
   never deletes or replaces a file it did not write.
 * A directory with a marker (an earlier export) is refused unless `overwrite`. With it, the new
   export replaces the files the marker lists and removes those of them it does not write again;
-  everything else in the directory (a README.md or onnx/ added since) is left as it is. A listed
+  everything else in the directory (notes or an onnx/ added since) is left as it is. A listed
   file that was changed since (its SHA-256 differs: it is the user's now) is refused, and so is a
   new file whose name is taken by a file the marker does not list.
 

@@ -22,6 +22,7 @@ from safetensors.numpy import save_file
 
 from bert_jax.convert.export_directory import staged_export
 from bert_jax.convert.hf_tokenizer import write_tokenizer_files
+from bert_jax.convert.model_card import TrainingRecord, model_card
 from bert_jax.convert.parameter_table import to_format
 from bert_jax.model import BertConfig
 
@@ -81,12 +82,14 @@ def huggingface_config(config: BertConfig, kind: str = "pretraining", labels: La
 
 def export_to_huggingface(params: Any, config: BertConfig, vocab_file: str | os.PathLike,
                           do_lower_case: bool, output_dir: str | os.PathLike, kind: str = "pretraining",
-                          labels: Labels | None = None, *, overwrite: bool = False) -> Path:
+                          labels: Labels | None = None, *, overwrite: bool = False,
+                          record: TrainingRecord | None = None) -> Path:
     """Writes config.json, model.safetensors (float32, all of the model of `kind`: by default
     `BertForPreTraining`'s encoder, pooler, masked-LM and next-sentence heads; a task head's, with
-    the classifier's `labels`) and the tokenizer to `output_dir`: vocab.txt for a
-    WordPiece `vocab_file`, spiece.model and tokenizer.json for a SentencePiece one, with
-    tokenizer_config.json and special_tokens_map.json.
+    the classifier's `labels`), the tokenizer (vocab.txt for a WordPiece `vocab_file`,
+    spiece.model for a SentencePiece one, with tokenizer.json, tokenizer_config.json and
+    special_tokens_map.json) and a model card, README.md (`bert_jax.convert.model_card`, with how
+    the model was trained when `record` is given), to `output_dir`.
 
     `output_dir` must be new or empty, or hold an earlier export and `overwrite` be set: then only
     the files that export wrote are replaced (`bert_jax.convert.export_directory`, which also
@@ -99,4 +102,7 @@ def export_to_huggingface(params: Any, config: BertConfig, vocab_file: str | os.
                   metadata={"format": "pt"})
         (staging / "config.json").write_text(json.dumps(huggingface_config(config, kind, labels), indent=2) + "\n")
         write_tokenizer_files(vocab_file, do_lower_case, config.max_position_embeddings, staging)
+        card = model_card(config, kind, ARCHITECTURES[kind], labels=labels.names if labels else (),
+                          record=record)
+        (staging / "README.md").write_text(card, encoding="utf-8")
     return Path(output_dir)

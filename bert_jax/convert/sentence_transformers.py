@@ -38,6 +38,7 @@ from bert_jax.convert.hf_export import huggingface_config
 from bert_jax.convert.hf_import import is_huggingface_directory, load_huggingface
 from bert_jax.convert.hf_tokenizer import write_tokenizer_files
 from bert_jax.convert.imported import ImportedModel
+from bert_jax.convert.model_card import TrainingRecord, model_card, read_training_record
 from bert_jax.convert.parameter_table import to_format
 from bert_jax.convert.workdir_import import import_to_workdir
 from bert_jax.model import BertConfig
@@ -275,41 +276,6 @@ def module_files(sentence: SentenceConfig, config: BertConfig) -> dict[str, Any]
     return files
 
 
-def model_card(sentence: SentenceConfig, config: BertConfig) -> str:
-    """A short README.md: what the model computes and how to load it."""
-    head = f"{sentence.pooling} pooling" + (", normalized to unit length" if sentence.normalize else "")
-    card = f"""---
-library_name: sentence-transformers
-pipeline_tag: sentence-similarity
-tags:
-- sentence-transformers
-- sentence-similarity
-- feature-extraction
-- bert-jax
----
-
-# A BERT sentence encoder exported by bert-jax
-
-A BERT of {config.num_layers} layers, hidden size {config.hidden_size} and {config.num_heads} heads,
-then {head}: one {config.hidden_size}-dimensional vector per text of at most
-{sentence.max_length(config.max_position_embeddings)} tokens, compared by {sentence.similarity} similarity.
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("path/to/this/directory")
-embeddings = model.encode(["A first sentence.", "Another one."])
-print(model.similarity(embeddings, embeddings))
-```
-"""
-    if sentence.prompts:
-        default = (f"`{sentence.default_prompt_name}` unless another is named" if sentence.default_prompt_name
-                   else "none unless named, e.g. `encode(texts, prompt_name=...)`")
-        card += (f"\nPrompts, put before the text ({default}):\n"
-                 + "".join(f"- `{name}`: {text!r}\n" for name, text in sentence.prompts.items()))
-    return card
-
-
 def bert_model_state_dict(params: Any, config: BertConfig) -> dict[str, np.ndarray]:
     """Our parameters (scanned or not; the pretraining heads may be absent) as the state dict of a
     Hugging Face `BertModel`, the encoder and pooler as float32 arrays: `BertModel` names them
@@ -320,11 +286,13 @@ def bert_model_state_dict(params: Any, config: BertConfig) -> dict[str, np.ndarr
 
 def export_sentence_transformers(params: Any, config: BertConfig, vocab_file: str | os.PathLike,
                                  do_lower_case: bool, sentence: SentenceConfig,
-                                 output_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
+                                 output_dir: str | os.PathLike, *, overwrite: bool = False,
+                                 record: TrainingRecord | None = None) -> Path:
     """Writes a sentence-transformers directory for our parameters (scanned or not) and the head
     `sentence`: the BERT as a Hugging Face `BertModel` (config.json, model.safetensors, the
     tokenizer of `vocab_file`), modules.json, 1_Pooling/, 2_Normalize/ when normalizing,
-    sentence_bert_config.json, config_sentence_transformers.json and a README.md.
+    sentence_bert_config.json, config_sentence_transformers.json and a model card, README.md
+    (`bert_jax.convert.model_card`, with how the model was trained when `record` is given).
 
     `output_dir` must be new or empty, or hold an earlier export and `overwrite` be set: then only
     the files that export wrote are replaced (`bert_jax.convert.export_directory`, which also
@@ -344,7 +312,8 @@ def export_sentence_transformers(params: Any, config: BertConfig, vocab_file: st
                                         encoding="utf-8")
         write_tokenizer_files(vocab_file, do_lower_case, sentence.max_length(config.max_position_embeddings),
                               staging)
-        (staging / "README.md").write_text(model_card(sentence, config), encoding="utf-8")
+        card = model_card(config, "encoder", "BertModel", sentence=sentence, record=record)
+        (staging / "README.md").write_text(card, encoding="utf-8")
     return Path(output_dir)
 
 
@@ -357,7 +326,8 @@ def export_workdir(workdir: str | os.PathLike, output_dir: str | os.PathLike, st
     out = export_sentence_transformers(params, bert_config(run_config),
                                        vocab_file or run_config.data.vocab_file,
                                        run_config.data.do_lower_case, sentence_config(run_config),
-                                       output_dir, overwrite=overwrite)
+                                       output_dir, overwrite=overwrite,
+                                       record=read_training_record(workdir, run_config, step))
     return out, step
 
 

@@ -1,7 +1,8 @@
 """Pretrained BERT weights from elsewhere, as our parameters: to continue pretraining from
 (`train.init_from`), for inference, or to turn into a work directory (`bert-jax import`).
 
-Three sources, told apart by what the path holds:
+Three sources, told apart by what the path holds (a Hugging Face repo id that is not a path is
+first found in the local Hugging Face cache, or downloaded: `bert_jax.convert.hub`):
 
 * a Hugging Face BERT directory (`config.json` and weights): `bert_jax.convert.hf_import`;
 * a Google TensorFlow checkpoint (`bert_config.json` and `bert_model.ckpt`):
@@ -25,6 +26,7 @@ import ml_collections
 
 from bert_jax.config.validation import bert_config
 from bert_jax.convert import google_checkpoint, hf_import
+from bert_jax.convert.hub import resolve_model
 from bert_jax.convert.imported import ImportedModel, check_compatible, flatten, in_layout
 from bert_jax.model import BertConfig, unscan_params
 from bert_jax.state.checkpointer import CHECKPOINT_DIR
@@ -100,12 +102,12 @@ def _read_json(path: str) -> dict:
 
 def load_pretrained(source: str | os.PathLike, vocab_file: str | None = None, model_kind: str = "pretraining",
                     num_labels: int | None = None) -> ImportedModel:
-    """The weights at `source`: a Hugging Face directory, a Google checkpoint (directory or
-    prefix) or a bert-jax work directory. `vocab_file` replaces the source's own vocab. The
+    """The weights at `source`: a Hugging Face directory (or repo id), a Google checkpoint
+    (directory or prefix) or a bert-jax work directory. `vocab_file` replaces the source's own vocab. The
     Hugging Face and Google importers read the source as a model of `model_kind` (a key of
     `parameter_table.HEADS`; `num_labels` outputs for a classifier, by default the source's)."""
 
-    source = os.fspath(source)
+    source = resolve_model(source)
     if is_workdir(source):
         imported = load_workdir(source)
     elif hf_import.is_huggingface_directory(source):

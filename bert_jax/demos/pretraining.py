@@ -26,6 +26,7 @@ import numpy as np
 from bert_jax.config.files import load_config
 from bert_jax.config.validation import bert_config
 from bert_jax.convert.hf_export import export_to_huggingface
+from bert_jax.convert.model_card import read_training_record
 from bert_jax.inference.fill_mask import FillMask, format_predictions
 from bert_jax.state.trained_params import load_trained_params
 from bert_jax.state.workdir_lock import locked
@@ -80,7 +81,8 @@ def _run_stages(options: DemoOptions, workdir: Path) -> dict:
     # The demo's own export: a rerun replaces it (only the files an export wrote).
     export_dir = export_to_huggingface(params, bert_config(trained_config), vocab_file,
                                        trained_config.data.do_lower_case, workdir / "export",
-                                       overwrite=True)
+                                       overwrite=True,
+                                       record=read_training_record(workdir, trained_config, step))
     print(f"\nExported step {step} to {export_dir}: load it with "
           f"transformers.BertForPreTraining.from_pretrained({str(export_dir)!r})")
 

@@ -15,6 +15,7 @@ import jax
 from bert_jax.config.validation import bert_config, sentence_config
 from bert_jax.convert.imported import complete_params
 from bert_jax.convert.sentence_transformers import is_sentence_transformers_directory, load_sentence_transformers
+from bert_jax.convert.hub import resolve_model
 from bert_jax.convert.sources import is_workdir, load_pretrained
 from bert_jax.model import BertConfig, SentenceConfig
 from bert_jax.state.trained_params import load_trained_params
@@ -54,7 +55,8 @@ def load_model(path: str | os.PathLike, step: int | None = None, dtype: str | No
 def load_for_inference(path: str | os.PathLike, step: int | None = None, dtype: str | None = None
                        ) -> LoadedModel:
     """A model from a bert-jax work directory (its latest checkpoint, or `step`), a Hugging Face
-    directory (`bert-jax export`'s, or any BERT `transformers` saved) or a Google BERT checkpoint;
+    directory (`bert-jax export`'s, or any BERT `transformers` saved; or a repo id, found in the
+    local Hugging Face cache: `bert_jax.convert.hub`) or a Google BERT checkpoint;
     the last two through `bert_jax.convert.sources.load_pretrained`. Heads the source lacks (a `BertModel` has
     none) are freshly initialized, logged, and listed in `missing`, so tasks that need them can
     refuse. `dtype` ("float32", "bfloat16", "float16") overrides the compute dtype.
@@ -64,7 +66,7 @@ def load_for_inference(path: str | os.PathLike, step: int | None = None, dtype: 
       ValueError: if it holds a model this project cannot run, or has no vocab.
     """
 
-    path = os.fspath(path)
+    path = resolve_model(path)  # a Hugging Face repo id: its directory in the local cache
     if is_workdir(path):
 
         # Read directly (not through the importer) to keep the run's layout: scanned layers

@@ -94,8 +94,14 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert "Held-out masked-LM accuracy" in out and "always the most frequent" in out
     assert "replaced tokens" in out
     for path in ["corpus/train.txt", "corpus/held_out.txt", "vocab.txt", "data/train/manifest.json",
-                 "checkpoints/30", "export/model.safetensors", "export/vocab.txt", "config.json"]:
+                 "checkpoints/30", "export/model.safetensors", "export/vocab.txt", "export/tokenizer.json",
+                 "config.json"]:
         assert (workdir / path).exists(), path
+    # The export's model card: the shards' manifest and the run's last metrics.
+    card = (workdir / "export" / "README.md").read_text(encoding="utf-8")
+    manifest = json.loads((workdir / "data" / "train" / "manifest.json").read_text())
+    assert f"| training instances | {manifest['num_instances']:,} |" in card
+    assert "Last eval metrics (step 30, `metrics.jsonl`)" in card
 
     # Run again with the fine-tuning demo: the pretraining stages are read back, not redone, and
     # the classification task is fine-tuned from each start (a few steps: the table, not the

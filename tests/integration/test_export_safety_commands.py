@@ -65,7 +65,7 @@ def test_export_replaces_its_own_export_only_with_overwrite(workdir, tmp_path):
     try:
         first = _bert_jax("export", "--workdir", str(workdir), "--output", str(out))
         assert first.returncode == 0, first.stderr[-3000:]
-        (out / "README.md").write_text("my model card\n")
+        (out / "NOTES.md").write_text("my notes\n")
         before = _tree(out)
         _refused(_bert_jax("export", "--workdir", str(workdir), "--output", str(out)),
                  "holds an earlier export", "pass --overwrite")
@@ -75,7 +75,7 @@ def test_export_replaces_its_own_export_only_with_overwrite(workdir, tmp_path):
         assert again.returncode == 0, again.stderr[-3000:]
     finally:
         os.umask(previous)
-    assert _tree(out) == before  # the same checkpoint: the same bytes, README.md kept
+    assert _tree(out) == before  # the same checkpoint: the same bytes, NOTES.md kept
     assert stat.S_IMODE((out / "model.safetensors").stat().st_mode) == 0o644
 
 

@@ -26,7 +26,10 @@ from bert_jax.model import SentenceConfig
 from tests.support.sentence_transformers_models import TEXTS, assert_close, sentence_transformers_encode
 
 
-def test_minilm_through_a_work_directory(minilm_dir, tmp_path):
+def test_minilm_through_a_work_directory(minilm_dir, tmp_path, capsys):
+    """Also `bert-jax export` without --sentence-transformers: the imported model's head (mean
+    pooling, Normalize) makes it a sentence-transformers export, not a BertForPreTraining that
+    SentenceTransformer would read as plain mean pooling (norms 5.6)."""
     reference = sentence_transformers_encode(minilm_dir, TEXTS)
     workdir, _, sentence = import_sentence_transformers(minilm_dir, tmp_path / "workdir")
     assert sentence == read_sentence_config(minilm_dir)[0] and sentence.normalize
@@ -39,6 +42,11 @@ def test_minilm_through_a_work_directory(minilm_dir, tmp_path):
     again = sentence_transformers_encode(exported, TEXTS)
     assert_close(again, reference, "all-MiniLM-L6-v2 through a work directory and exported")
     np.testing.assert_allclose(np.linalg.norm(again, axis=1), 1, atol=1e-6)
+    assert main(["export", "--workdir", str(workdir), "--output", str(tmp_path / "plain")]) == 0
+    assert "as a sentence-transformers model" in capsys.readouterr().out
+    plain = sentence_transformers_encode(tmp_path / "plain", TEXTS)
+    assert_close(plain, reference, "all-MiniLM-L6-v2 imported, then bert-jax export")
+    np.testing.assert_allclose(np.linalg.norm(plain, axis=1), 1, atol=1e-6)
 
 
 def test_command_line_import_encode_and_export(tiny, tmp_path, capsys):

@@ -90,7 +90,7 @@ def test_export_writes_the_tokenizer_files(exported):
     config, _, out = exported
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.txt",
                                                 "tokenizer.json", "tokenizer_config.json",
-                                                "special_tokens_map.json", MARKER_NAME}
+                                                "special_tokens_map.json", "README.md", MARKER_NAME}
     special = json.loads((out / "special_tokens_map.json").read_text())
     assert special == {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                        "cls_token": "[CLS]", "mask_token": "[MASK]"}
@@ -103,7 +103,7 @@ def test_sentencepiece_export_files(sentencepiece_export):
     _, _, tokenizer, out = sentencepiece_export
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "spiece.model",
                                                 "tokenizer.json", "tokenizer_config.json",
-                                                "special_tokens_map.json", MARKER_NAME}
+                                                "special_tokens_map.json", "README.md", MARKER_NAME}
     assert (out / "spiece.model").read_bytes() == open(tokenizer.model_path, "rb").read()
 
 

@@ -86,11 +86,11 @@ def test_export_never_touches_a_directory_it_did_not_write(kind, overwrite, down
 def test_overwrite_replaces_only_the_files_of_the_earlier_export(tmp_path, uncased_vocab_path):
     out = tmp_path / "model"
     export("huggingface", out, uncased_vocab_path, seed=0)
-    (out / "README.md").write_text("my model card\n")
+    (out / "NOTES.md").write_text("my model card\n")
     (out / "onnx").mkdir()
     (out / "onnx" / "x.onnx").write_bytes(b"onnx")
     before = tree(out)
-    with pytest.raises(FileExistsError, match=rf"--output {out} holds an earlier export \(6 files by "
+    with pytest.raises(FileExistsError, match=rf"--output {out} holds an earlier export \(7 files by "
                        r"bert-jax export, listed in .bert-jax-export.json\); pass --overwrite"):
         export("huggingface", out, uncased_vocab_path, seed=1)
     assert tree(out) == before
@@ -98,14 +98,14 @@ def test_overwrite_replaces_only_the_files_of_the_earlier_export(tmp_path, uncas
     export("huggingface", out, uncased_vocab_path, seed=1, overwrite=True)
     after = tree(out)
     assert set(after) == set(before)
-    assert after["README.md"] == b"my model card\n" and after["onnx/x.onnx"] == b"onnx"
+    assert after["NOTES.md"] == b"my model card\n" and after["onnx/x.onnx"] == b"onnx"
     assert after["model.safetensors"] != before["model.safetensors"]
     fresh = tmp_path / "fresh"
     export("huggingface", fresh, uncased_vocab_path, seed=1)
     assert {name: after[name] for name in tree(fresh)} == tree(fresh)  # the new export, whole
     marker = json.loads(after[MARKER_NAME])
     assert marker["complete"] and marker["written_by"] == "bert-jax export"
-    assert set(marker["files"]) == set(after) - {"README.md", "onnx", "onnx/x.onnx", MARKER_NAME}
+    assert set(marker["files"]) == set(after) - {"NOTES.md", "onnx", "onnx/x.onnx", MARKER_NAME}
     assert leftovers(out, tmp_path) == []
 
 
@@ -199,7 +199,7 @@ def test_an_export_killed_while_renaming_is_replaced_by_the_next(tmp_path, uncas
     new, and a marker listing both: the next --overwrite replaces them all, the user's file kept."""
     out = tmp_path / "model"
     export("huggingface", out, uncased_vocab_path, seed=0)
-    (out / "README.md").write_text("mine")
+    (out / "NOTES.md").write_text("mine")
     renames = []
     real_replace = os.replace
 
@@ -221,7 +221,7 @@ def test_an_export_killed_while_renaming_is_replaced_by_the_next(tmp_path, uncas
     fresh = tmp_path / "fresh"
     export("huggingface", fresh, uncased_vocab_path, seed=1)
     after = tree(out)
-    assert set(after) == set(tree(fresh)) | {"README.md"} and after["README.md"] == b"mine"
+    assert set(after) == set(tree(fresh)) | {"NOTES.md"} and after["NOTES.md"] == b"mine"
     assert {name: after[name] for name in tree(fresh) if name != MARKER_NAME} == {
         name: content for name, content in tree(fresh).items() if name != MARKER_NAME}
     assert leftovers(out, tmp_path) == []
