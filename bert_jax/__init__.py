@@ -19,6 +19,9 @@ _PUBLIC_NAMES = {
     # Pretraining.
     "load_config": "bert_jax.config.files:load_config",
     "train_and_evaluate": "bert_jax.training.loop:train_and_evaluate",
+    "plot_metrics": "bert_jax.training.metrics_plot:plot_metrics",
+    # Progress bars and lines of the long functions: "auto", "bar", "lines" or "off".
+    "set_progress": "input_pipeline.progress:set_progress",
     # Checkpoints, ours and others'.
     "load_trained_params": "bert_jax.state.trained_params:load_trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export:export_to_huggingface",

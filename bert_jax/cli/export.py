@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,14 +31,30 @@ def run(args: argparse.Namespace) -> None:
     from bert_jax.convert.hf_export import export_to_huggingface
     from bert_jax.convert.sentence_transformers import export_workdir
     from bert_jax.state.trained_params import load_trained_params
+    from input_pipeline.progress import Progress
 
     check_export_directory(args.output, overwrite=args.overwrite)  # before loading the checkpoint
     if args.sentence_transformers:
-        out, step = export_workdir(args.workdir, args.output, args.step, args.vocab,
-                                   overwrite=args.overwrite)
+        with Progress("export", 1, unit="model") as progress:
+            out, step = export_workdir(args.workdir, args.output, args.step, args.vocab,
+                                       overwrite=args.overwrite)
+            progress.update(1)
+            progress.close(_written(out))
         print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}")
         return
-    params, config, step = load_trained_params(args.workdir, args.step)
-    out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
-                                config.data.do_lower_case, args.output, overwrite=args.overwrite)
+    with Progress("export", 2, unit="stages") as progress:
+        progress.describe("restoring the checkpoint")
+        params, config, step = load_trained_params(args.workdir, args.step)
+        progress.describe(f"writing step {step}")
+        progress.update(1)
+        out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
+                                    config.data.do_lower_case, args.output, overwrite=args.overwrite)
+        progress.update(1)
+        progress.close(_written(out))
     print(f"exported step {step} of {args.workdir} to {out}")
+
+
+def _written(directory) -> str:
+    """`directory` and the size of what it holds, for the summary."""
+    size = sum(path.stat().st_size for path in Path(directory).rglob("*") if path.is_file())
+    return f"{directory} ({size / 1e6:.1f} MB)"

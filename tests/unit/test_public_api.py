@@ -26,6 +26,8 @@ EXPECTED = {
     "create_pretraining_data": "input_pipeline.creation.create_pretraining_data",
     "load_config": "bert_jax.config.files",
     "train_and_evaluate": "bert_jax.training.loop",
+    "plot_metrics": "bert_jax.training.metrics_plot",
+    "set_progress": "input_pipeline.progress",
     "load_trained_params": "bert_jax.state.trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export",
     "import_to_workdir": "bert_jax.convert.workdir_import",
