@@ -97,7 +97,9 @@ def test_only_process_0_writes_the_config(pretrain):
 def test_a_finished_run_started_again_returns_its_results_in_both_processes(pretrain):
     for process in pretrain["two"]:
         first, again = process["results"]
-        assert again == first  # read back from metrics.jsonl: nothing trained or evaluated
+        # Read back from metrics.jsonl: nothing trained or evaluated. Its timings are process
+        # 0's, which process 1's own first results need not match.
+        assert _close(first, again, 1e-12)
 
 
 def test_one_process_evaluates_the_two_process_checkpoint_the_same(pretrain):
