@@ -25,6 +25,9 @@ _PUBLIC_NAMES = {
     # Sentence embeddings (Sentence-BERT) on the same loop.
     "sentence_training_config": "bert_jax.tasks.sentence_embeddings.training_config:sentence_training_config",
     "train_sentence_embeddings": "bert_jax.tasks.sentence_embeddings.training:train_sentence_embeddings",
+    "plot_metrics": "bert_jax.training.metrics_plot:plot_metrics",
+    # Progress bars and lines of the long functions: "auto", "bar", "lines" or "off".
+    "set_progress": "input_pipeline.progress:set_progress",
     # Checkpoints, ours and others'.
     "load_trained_params": "bert_jax.state.trained_params:load_trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export:export_to_huggingface",

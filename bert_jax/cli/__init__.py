@@ -15,6 +15,7 @@
   bert-jax encode        sentence and token vectors            (bert_jax.SentenceEncoder)
   bert-jax predict       a fine-tuned model's predictions for a file (bert_jax.TextClassifier, ...)
   bert-jax export-serving  StableHLO / SavedModel for serving  (bert_jax.export_serving)
+  bert-jax plot          a run's curves as a PNG               (bert_jax.plot_metrics)
 
 Heavy libraries are imported inside the subcommands, so `--help` answers at once.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 
 from bert_jax.cli import (
+    arguments_help,
     create_data,
     demo,
     encode,
@@ -37,6 +39,7 @@ from bert_jax.cli import (
     glue,
     import_checkpoint,
     nsp,
+    plot,
     predict,
     pretrain,
     sbert_train,
@@ -47,7 +50,7 @@ from bert_jax.cli.logging_setup import configure_logging
 
 # In the order --help lists them.
 SUBCOMMANDS = (demo, vocab, create_data, pretrain, finetune, glue, sbert_train, export, import_checkpoint, fill_mask,
-               nsp, encode, predict, export_serving)
+               nsp, encode, predict, export_serving, plot)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,11 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for subcommand in SUBCOMMANDS:
         subcommand.add_parser(subparsers).set_defaults(run=subcommand.run)
+    arguments_help.show_defaults(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs `bert-jax` with `argv` (default: the command line); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # as parse_args, with the --set a config-looking argument meant
+        subparser = parser._subparsers._group_actions[0].choices[args.command]
+        subparser.error(arguments_help.unrecognized(subparser, extras))
     configure_logging()
     return run_subcommand(args)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,30 +40,45 @@ def run(args: argparse.Namespace) -> None:
     from bert_jax.convert.sentence_transformers import export_sentence_transformers
     from bert_jax.model import SentenceConfig
     from bert_jax.state.trained_params import load_trained_params
+    from input_pipeline.progress import Progress
 
     check_export_directory(args.output, overwrite=args.overwrite)  # before loading the checkpoint
     if args.push_to_hub and (not looks_like_hub_repo_id(args.push_to_hub) or "@" in args.push_to_hub):
         raise ValueError(f"--push-to-hub {args.push_to_hub!r} is not a Hugging Face repo id (OWNER/NAME: "
                          "letters, digits, '-', '_', '.'); nothing was written.")
-    params, config, step = load_trained_params(args.workdir, args.step)
-    sentence = sentence_config(config)
-    record = read_training_record(args.workdir, config, step)
-    vocab_file = args.vocab or config.data.vocab_file
-    as_sentence_transformers = args.sentence_transformers
-    if as_sentence_transformers is None:
-        # A head of its own (an imported sentence-transformers model's pooling, Normalize, prompts)
-        # would be lost in a BertForPreTraining directory: SentenceTransformer reads it as plain mean pooling.
-        as_sentence_transformers = sentence != SentenceConfig()
+    with Progress("export", 2, unit="stages") as progress:
+        progress.describe("restoring the checkpoint")
+        params, config, step = load_trained_params(args.workdir, args.step)
+        progress.update(1)
+        progress.describe(f"writing step {step}")
+        sentence = sentence_config(config)
+        record = read_training_record(args.workdir, config, step)
+        vocab_file = args.vocab or config.data.vocab_file
+        as_sentence_transformers = args.sentence_transformers
+        if as_sentence_transformers is None:
+            # A head of its own (an imported sentence-transformers model's pooling, Normalize, prompts)
+            # would be lost in a BertForPreTraining directory: SentenceTransformer reads it as plain mean pooling.
+            as_sentence_transformers = sentence != SentenceConfig()
+        if as_sentence_transformers:
+            out = export_sentence_transformers(params, bert_config(config), vocab_file, config.data.do_lower_case,
+                                               sentence, args.output, overwrite=args.overwrite, record=record)
+        else:
+            out = export_to_huggingface(params, bert_config(config), vocab_file, config.data.do_lower_case,
+                                        args.output, overwrite=args.overwrite, record=record)
+        progress.update(1)
+        progress.close(_written(out))
     if as_sentence_transformers:
-        out = export_sentence_transformers(params, bert_config(config), vocab_file, config.data.do_lower_case,
-                                           sentence, args.output, overwrite=args.overwrite, record=record)
         why = ("" if args.sentence_transformers else
                " (its run config's sentence head; --no-sentence-transformers: a BertForPreTraining)")
         print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}{why}")
     else:
-        out = export_to_huggingface(params, bert_config(config), vocab_file, config.data.do_lower_case,
-                                    args.output, overwrite=args.overwrite, record=record)
         print(f"exported step {step} of {args.workdir} to {out}")
     if args.push_to_hub:  # only a complete export: the exporters return once it is in place
         url = push_to_hub(out, args.push_to_hub, private=args.private or None)
         print(f"pushed {out} to the Hugging Face Hub: {url}")
+
+
+def _written(directory) -> str:
+    """`directory` and the size of what it holds, for the summary."""
+    size = sum(path.stat().st_size for path in Path(directory).rglob("*") if path.is_file())
+    return f"{directory} ({size / 1e6:.1f} MB)"

@@ -29,6 +29,13 @@ MODEL_SIZES = {
 
 
 RNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+# Where `train.report_to` may send the metrics (`training.metric_writers`).
+REPORT_TO = ("tensorboard", "wandb")
+
+
+def report_destinations(report_to: str) -> tuple[str, ...]:
+    """`train.report_to` ("tensorboard,wandb", "" for neither) as a tuple of names."""
+    return tuple(name.strip() for name in report_to.split(",") if name.strip())
 
 
 def model_size(name: str) -> dict[str, int]:
@@ -104,6 +111,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.eval_steps = 100     # Batches per evaluation; 0 means the whole eval set.
     # Peak FLOP/s of one device for the MFU column; 0 means look the device up in a known table.
     config.train.peak_flops_per_device = 0.0
+    # Besides metrics.jsonl, comma-separated: "tensorboard", "wandb" (pip install 'bert-jax[wandb]').
+    config.train.report_to = "tensorboard"
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})

@@ -12,6 +12,7 @@ from typing import Any
 
 import ml_collections
 
+from bert_jax.config.defaults import report_destinations
 from bert_jax.config.validation import RESUME_INVARIANT_FIELDS, bert_config, config_rules
 from bert_jax.model import BertConfig
 
@@ -53,11 +54,17 @@ class LoopConfig:
     eval_steps: int = 0           # Batches per evaluation; 0: the whole evaluation set.
     max_consecutive_nonfinite: int = 10  # This many skipped steps in a row stop the run.
     peak_flops_per_device: float = 0.0   # For the MFU column; 0: looked up by device kind.
+    report_to: tuple[str, ...] = ("tensorboard",)  # Besides metrics.jsonl: "tensorboard", "wandb".
 
     @classmethod
     def from_config(cls, train: ml_collections.ConfigDict) -> LoopConfig:
-        """From the `train` section of a run config."""
-        return cls(**{field.name: train[field.name] for field in dataclasses.fields(cls)})
+        """From the `train` section of a run config (a field added since a config was saved
+        takes its default)."""
+        fields = {field.name: train[field.name] for field in dataclasses.fields(cls) if field.name in train}
+        if "report_to" in fields:
+            fields["report_to"] = report_destinations(fields["report_to"])
+        return cls(**fields)
+
 
 
 @dataclasses.dataclass(frozen=True)

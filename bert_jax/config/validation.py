@@ -12,7 +12,7 @@ from typing import Any
 
 import ml_collections
 
-from bert_jax.config.defaults import RNG_IMPLS
+from bert_jax.config.defaults import REPORT_TO, RNG_IMPLS, report_destinations
 from bert_jax.model import BertConfig, SentenceConfig
 from bert_jax.parallel.sharding import (
     MESH_AXES,
@@ -103,6 +103,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         errors.append(f"optimizer.learning_rate={opt.learning_rate} must be positive.")
     if train.rng_impl not in RNG_IMPLS:
         errors.append(f"train.rng_impl={train.rng_impl!r} must be one of {RNG_IMPLS}.")
+    unknown = [name for name in report_destinations(train.get("report_to", "")) if name not in REPORT_TO]
+    if unknown:
+        errors.append(f"train.report_to={train.report_to!r}: {', '.join(unknown)} unknown; name some "
+                      f"of {', '.join(REPORT_TO)}, separated by commas (metrics.jsonl is always written).")
     for field in ("log_every", "checkpoint_every", "keep_checkpoints", "grad_accum_steps",
                   "max_consecutive_nonfinite"):
         if train[field] < 1:

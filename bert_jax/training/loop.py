@@ -36,11 +36,12 @@ from bert_jax.state.workdir_lock import locked
 from bert_jax.training.nonfinite import NonFiniteStreak, TrainingDiverged
 from bert_jax.training.objective import Batches, Evaluator, Objective, TrainData
 from bert_jax.training.phases import PhasedShards, check_shards
-from bert_jax.training.pretraining import PretrainingEvaluation, PretrainingObjective
 from bert_jax.training.preemption import PreemptionWatch
-from bert_jax.training.progress import ProgressReporter, interval_means
+from bert_jax.training.pretraining import PretrainingEvaluation, PretrainingObjective
+from bert_jax.training.progress import ProgressReporter, interval_means, recorded_reports
 from bert_jax.training.resume import resume
 from bert_jax.training.step import train_step
+from input_pipeline.progress import Progress, show_logs
 
 __all__ = ["TrainingDiverged", "jit_train_step", "train", "train_and_evaluate"]
 
@@ -75,6 +76,7 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
     is called with the metrics of every logged training interval.
     """
     workdir = os.fspath(workdir)
+    show_logs()  # a notebook or a script that configured no logging sees the run's lines too
     mesh = sharding.make_mesh(dict(run.mesh.shape))
     optimizer, schedule = make_optimizer(run.optimizer, run.loop.num_steps)
     shardings = state_shardings(objective.init_params, optimizer, mesh, run.mesh.rules)
@@ -85,6 +87,10 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
         checkpointer = resources.enter_context(_closed_after(Checkpointer(
             workdir, max_to_keep=run.checkpoints.keep, cleanup_tmp_directories=True)))
         start_step, state, batches = resume(checkpointer, run, objective.init_params, data, optimizer, shardings)
+        if start_step >= run.loop.num_steps:
+            finished = _finished_results(workdir, run.loop.num_steps, evaluator is not None)
+            if finished is not None:
+                return finished
         if jax.process_index() == 0:  # after `resume` has accepted the config
             save_config(run.user_config, os.path.join(workdir, "config.json"))
         num_params = sum(x.size for x in jax.tree.leaves(state.params))
@@ -93,7 +99,9 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
         peak = run.loop.peak_flops_per_device or flops.peak_flops(jax.devices()[0].device_kind)
         reporter = resources.enter_context(contextlib.closing(ProgressReporter(
             workdir, run.loop.num_steps, start_step, run.loop.global_batch_size, 0.0,
-            peak * jax.device_count() if peak else None, is_main_process=jax.process_index() == 0)))
+            peak * jax.device_count() if peak else None, is_main_process=jax.process_index() == 0,
+            report_to=run.loop.report_to)))
+        reporter.write_config(run.user_config)
         evaluation = None
         if evaluator is not None:
             best = None
@@ -112,7 +120,8 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
             with contextlib.closing(PreemptionWatch()) as preemption:
                 state, preempted_at = steps.run(state, batches, start_step, preemption)
         else:
-            logger.info("step %d reached: training is complete", run.loop.num_steps)
+            logger.info("step %d reached: training is complete; its final evaluation was not "
+                        "recorded, so it is made now", run.loop.num_steps)
             preempted_at = None
         checkpointer.wait_until_finished()
         results = {f"train_{k}": v for k, v in steps.last.items()}
@@ -121,6 +130,24 @@ def train(run: RunConfig, objective: Objective, data: TrainData, workdir: str | 
         if evaluation is not None:
             results |= {f"eval_{k}": v for k, v in evaluation(state.params, int(state.step)).items()}
         return results
+
+
+def _finished_results(workdir: str, num_steps: int, evaluates: bool) -> dict[str, float] | None:
+    """The results of a run that has nothing left to do: trained to `num_steps` and, if it
+    `evaluates`, its final evaluation recorded in `metrics.jsonl`; read back from there (empty on
+    a process that cannot read it). None when the final evaluation is still to be made (a run
+    stopped between its last checkpoint and that evaluation, a bucket without metrics.jsonl)."""
+    reports = recorded_reports(workdir, num_steps) if jax.process_index() == 0 else {}
+    done = not evaluates or "eval" in reports
+    if jax.process_count() > 1:  # process 0's file decides for all: the evaluation is a collective
+        done = bool(multihost_utils.broadcast_one_to_all(np.array(done)))
+        reports = recorded_reports(workdir, num_steps)
+    if not done:
+        return None
+    logger.info("step %d reached: training is complete%s in %s; nothing to do (its metrics are in "
+                "metrics.jsonl and TensorBoard)", num_steps, " and evaluated" if evaluates else "", workdir)
+    return {f"{prefix}_{name}": value for prefix in ("train", "eval")
+            for name, value in reports.get(prefix, {}).items()}
 
 
 @contextlib.contextmanager
@@ -213,6 +240,7 @@ class Steps:
         self.interval: list[dict[str, float]] = []     # fetched, not yet logged
         self.last: dict[str, float] = {}               # the last report
         self.programs: dict[Hashable, Callable] = {}   # the step compiled, by stage and batch shapes
+        self.progress: Progress | None = None          # while `run` runs
 
     def evaluates_after(self, step: int) -> bool:
         """Whether an evaluation follows `step` (the final one excepted)."""
@@ -227,34 +255,41 @@ class Steps:
         num_steps = self.loop.num_steps
         stage = self.data.stage_at(start_step)
         batch = _global_batch(next(batches), self.mesh)
-        for step in range(start_step + 1, num_steps + 1):
-            state, metrics = self._program(stage, state, batch, step - 1)(state, batch)
-            self.pending.append(metrics)
-            preempted = preemption.reached(step)
-            if step % self.checkpoint_every == 0 or step == num_steps or preempted:
-                # Saved before the next batch is read, so the data position matches `step`.
-                self.checkpointer.save(step, state, self.user_config, batches, self.data.position(stage))
-            log_now = step % self.loop.log_every == 0 or step == num_steps or preempted
-            self._fetch(step, everything=log_now)
-            if preempted:
-                self._report(step)
-                self.checkpointer.wait_until_finished()
-                logger.warning("preempted: the checkpoint of step %d is saved in %s; rerun the "
-                               "same command to resume", step, self.checkpointer.directory)
-                return state, step
-            if step < num_steps:
-                if self.data.stage_at(step) != stage:
-                    stage = self.data.stage_at(step)
-                    logger.info("step %d: switching to %s data", step, stage)
-                    batches = self.data.batches(stage)
-                    batch = _global_batch(next(batches), self.mesh)
-                else:
-                    batch = _global_batch(next(batches), self.mesh)  # Overlaps with the device's work.
-            if log_now:
-                self._report(step)
-            if self.evaluates_after(step):
-                self.evaluation(state.params, step)
-                self.reporter.restart_clock(step)
+        # A bar (on a terminal or in a notebook) and the closing summary; the reporter logs the lines.
+        with Progress("pretrain", num_steps, unit="steps", initial=start_step, log_lines=False,
+                      counts=("sequences",), shown=self.reporter.is_main) as self.progress:
+            for step in range(start_step + 1, num_steps + 1):
+                state, metrics = self._program(stage, state, batch, step - 1)(state, batch)
+                self.pending.append(metrics)
+                self.progress.update(1, sequences=self.loop.global_batch_size)
+                preempted = preemption.reached(step)
+                if step % self.checkpoint_every == 0 or step == num_steps or preempted:
+                    # Saved before the next batch is read, so the data position matches `step`.
+                    self.checkpointer.save(step, state, self.user_config, batches, self.data.position(stage))
+                log_now = step % self.loop.log_every == 0 or step == num_steps or preempted
+                self._fetch(step, everything=log_now)
+                if preempted:
+                    self._report(step)
+                    self.checkpointer.wait_until_finished()
+                    self.progress.close(f"preempted at step {step}")
+                    logger.warning("preempted: the checkpoint of step %d is saved in %s; rerun the "
+                                   "same command to resume", step, self.checkpointer.directory)
+                    return state, step
+                if step < num_steps:
+                    if self.data.stage_at(step) != stage:
+                        stage = self.data.stage_at(step)
+                        logger.info("step %d: switching to %s data", step, stage)
+                        batches = self.data.batches(stage)
+                        batch = _global_batch(next(batches), self.mesh)
+                    else:
+                        batch = _global_batch(next(batches), self.mesh)  # Overlaps with the device's work.
+                if log_now:
+                    self._report(step)
+                if self.evaluates_after(step):
+                    self.evaluation(state.params, step)
+                    self.reporter.restart_clock(step)
+            self.progress.close(f"checkpoints in {self.checkpointer.directory}, metrics in "
+                                f"{os.path.join(self.checkpointer.workdir, 'metrics.jsonl')} and TensorBoard")
         return state, None
 
     def _program(self, stage: Hashable, state: TrainState, batch: dict[str, jax.Array], step: int) -> Callable:
@@ -291,6 +326,8 @@ class Steps:
 
     def _report(self, step: int) -> None:
         self.last = self.reporter.report(step, interval_means(self.interval))
+        if self.progress is not None and "loss" in self.last:
+            self.progress.describe(f"loss {self.last['loss']:.4f}")
         if self.on_report is not None:
             self.on_report(self.last | {"step": step})
         self.interval = []

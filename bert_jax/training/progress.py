@@ -1,4 +1,4 @@
-"""Progress reporting of the training loop: log lines, TensorBoard scalars and `metrics.jsonl`
+"""Progress reporting of the training loop: log lines, `metrics.jsonl`, TensorBoard and W&B (`metric_writers`)
 (every report at full precision, one JSON object per line) with throughput, ETA, TFLOP/s and MFU.
 Only the first process writes."""
 
@@ -13,16 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from bert_jax.training.metric_writers import metric_writers
 from input_pipeline import remote_files  # (also quiets TensorFlow's start-up before it is imported)
+from input_pipeline.progress import format_duration
 
 logger = logging.getLogger("bert_jax")
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 class ProgressReporter:
@@ -34,7 +29,7 @@ class ProgressReporter:
 
     def __init__(self, workdir: str | os.PathLike | None, num_steps: int, start_step: int,
                  global_batch_size: int, flops_per_step: float, peak_flops_total: float | None,
-                 is_main_process: bool = True):
+                 is_main_process: bool = True, report_to: tuple[str, ...] = ("tensorboard",)):
         self.num_steps = num_steps
         self.global_batch_size = global_batch_size
         self.flops_per_step = flops_per_step
@@ -42,7 +37,7 @@ class ProgressReporter:
         self.is_main = is_main_process
         self._last_step = start_step
         self._last_time = time.perf_counter()
-        self._writer = None
+        self._writers = []
         self._jsonl = None
         self._jsonl_path = None
         self._start_step = start_step
@@ -57,8 +52,7 @@ class ProgressReporter:
                 kept = _rewrite_rows(self._jsonl_path, lambda row: row["step"] <= start_step)
                 self._reported_before_at_start = {row.get("prefix") for row in kept if row["step"] == start_step}
                 self._jsonl = open(self._jsonl_path, "a", encoding="utf-8")
-            import tensorflow as tf  # only the writing process pays for importing TensorFlow
-            self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+            self._writers = metric_writers(os.fspath(workdir), report_to)
 
     def restart_clock(self, step: int) -> None:
         """Starts the next throughput interval now (e.g. after compiling or evaluating)."""
@@ -107,17 +101,18 @@ class ProgressReporter:
         return values
 
     def write_scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
-        if self._writer is None:
-            return
-        import tensorflow as tf
-        with self._writer.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.scalar(f"{prefix}/{name}", value)
-        self._writer.flush()
+        """Writes `values` as `prefix/name` scalars of `step` (TensorBoard, W&B)."""
+        for writer in self._writers:
+            writer.write_scalars(step, {f"{prefix}/{name}": value for name, value in values.items()})
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Writes the run's config (nested dicts): TensorBoard's text and hparams, W&B's config."""
+        for writer in self._writers:
+            writer.write_config(config)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        for writer in self._writers:
+            writer.close()
         if self._jsonl is not None:
             self._jsonl.close()
 
@@ -148,6 +143,24 @@ def _rewrite_rows(path: str, keep: Callable[[dict], bool]) -> list[dict]:
         f.writelines(text)
     os.replace(staging, path)
     return rows
+
+
+def recorded_reports(workdir: str | os.PathLike, step: int) -> dict[str, dict[str, float]]:
+    """The reports of `step` in `workdir/metrics.jsonl`, by prefix ("train", "eval"), without
+    their step and prefix; empty where there is no such file (a bucket, another host's disk)."""
+    path = os.path.join(os.fspath(workdir), "metrics.jsonl")
+    if remote_files.is_remote(path) or not os.path.exists(path):
+        return {}
+    reports = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
+            if isinstance(row, dict) and row.get("step") == step:
+                reports[row.get("prefix")] = {k: v for k, v in row.items() if k not in ("step", "prefix")}
+    return reports
 
 
 def interval_means(interval: list[dict[str, Any]]) -> dict[str, float]:

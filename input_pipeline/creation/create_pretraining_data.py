@@ -47,6 +47,7 @@ import numpy as np
 from input_pipeline import remote_files
 from input_pipeline.instances.masking import MaskingConfig, mask_batch_with_rng
 from input_pipeline.instances.pairs import PairingConfig, create_sentence_pairs
+from input_pipeline.progress import Progress
 from input_pipeline.shards.directory import INPUT_REPORT_NAME, StagedOutput
 from input_pipeline.shards.features import serialize_examples
 from input_pipeline.shards.manifest import build_manifest, shard_name, write_manifest
@@ -58,6 +59,7 @@ from input_pipeline.text.sources import (
     document_sentences,
     expand_inputs,
     iter_document_pieces,
+    plain_text_bytes,
 )
 from input_pipeline.tokenizers.loading import load_tokenizer
 
@@ -315,7 +317,9 @@ class BlockProcessor:
         """
         config = self.config
         stats: collections.Counter = collections.Counter(
-            blocks=1, characters=sum(len(line) for document in documents for line in document))
+            blocks=1, characters=sum(len(line) for document in documents for line in document),
+            # The progress bar's measure, as input_pipeline.progress counts lines.
+            text_bytes=sum(len(line.encode("utf-8")) + 1 for document in documents for line in document))
         tokenized, num_sentences = self.tokenize(documents, origins, stats, starts, ends)
         stats.update(sentences=num_sentences, instances=0, tokens=0, predictions=0,
                      random_next=0)
@@ -467,12 +471,17 @@ def create_pretraining_data(inputs: Sequence[str], vocab_path: str | os.PathLike
     paths = [os.path.join(output_dir, shard_name(prefix, s, config.num_shards))
              for s in range(config.num_shards)]
     try:
-        with _worker_pool(num_workers, processor, vocab_path, work_dir) as pool:
+        with (_worker_pool(num_workers, processor, vocab_path, work_dir) as pool,
+              Progress("create-data", plain_text_bytes(sources), unit="B", unit_scale=True,
+                       counts=("instances",)) as progress):
             for block_index, sizes, counts, block_stats in pool.map_blocks(
                     _process_to_file, enumerate(iter_blocks(sources, config, report))):
                 block_sizes[block_index] = sizes
                 shard_counts += counts
                 stats += block_stats
+                progress.update(block_stats["text_bytes"], instances=block_stats["instances"])
+            progress.close(f"{stats['instances']:,} instances from {stats['documents']:,} documents "
+                           f"into {config.num_shards} shards in {output_dir}", read_all=True)
             check_enough_documents(stats, report)
             pool.map_all(_merge_shard, [(work_dir, path, s, config.seed, block_sizes)
                                         for s, path in enumerate(paths)])

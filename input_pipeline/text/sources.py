@@ -389,6 +389,15 @@ def iter_lines(source: str, *, text_field: str = "text", tfds_data_dir: str | No
             yield line
 
 
+def plain_text_bytes(sources: Sequence[str]) -> int | None:
+    """The bytes that reading `sources` goes through, for a progress bar's total: their sizes when
+    all are local uncompressed text files; None otherwise (.gz, .jsonl, TFDS, remote)."""
+    if any(is_tfds_source(s) or remote_files.is_remote(s) or s.endswith((".gz", *JSONL_SUFFIXES))
+           for s in sources):
+        return None
+    return sum(os.path.getsize(s) for s in sources)
+
+
 def document_sentences(lines: Sequence[str], text_format: str, language: str = "auto") -> list[str]:
     """The sentences of a document read by `iter_documents`: its lines as they are for "lines",
     each line split by `sentences.split_sentences(line, language)` for "paragraphs"."""

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator, Sequence
 import sentencepiece as spm
 
 from input_pipeline.output_file import refuse_existing_file, write_output_file
+from input_pipeline.progress import Progress
 from input_pipeline.text.report import InputReport
-from input_pipeline.text.sources import expand_inputs, iter_lines
+from input_pipeline.text.sources import expand_inputs, iter_lines, plain_text_bytes
 from input_pipeline.tokenizers.sentencepiece_tokenizer import MODEL_TYPES, SentencePieceTokenizer
 from input_pipeline.tokenizers.wordpiece import CLS, MASK, PAD, SEP, UNK
 
@@ -143,7 +144,12 @@ def train_sentencepiece_from_files(paths: Sequence[str | os.PathLike],
     sources = expand_inputs([os.fspath(p) for p in paths], report)
     lines = (line for source in sources
              for line in iter_lines(source, text_field=text_field, report=report))
-    return train_sentencepiece(lines, model_path, vocab_size, **options)
+    # The bar covers the reading; SentencePiece's training itself (in C++) says nothing on the way.
+    with Progress("vocab: reading for SentencePiece", plain_text_bytes(sources), unit="B",
+                  unit_scale=True) as reading:
+        tokenizer = train_sentencepiece(reading.lines(lines), model_path, vocab_size, **options)
+        reading.close(f"{model_path}", read_all=True)
+    return tokenizer
 
 
 class _NonEmpty:

@@ -39,9 +39,10 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from input_pipeline.output_file import refuse_existing_file, write_output_file
+from input_pipeline.progress import Progress
 from input_pipeline.text.report import InputReport
 from input_pipeline.text.sentences import HANGUL, LATIN
-from input_pipeline.text.sources import expand_inputs, iter_lines
+from input_pipeline.text.sources import expand_inputs, iter_lines, plain_text_bytes
 from input_pipeline.tokenizers.wordpiece import (
     SPECIAL_TOKENS,
     UNK,
@@ -379,13 +380,21 @@ def train_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *, min_freq
         [[vocab.id(word[0]), *(vocab.id(CONTINUATION_PREFIX + char) for char in word[1:])]
          for word, _ in trainable],
         [count for _, count in trainable])
-    while len(vocab) < vocab_size:
-        best = pairs.most_frequent()
-        if best is None or best[0] < min_frequency:
-            break
-        _, a, b = best
-        pairs.merge(a, b, vocab.add(_merged_token(vocab.tokens[a], vocab.tokens[b])))
+    _merge_pairs(pairs, vocab, vocab_size, min_frequency)
     return vocab.tokens
+
+
+def _merge_pairs(pairs: _PairCounts, vocab: _Vocab, vocab_size: int, min_frequency: int) -> None:
+    """Adds the merges of the most frequent pairs to `vocab` until it holds `vocab_size` tokens
+    or no pair is seen `min_frequency` times (see `train_wordpiece`)."""
+    with Progress("vocab: merging", vocab_size, unit="tokens", initial=len(vocab)) as merging:
+        while len(vocab) < vocab_size:
+            best = pairs.most_frequent()
+            if best is None or best[0] < min_frequency:
+                break
+            _, a, b = best
+            pairs.merge(a, b, vocab.add(_merged_token(vocab.tokens[a], vocab.tokens[b])))
+            merging.update(len(vocab) - merging.done)  # none where the merge spells a token already in
 
 
 def hangul_word_share(word_counts: Mapping[str, int]) -> float:
@@ -451,14 +460,16 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
     basic = BasicTokenizer(do_lower_case=do_lower_case, strip_accents=strip_accents)
     word_counts: collections.Counter = collections.Counter()
     num_lines = 0
+    reading = Progress("vocab: counting words", plain_text_bytes(sources), unit="B", unit_scale=True)
     for source in sources:
-        for line in iter_lines(source, text_field=text_field, tfds_data_dir=tfds_data_dir,
-                               report=report):
+        for line in reading.lines(iter_lines(source, text_field=text_field, tfds_data_dir=tfds_data_dir,
+                                             report=report)):
             word_counts.update(basic.tokenize(line))
             num_lines += 1
             if num_lines == _EARLY_CHECK_LINES and basic.strip_accents:
                 _check_not_stripping_hangul(word_counts,
                                             f"the first {num_lines} lines (up to {source})")
+    reading.close(f"{len(word_counts):,} distinct words in {num_lines:,} lines", read_all=True)
     if basic.strip_accents:
         _check_not_stripping_hangul(word_counts, f"the training text ({len(sources)} inputs)")
     if not word_counts:

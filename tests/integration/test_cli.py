@@ -5,6 +5,8 @@ torch (nor does `import bert_jax`), user errors are one clear line, and the demo
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import pytest
 from tests.conftest import TINY_MODEL_OVERRIDES
 
 SUBCOMMANDS = ["demo", "vocab", "create-data", "pretrain", "finetune", "glue", "sbert-train", "export", "import", "fill-mask", "nsp",
-               "encode", "predict", "export-serving"]
+               "encode", "predict", "export-serving", "plot"]
 
 
 def _bert_jax() -> str:
@@ -128,6 +130,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
         results = json.loads((workdir / "classification" / start / "results.json").read_text())
         assert results["final"]["accuracy"] == scores[start] and results["train_examples"] == len(train_rows)
     assert "(c) fine-tuned from the demo's pretraining" in again.stdout and "pretraining " in again.stdout
+    assert re.search(r"pretrain: 30 steps in \dm\d\ds \([\d.]+ steps/s; 480 sequences", first.stderr)
 
 
 def test_vocab_and_create_data_options(tmp_path):
@@ -145,12 +148,20 @@ def test_vocab_and_create_data_options(tmp_path):
                              "--held-out", str(held_out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert '"unk_rate"' in result.stdout
+    assert re.search(r"vocab: reading for SentencePiece: [\d.]+kB in \dm\d\ds \([\d.]+[kMG]?B/s\) -> ",
+                     result.stderr), result.stderr
+    # Not a terminal: progress as a log line every BERT_JAX_PROGRESS_SECONDS, then a summary.
     result = subprocess.run([_bert_jax(), "create-data", "--input", str(paragraphs), "--format", "paragraphs",
                              "--vocab", str(tmp_path / "sp.model"), "--output-dir", str(tmp_path / "out"),
                              "--workers", "2", "--masking", "dynamic", "--dupe-factor", "1",
                              "--block-mb", "0.05", "--max-seq-length", "64"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=os.environ | {"BERT_JAX_PROGRESS_SECONDS": "0"})
     assert result.returncode == 0, result.stderr
+    lines = re.findall(r"create-data: [\d.]+kB of [\d.]+kB \(\d+%\), [\d.]+[kMG]?B/s, [\d,]+ instances "
+                       r"\([\d,.]+/s\)(?:, ETA \dm\d\ds)?", result.stderr)
+    assert len(lines) >= 2, result.stderr
+    assert re.search(r"create-data: [\d.]+kB in \dm\d\ds \([\d.]+[kMG]?B/s; [\d,]+ instances, [\d,.]+ "
+                     r"instances/s\) -> [\d,]+ instances from [\d,]+ documents into 4 shards in ", result.stderr)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["masking"] == "dynamic" and manifest["num_blocks"] >= 2
     assert manifest["vocab_file"] == "sp.model" and manifest["num_sentences"] > manifest["num_documents"]

@@ -2,8 +2,8 @@
 
 Each process reads its own shard files (2 of the 4), the loop assembles global batches, evaluates
 on the held-out shards mid-way and at the end, and saves checkpoints; then the same command again
-restores the final checkpoint in both processes and only evaluates, and one process with 8 devices
-evaluates the same checkpoint. Runs in subprocesses (`tests/support/multihost_worker.py`), since the fake
+finds the run finished in both processes and does nothing, and one process with 8 devices
+evaluates the same checkpoint (a copy of the work directory without its final evaluation). Runs in subprocesses (`tests/support/multihost_worker.py`), since the fake
 devices must be requested before JAX starts.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 
 import pytest
 
@@ -31,7 +32,10 @@ def pretrain(tiny_run_overrides, tmp_path_factory) -> dict:
         "mesh.shape.fsdp=4"]  # mesh (2,4,1): data across the processes, fsdp within each
     args = ("--overrides", json.dumps(overrides), "--workdir", str(workdir))
     two = run_workers("pretrain", root / "two", *args, "--again", "1", num_processes=2, timeout=TIMEOUT_S)
-    one = run_workers("pretrain", root / "one", *args, num_processes=1, timeout=TIMEOUT_S)
+    # Without metrics.jsonl the final evaluation is not recorded: the finished run makes it.
+    shutil.copytree(workdir, root / "copy", ignore=shutil.ignore_patterns("metrics.jsonl", "run.lock"))
+    one = run_workers("pretrain", root / "one", "--overrides", json.dumps(overrides),
+                      "--workdir", str(root / "copy"), num_processes=1, timeout=TIMEOUT_S)
     return {"workdir": workdir, "two": two, "one": one, "overrides": overrides}
 
 
@@ -83,24 +87,25 @@ def test_checkpoints_hold_every_process_data_position(pretrain):
 def test_only_process_0_writes_the_config(pretrain):
     first, second = pretrain["two"]
     config_json = str(pretrain["workdir"] / "config.json")
-    assert first["save_config_calls"] == [config_json, config_json]  # two train_and_evaluate calls
+    assert first["save_config_calls"] == [config_json]  # the second call, on a finished run, writes nothing
     assert second["save_config_calls"] == []
     saved = json.loads(open(config_json).read())
     assert saved["train"]["num_steps"] == STEPS and saved["mesh"]["shape"]["fsdp"] == 4
     assert not [name for name in os.listdir(pretrain["workdir"]) if ".tmp-" in name]
 
 
-def test_finished_run_restores_in_both_processes_and_evaluates_the_same(pretrain):
+def test_a_finished_run_started_again_returns_its_results_in_both_processes(pretrain):
     for process in pretrain["two"]:
         first, again = process["results"]
-        assert not any(k.startswith("train_") for k in again)  # nothing trained the second time
-        assert _close({k: v for k, v in first.items() if k.startswith("eval_")}, again, 1e-6)
+        # Read back from metrics.jsonl: nothing trained or evaluated. Its timings are process
+        # 0's, which process 1's own first results need not match.
+        assert _close(first, again, 1e-12)
 
 
 def test_one_process_evaluates_the_two_process_checkpoint_the_same(pretrain):
     """1 process x 8 devices reads all 4 held-out files in other batches: the same sums."""
     [one] = pretrain["one"]
-    two = pretrain["two"][0]["results"][1]
+    two = {k: v for k, v in pretrain["two"][0]["results"][0].items() if k.startswith("eval_")}
     assert one["process_count"] == 1 and one["devices"] == 8
     assert _close(one["results"][0], two, 1e-5)
 

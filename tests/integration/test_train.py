@@ -144,9 +144,12 @@ def test_config_validation_names_the_fields():
     config.data.max_seq_length = 1024
     config.train.global_batch_size = 30
     config.mesh.shape.data = 4
+    config.train.report_to = "tensorboard,wandb,neptune"
     with pytest.raises(ValueError) as error:
         validate(config, num_devices=8)
     message = str(error.value)
+    assert ("train.report_to='tensorboard,wandb,neptune': neptune unknown; name some of tensorboard, "
+            "wandb") in message
     assert "data.max_seq_length=1024 exceeds model.max_position_embeddings=512" in message
     assert "train.global_batch_size=30 must be divisible by the data-parallel size 8" not in message
     assert "mesh.shape" in message and "4 devices but 8 are available" in message

@@ -30,6 +30,8 @@ EXPECTED = {
     "run_glue": "bert_jax.tasks.glue",
     "sentence_training_config": "bert_jax.tasks.sentence_embeddings.training_config",
     "train_sentence_embeddings": "bert_jax.tasks.sentence_embeddings.training",
+    "plot_metrics": "bert_jax.training.metrics_plot",
+    "set_progress": "input_pipeline.progress",
     "load_trained_params": "bert_jax.state.trained_params",
     "export_to_huggingface": "bert_jax.convert.hf_export",
     "import_to_workdir": "bert_jax.convert.workdir_import",

@@ -24,7 +24,8 @@ OVERRIDES = [
     "train.grad_accum_steps=3", "train.num_steps=1000", "train.seed=5", "train.init_from=somewhere",
     "train.rng_impl=rbg", "train.log_every=11", "train.checkpoint_every=13", "train.keep_checkpoints=4",
     "train.max_consecutive_nonfinite=6", "train.eval_every=19", "train.eval_steps=23",
-    "train.peak_flops_per_device=1e15", "mesh.shape.tensor=2", "mesh.rules.vocab=",
+    "train.peak_flops_per_device=1e15", "train.report_to=tensorboard, wandb", "mesh.shape.tensor=2",
+    "mesh.rules.vocab=",
 ]
 
 
@@ -33,7 +34,8 @@ def test_every_field_reaches_the_typed_config():
     run = RunConfig.from_config(config)
     assert run.model == bert_config(config)
     assert run.optimizer == OptimizerConfig(**config.optimizer.to_dict())
-    assert dataclasses.asdict(run.loop) == {f.name: config.train[f.name] for f in dataclasses.fields(LoopConfig)}
+    assert dataclasses.asdict(run.loop) == {f.name: config.train[f.name] for f in dataclasses.fields(LoopConfig)
+                                            } | {"report_to": ("tensorboard", "wandb")}
     assert (run.checkpoints.every, run.checkpoints.keep) == (13, 4) and run.init_from == "somewhere"
     assert dict(run.mesh.shape) == {"data": -1, "fsdp": 1, "tensor": 2}
     assert run.mesh.rules == logical_rules(dict(config.mesh.rules)) and ("vocab", None) in run.mesh.rules
