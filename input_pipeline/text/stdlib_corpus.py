@@ -110,12 +110,12 @@ def write_stdlib_corpus(train_path: str | os.PathLike, held_out_path: str | os.P
     with open(tmp["train"], "w", encoding="utf-8") as train, \
             open(tmp["held_out"], "w", encoding="utf-8") as held_out:
         for path in module_files(root):
-            sentences = module_sentences(path)
-            if not sentences:
-                continue
             name = path.relative_to(root).as_posix()
             split = "held_out" if is_held_out(name, held_out_percent) else "train"
             if split == "train" and max_bytes is not None and stats["train_bytes"] >= max_bytes:
+                continue  # Decided before parsing: a capped corpus reads few modules past the cap.
+            sentences = module_sentences(path)
+            if not sentences:
                 continue
             text = "\n".join(sentences) + "\n\n"
             (held_out if split == "held_out" else train).write(text)
