@@ -18,7 +18,7 @@ from bert_jax.config.finetuning import TaskConfig
 from bert_jax.tasks.head_objective import HeadObjective
 from bert_jax.tasks.metrics import TASK_METRICS, compute_metrics
 from bert_jax.tasks.squad_metrics import evaluate_v1, evaluate_v2, gold_answers
-from bert_jax.tasks.squad_postprocess import postprocess_predictions
+from bert_jax.inference.squad_postprocess import postprocess_predictions
 from bert_jax.tasks.task_data import TaskSet, metric_task
 from bert_jax.training.array_batches import ArrayBatches
 from bert_jax.training.objective import Batch
