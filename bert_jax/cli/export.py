@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> None:
     from bert_jax.convert.hub import push_to_hub
     from bert_jax.convert.model_card import read_training_record
     from bert_jax.convert.sentence_transformers import export_sentence_transformers
+    from bert_jax.inference.task_model import fine_tuned_kind
     from bert_jax.model import SentenceConfig
     from bert_jax.state.trained_params import load_trained_params
     from input_pipeline.progress import Progress
@@ -46,6 +47,15 @@ def run(args: argparse.Namespace) -> None:
     if args.push_to_hub and (not looks_like_hub_repo_id(args.push_to_hub) or "@" in args.push_to_hub):
         raise ValueError(f"--push-to-hub {args.push_to_hub!r} is not a Hugging Face repo id (OWNER/NAME: "
                          "letters, digits, '-', '_', '.'); nothing was written.")
+    kind = fine_tuned_kind(args.workdir)
+    if kind is not None:
+        if args.sentence_transformers:
+            raise ValueError(f"{args.workdir} is a fine-tuning run ({kind.replace('_', ' ')}); "
+                             "--sentence-transformers exports sentence encoders only.")
+        out = _export_fine_tuned(args, kind)
+        if args.push_to_hub:
+            print(f"pushed {out} to the Hugging Face Hub: {push_to_hub(out, args.push_to_hub, private=args.private or None)}")
+        return
     with Progress("export", 2, unit="stages") as progress:
         progress.describe("restoring the checkpoint")
         params, config, step = load_trained_params(args.workdir, args.step)
@@ -76,6 +86,30 @@ def run(args: argparse.Namespace) -> None:
     if args.push_to_hub:  # only a complete export: the exporters return once it is in place
         url = push_to_hub(out, args.push_to_hub, private=args.private or None)
         print(f"pushed {out} to the Hugging Face Hub: {url}")
+
+
+def _export_fine_tuned(args: argparse.Namespace, kind: str) -> Path:
+    """A fine-tuning run's model with its task head and labels (its best evaluation's parameters
+    where it kept them), as `transformers`' BertFor{SequenceClassification, TokenClassification,
+    QuestionAnswering}."""
+    from bert_jax.convert.hf_export import Labels, export_to_huggingface
+    from bert_jax.inference.task_model import load_task_model
+    from input_pipeline.progress import Progress
+
+    with Progress("export", 2, unit="stages") as progress:
+        progress.describe("restoring the checkpoint")
+        task = load_task_model(args.workdir, kind, args.step)
+        progress.update(1)
+        labels = None
+        if kind != "question_answering":
+            problem_type = task.problem_type or "single_label_classification" * (kind == "sequence_classification")
+            labels = Labels(task.labels, problem_type)
+        out = export_to_huggingface(task.params, task.config, args.vocab or task.vocab_file,
+                                    task.do_lower_case, args.output, kind, labels, overwrite=args.overwrite)
+        progress.update(1)
+        progress.close(_written(out))
+    print(f"exported {task.source} as {kind.replace('_', ' ')} to {out}")
+    return out
 
 
 def _written(directory) -> str:

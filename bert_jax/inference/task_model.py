@@ -10,6 +10,7 @@ fine-tuning saves), the source's own (`id2label` of a Hugging Face directory), e
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -20,6 +21,7 @@ from bert_jax.config.validation import bert_config
 from bert_jax.convert.sources import is_workdir, load_pretrained
 from bert_jax.inference.batching import BucketedModel, ShapeBuckets, Tokenizer
 from bert_jax.model import BertConfig, model_of_kind
+from bert_jax.state.best import best_metrics, load_best_params
 from bert_jax.state.trained_params import load_saved_params
 from input_pipeline import remote_files
 from input_pipeline.tasks.labels import LABELS_FILE, load_labels
@@ -38,6 +40,8 @@ class TaskModel:
     labels: tuple[str, ...]    # by id; one name for a regression score
     problem_type: str = ""     # "regression", "single_label_classification" or "" (unknown)
     source: str = ""
+    vocab_file: str = ""       # what `tokenizer` was loaded from, and its casing (for export)
+    do_lower_case: bool = True
 
 
 def default_labels(num_labels: int) -> tuple[str, ...]:
@@ -83,7 +87,24 @@ def load_task_model(path: str | os.PathLike, kind: str, step: int | None = None,
     config = imported.config if dtype is None else dataclasses.replace(imported.config, dtype=dtype)
     return TaskModel(jax.device_put(imported.params), config,
                      load_tokenizer(imported.vocab_file, do_lower_case=imported.do_lower_case),
-                     kind, tuple(labels), imported.problem_type, imported.source)
+                     kind, tuple(labels), imported.problem_type, imported.source,
+                     imported.vocab_file, imported.do_lower_case)
+
+
+# A fine-tuning run's `task.type` (`config.finetuning.TASK_TYPES`) -> the model kind it trains.
+KIND_OF_TASK = {"classification": "sequence_classification", "regression": "sequence_classification",
+                "tagging": "token_classification", "qa": "question_answering"}
+
+
+def fine_tuned_kind(workdir: str | os.PathLike) -> str | None:
+    """The model kind a fine-tuning work directory trains (from its `config.json`'s
+    `task.type`); None for another run (pretraining, Sentence-BERT) or a non-work directory."""
+    path = os.path.join(os.fspath(workdir), "config.json")
+    if not is_workdir(workdir) or not remote_files.exists(path):
+        return None
+    with remote_files.open_file(path) as f:
+        task = json.load(f).get("task")
+    return KIND_OF_TASK.get(task.get("type")) if isinstance(task, dict) else None
 
 
 def _head_of(params: Any) -> tuple[str, int] | None:
@@ -98,13 +119,20 @@ def _head_of(params: Any) -> tuple[str, int] | None:
 
 
 def _load_workdir(path: str, kind: str, step: int | None, dtype: str | None) -> TaskModel:
-    """A fine-tuned model from a work directory's checkpoint (the newest that restores, or
-    `step`), its vocab the run's `data.vocab_file`, its labels the `labels.json` there."""
-    params, run_config, step = load_saved_params(path, step)
+    """A fine-tuned model from a work directory: the best evaluation's parameters where the run
+    kept them (as `transformers`' `load_best_model_at_end`), else its newest checkpoint that
+    restores; or checkpoint `step`. Its vocab is the run's `data.vocab_file`, its labels the
+    `labels.json` there."""
+    if step is None and best_metrics(path) is not None:
+        params, run_config, step, _ = load_best_params(path)
+        path_step = f"best evaluation, step {step}"
+    else:
+        params, run_config, step = load_saved_params(path, step)
+        path_step = f"step {step}"
     head = _head_of(params)
     if head is None or head[0] != kind:
         found = f"a {head[0].replace('_', ' ')} head" if head else "no task head (a pretraining run?)"
-        raise ValueError(f"{path} (step {step}) holds {found}; {kind.replace('_', ' ')} needs a model "
+        raise ValueError(f"{path} ({path_step}) holds {found}; {kind.replace('_', ' ')} needs a model "
                          f"fine-tuned for it.")
     config = bert_config(run_config)
     if dtype is not None:
@@ -115,7 +143,8 @@ def _load_workdir(path: str, kind: str, step: int | None, dtype: str | None) -> 
                          f"head of {head[1]} outputs; the names must be the model's, one per output.")
     tokenizer = load_tokenizer(run_config.data.vocab_file, do_lower_case=run_config.data.do_lower_case)
     return TaskModel(params, config, tokenizer, kind, tuple(labels),
-                     "regression" if head[1] == 1 else "", f"{path} (step {step})")
+                     "regression" if head[1] == 1 else "", f"{path} ({path_step})",
+                     run_config.data.vocab_file, run_config.data.do_lower_case)
 
 
 class TaskPredictor(BucketedModel):

@@ -99,6 +99,9 @@ def test_each_task_trains_evaluates_and_keeps_its_best(files, tmp_path, capsys):
     assert step == results["best_step"]
     assert results["best"]["accuracy"] == sklearn.metrics.accuracy_score(
         evaluation.arrays["label"], np.argmax(logits, axis=-1))
+    # Exported (the best parameters, with the labels), `transformers` gives the same logits.
+    _check_export(workdir, tmp_path / "classification-export", "BertForSequenceClassification",
+                  evaluation.arrays, logits, {"0": "neg", "1": "pos"})
     # Given again, the finished run does nothing: no step, no evaluation, the same results.
     before = (workdir / "metrics.jsonl").read_text()
     assert _finetune(files, "classification", workdir) == 0
@@ -123,12 +126,38 @@ def test_each_task_trains_evaluates_and_keeps_its_best(files, tmp_path, capsys):
     assert _finetune(files, "tagging", workdir) == 0
     assert _check_run(workdir, "tagging")["metric"] == "f1"
     assert load_labels(workdir / "labels.json").names == ("B-LOC", "B-PER", "O")
+    _check_export(workdir, tmp_path / "tagging-export", "BertForTokenClassification",
+                  id2label={"0": "B-LOC", "1": "B-PER", "2": "O"})
 
     # Extractive QA: SQuAD's exact match and F1 (percentages) over the 13 questions.
     workdir = tmp_path / "qa"
     assert _finetune(files, "qa", workdir, "--set", "task.max_seq_length=32", "--set", "task.max_query_length=8") == 0
     results = _check_run(workdir, "qa")
     assert results["metric"] == "f1" and results["best"]["total"] == 13 and results["best"]["missing"] == 0
+    _check_export(workdir, tmp_path / "qa-export", "BertForQuestionAnswering")
+
+
+def _check_export(workdir: Path, output: Path, architecture: str, arrays: dict | None = None,
+                  logits: np.ndarray | None = None, id2label: dict | None = None) -> None:
+    """`bert-jax export` of a fine-tuning run: `transformers`' class of its head loads every
+    weight, with the run's labels, and (given `arrays`) computes our `logits` within 1e-4."""
+    import torch
+    import transformers
+
+    assert main(["export", "--workdir", str(workdir), "--output", str(output)]) == 0
+    exported = json.loads((output / "config.json").read_text())
+    assert exported["architectures"] == [architecture]
+    if id2label is not None:
+        assert exported["id2label"] == id2label
+    model, info = getattr(transformers, architecture).from_pretrained(output, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    if arrays is not None:
+        model.eval()
+        with torch.no_grad():
+            theirs = model(input_ids=torch.tensor(np.asarray(arrays["input_ids"]), dtype=torch.long),
+                           attention_mask=torch.tensor(np.asarray(arrays["input_mask"]), dtype=torch.long),
+                           token_type_ids=torch.tensor(np.asarray(arrays["segment_ids"]), dtype=torch.long)).logits
+        np.testing.assert_allclose(theirs.numpy(), np.asarray(logits), rtol=1e-4, atol=1e-4)
 
 
 def test_an_unknown_label_in_the_evaluation_set_names_the_file_and_line(files, tmp_path, capsys):
