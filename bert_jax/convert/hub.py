@@ -38,9 +38,10 @@ def hub_cache_dir() -> Path:
 
 
 def hub_offline() -> bool:
-    """Whether downloads are off (`HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` true)."""
+    """Whether downloads are off: `HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` true now (set after
+    `huggingface_hub` was imported, its own flag would miss it)."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return constants.HF_HUB_OFFLINE or value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def resolve_model(source: str | os.PathLike) -> str:

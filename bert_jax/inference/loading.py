@@ -13,9 +13,9 @@ from typing import Any
 import jax
 
 from bert_jax.config.validation import bert_config, sentence_config
+from bert_jax.convert.hub import resolve_model
 from bert_jax.convert.imported import complete_params
 from bert_jax.convert.sentence_transformers import is_sentence_transformers_directory, load_sentence_transformers
-from bert_jax.convert.hub import resolve_model
 from bert_jax.convert.sources import is_workdir, load_pretrained
 from bert_jax.model import BertConfig, SentenceConfig
 from bert_jax.state.trained_params import load_trained_params

@@ -127,6 +127,7 @@ def test_a_name_is_downloaded_when_the_network_is_allowed(tiny, tmp_path, monkey
         load_pretrained("org/tiny-bert@v1")
     assert calls == [("org/tiny-bert", "v1", True, None)]
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     assert same_params(load_pretrained("org/tiny-bert").params["bert"], params["bert"])
     assert calls[1:] == [("org/tiny-bert", None, True, None), ("org/tiny-bert", None, False, hub._NOT_READ)]
     with pytest.raises(FileNotFoundError, match=f"nor a Hugging Face model in the local cache {tmp_path / 'hub'}.*"
