@@ -8,7 +8,10 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="export a checkpoint to the Hugging Face BERT format")
-    p.add_argument("--workdir", required=True, help="work directory of a pretraining run")
+    p.add_argument("--workdir", required=True,
+                   help="work directory of a pretraining run, or of a fine-tuning run (exported as "
+                   "BertForSequenceClassification, BertForTokenClassification or "
+                   "BertForQuestionAnswering with the run's labels.json)")
     p.add_argument("--output", required=True,
                    help="a new or empty directory, or an earlier export's (with --overwrite); a "
                    "directory holding files bert-jax did not write is refused")
@@ -27,9 +30,11 @@ def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
     from bert_jax.config.validation import bert_config
     from bert_jax.convert.export_directory import check_export_directory
-    from bert_jax.convert.hf_export import export_to_huggingface
+    from bert_jax.convert.hf_export import Labels, export_to_huggingface
     from bert_jax.convert.sentence_transformers import export_workdir
-    from bert_jax.state.trained_params import load_trained_params
+    from bert_jax.inference.task_model import default_labels, labels_beside
+    from bert_jax.model import task_head_of
+    from bert_jax.state.trained_params import load_saved_params
 
     check_export_directory(args.output, overwrite=args.overwrite)  # before loading the checkpoint
     if args.sentence_transformers:
@@ -37,7 +42,17 @@ def run(args: argparse.Namespace) -> None:
                                    overwrite=args.overwrite)
         print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}")
         return
-    params, config, step = load_trained_params(args.workdir, args.step)
+    params, config, step = load_saved_params(args.workdir, args.step)
+    # A fine-tuned run exports as its head's transformers class, with the labels.json of the run.
+    head = task_head_of(params)
+    kind, labels = "pretraining", None
+    if head is not None:
+        kind, outputs = head
+        if kind != "question_answering":
+            names = labels_beside(args.workdir) or default_labels(outputs)
+            problem = ("" if kind == "token_classification" else
+                       "regression" if outputs == 1 else "single_label_classification")
+            labels = Labels(names, problem)
     out = export_to_huggingface(params, bert_config(config), args.vocab or config.data.vocab_file,
-                                config.data.do_lower_case, args.output, overwrite=args.overwrite)
-    print(f"exported step {step} of {args.workdir} to {out}")
+                                config.data.do_lower_case, args.output, kind, labels, overwrite=args.overwrite)
+    print(f"exported step {step} of {args.workdir}{f' ({kind})' if head else ''} to {out}")
