@@ -9,7 +9,10 @@ from pathlib import Path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="export a checkpoint to the Hugging Face BERT format")
-    p.add_argument("--workdir", required=True, help="work directory of a pretraining run")
+    p.add_argument("--workdir", required=True,
+                   help="work directory of a pretraining run, or of a fine-tuning run (exported as "
+                   "BertForSequenceClassification, BertForTokenClassification or "
+                   "BertForQuestionAnswering with the run's labels.json)")
     p.add_argument("--output", required=True,
                    help="a new or empty directory, or an earlier export's (with --overwrite); a "
                    "directory holding files bert-jax did not write is refused")
@@ -38,28 +41,25 @@ def run(args: argparse.Namespace) -> None:
     from bert_jax.convert.hub import push_to_hub
     from bert_jax.convert.model_card import read_training_record
     from bert_jax.convert.sentence_transformers import export_sentence_transformers
-    from bert_jax.inference.task_model import fine_tuned_kind
-    from bert_jax.model import SentenceConfig
-    from bert_jax.state.trained_params import load_trained_params
+    from bert_jax.model import SentenceConfig, task_head_of
+    from bert_jax.state.trained_params import load_saved_params
     from input_pipeline.progress import Progress
 
     check_export_directory(args.output, overwrite=args.overwrite)  # before loading the checkpoint
     if args.push_to_hub and (not looks_like_hub_repo_id(args.push_to_hub) or "@" in args.push_to_hub):
         raise ValueError(f"--push-to-hub {args.push_to_hub!r} is not a Hugging Face repo id (OWNER/NAME: "
                          "letters, digits, '-', '_', '.'); nothing was written.")
-    kind = fine_tuned_kind(args.workdir)
-    if kind is not None:
+    params, config, step = load_saved_params(args.workdir, args.step)
+    head = task_head_of(params)
+    if head is not None:  # a fine-tuning run: its head's transformers class, with its labels
         if args.sentence_transformers:
-            raise ValueError(f"{args.workdir} is a fine-tuning run ({kind.replace('_', ' ')}); "
+            raise ValueError(f"{args.workdir} holds a {head[0].replace('_', ' ')} head; "
                              "--sentence-transformers exports sentence encoders only.")
-        out = _export_fine_tuned(args, kind)
+        out = _export_fine_tuned(args, head[0])
         if args.push_to_hub:
             print(f"pushed {out} to the Hugging Face Hub: {push_to_hub(out, args.push_to_hub, private=args.private or None)}")
         return
-    with Progress("export", 2, unit="stages") as progress:
-        progress.describe("restoring the checkpoint")
-        params, config, step = load_trained_params(args.workdir, args.step)
-        progress.update(1)
+    with Progress("export", 1, unit="model") as progress:
         progress.describe(f"writing step {step}")
         sentence = sentence_config(config)
         record = read_training_record(args.workdir, config, step)
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _export_fine_tuned(args: argparse.Namespace, kind: str) -> Path:
     """A fine-tuning run's model with its task head and labels (its best evaluation's parameters
-    where it kept them), as `transformers`' BertFor{SequenceClassification, TokenClassification,
+    where it kept them, else `--step` or the newest), as `transformers`' BertFor{SequenceClassification, TokenClassification,
     QuestionAnswering}."""
     from bert_jax.convert.hf_export import Labels, export_to_huggingface
     from bert_jax.inference.task_model import load_task_model

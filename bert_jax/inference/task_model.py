@@ -10,7 +10,6 @@ fine-tuning saves), the source's own (`id2label` of a Hugging Face directory), e
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 from bert_jax.config.validation import bert_config
 from bert_jax.convert.sources import is_workdir, load_pretrained
 from bert_jax.inference.batching import BucketedModel, ShapeBuckets, Tokenizer
-from bert_jax.model import BertConfig, model_of_kind
+from bert_jax.model import BertConfig, model_of_kind, task_head_of
 from bert_jax.state.best import best_metrics, load_best_params
 from bert_jax.state.trained_params import load_saved_params
 from input_pipeline import remote_files
@@ -49,7 +48,8 @@ def default_labels(num_labels: int) -> tuple[str, ...]:
     return tuple(f"LABEL_{i}" for i in range(num_labels))
 
 
-def _labels_beside(path: str) -> tuple[str, ...] | None:
+def labels_beside(path: str) -> tuple[str, ...] | None:
+    """The names of a `labels.json` in the directory `path` (or beside the file), if there is one."""
     directory = path if remote_files.isdir(path) else os.path.dirname(path)
     labels_file = os.path.join(directory, LABELS_FILE)
     return load_labels(labels_file).names if remote_files.exists(labels_file) else None
@@ -80,7 +80,7 @@ def load_task_model(path: str | os.PathLike, kind: str, step: int | None = None,
     if imported.vocab_file is None:
         raise ValueError(f"{path} has no vocab (vocab.txt or spiece.model) to tokenize with.")
     outputs = 2 if kind == "question_answering" else imported.num_labels
-    labels = _labels_beside(path) or imported.labels or default_labels(outputs)
+    labels = labels_beside(path) or imported.labels or default_labels(outputs)
     if kind != "question_answering" and len(labels) != outputs:
         raise ValueError(f"{path}: {len(labels)} label names ({list(labels)}) for a head of "
                          f"{outputs} outputs; the names must be the model's, one per output.")
@@ -89,33 +89,6 @@ def load_task_model(path: str | os.PathLike, kind: str, step: int | None = None,
                      load_tokenizer(imported.vocab_file, do_lower_case=imported.do_lower_case),
                      kind, tuple(labels), imported.problem_type, imported.source,
                      imported.vocab_file, imported.do_lower_case)
-
-
-# A fine-tuning run's `task.type` (`config.finetuning.TASK_TYPES`) -> the model kind it trains.
-KIND_OF_TASK = {"classification": "sequence_classification", "regression": "sequence_classification",
-                "tagging": "token_classification", "qa": "question_answering"}
-
-
-def fine_tuned_kind(workdir: str | os.PathLike) -> str | None:
-    """The model kind a fine-tuning work directory trains (from its `config.json`'s
-    `task.type`); None for another run (pretraining, Sentence-BERT) or a non-work directory."""
-    path = os.path.join(os.fspath(workdir), "config.json")
-    if not is_workdir(workdir) or not remote_files.exists(path):
-        return None
-    with remote_files.open_file(path) as f:
-        task = json.load(f).get("task")
-    return KIND_OF_TASK.get(task.get("type")) if isinstance(task, dict) else None
-
-
-def _head_of(params: Any) -> tuple[str, int] | None:
-    """(model kind, outputs) of the task head a parameter tree holds, if any."""
-    if "qa_outputs" in params:
-        return "question_answering", 2
-    if "classifier" in params:
-        outputs = params["classifier"]["kernel"].shape[-1]
-        pooled = "pooler" in params["bert"]  # transformers' token classifier has no pooler, as ours
-        return ("sequence_classification" if pooled else "token_classification"), outputs
-    return None
 
 
 def _load_workdir(path: str, kind: str, step: int | None, dtype: str | None) -> TaskModel:
@@ -129,7 +102,7 @@ def _load_workdir(path: str, kind: str, step: int | None, dtype: str | None) -> 
     else:
         params, run_config, step = load_saved_params(path, step)
         path_step = f"step {step}"
-    head = _head_of(params)
+    head = task_head_of(params)
     if head is None or head[0] != kind:
         found = f"a {head[0].replace('_', ' ')} head" if head else "no task head (a pretraining run?)"
         raise ValueError(f"{path} ({path_step}) holds {found}; {kind.replace('_', ' ')} needs a model "
@@ -137,7 +110,7 @@ def _load_workdir(path: str, kind: str, step: int | None, dtype: str | None) -> 
     config = bert_config(run_config)
     if dtype is not None:
         config = dataclasses.replace(config, dtype=dtype)
-    labels = _labels_beside(path) or default_labels(head[1])
+    labels = labels_beside(path) or default_labels(head[1])
     if kind != "question_answering" and len(labels) != head[1]:
         raise ValueError(f"{path}: {len(labels)} label names in {LABELS_FILE} ({list(labels)}) for a "
                          f"head of {head[1]} outputs; the names must be the model's, one per output.")

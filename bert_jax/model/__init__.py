@@ -7,8 +7,8 @@ from bert_jax.model.bert import BertConfig, BertModel, scan_params, unscan_param
 from bert_jax.model.pretraining import BertForPreTraining
 from bert_jax.model.sentence import SentenceConfig
 from bert_jax.model.task_heads import (BertForQuestionAnswering, BertForSequenceClassification,
-                                       BertForTokenClassification, model_of_kind)
+                                       BertForTokenClassification, model_of_kind, task_head_of)
 
 __all__ = ["BertConfig", "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
            "BertForTokenClassification", "BertModel", "SentenceConfig", "model_of_kind", "scan_params",
-           "unscan_params"]
+           "task_head_of", "unscan_params"]

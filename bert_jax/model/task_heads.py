@@ -84,3 +84,16 @@ def model_of_kind(config: BertConfig, kind: str, num_labels: int = 2) -> nn.Modu
     if kind in ("pretraining", "encoder"):
         return BertForPreTraining(config)
     raise ValueError(f"no model of kind {kind!r}; known: pretraining, encoder, {', '.join(TASK_KINDS)}")
+
+
+def task_head_of(params: dict) -> tuple[str, int] | None:
+    """(model kind, number of outputs) of the task head an unboxed parameter tree holds (scanned
+    or not), or None for a model without one (pretraining, an encoder)."""
+    if "qa_outputs" in params:
+        return "question_answering", 2
+    if "classifier" in params:
+        outputs = params["classifier"]["kernel"].shape[-1]
+        # Only the sequence classifier has a pooler (transformers' token classifier has none, as ours).
+        pooled = "pooler" in params["bert"]
+        return ("sequence_classification" if pooled else "token_classification"), int(outputs)
+    return None

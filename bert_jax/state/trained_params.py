@@ -1,5 +1,6 @@
-"""The parameters of a finished (or running) pretraining run, read from its work directory's
-checkpoints on one device: what export, import and inference start from.
+"""The parameters of a finished (or running) run, pretraining or another objective's (a task
+head, Sentence-BERT), read from its work directory's checkpoints on one device: what export,
+import and inference start from.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import orbax.checkpoint as ocp
 
 from bert_jax.config.run import OptimizerConfig
 from bert_jax.config.validation import bert_config, config_rules
@@ -26,51 +26,39 @@ def load_trained_params(workdir: str | os.PathLike, step: int | None = None
                         ) -> tuple[Any, ml_collections.ConfigDict, int]:
     """(parameters, config, step) of a checkpoint in `workdir`, on this host's first device, for
     export and inference: of `step`, or when None of the newest checkpoint that restores (a
-    damaged newer one is passed over with a warning; the work directory is not changed).
+    damaged newer one is passed over with a warning; the work directory is not changed). A
+    pretraining run's are restored into the state its config builds (so a checkpoint of another
+    shape is refused as damaged); another objective's as saved (`load_saved_params`).
 
     Raises FileNotFoundError without checkpoints, DamagedWeights when `step` (or every
     checkpoint) cannot be restored or holds non-finite parameters, naming the checkpoint and the
     parameter.
     """
-    checkpointer = Checkpointer(workdir, async_save=False)
-
-    def restore(step: int) -> tuple[Any, ml_collections.ConfigDict]:
-        config = ml_collections.ConfigDict(checkpointer.restore_config(step))
-        if not is_pretraining_run(config):
-            params = checkpointer.restore_params_as_saved(step)
-            check_finite_params(params, os.path.join(checkpointer.directory, str(step)))
-            return params, config
-        mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.local_devices()[:1])
-        init = pretraining_init(BertForPreTraining(bert_config(config)), config.data.max_seq_length,
-                                config.data.max_predictions_per_seq)
-        optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
-        shardings = state_shardings(init, optimizer, mesh, config_rules(config))
-        state = checkpointer.restore(step, abstract_state(init, optimizer, shardings))
-        check_finite_params(state.params, os.path.join(checkpointer.directory, str(step)))
-        return state.params, config
-
-    try:
-        step, (params, config) = checkpointer.restore_newest(restore, step)
-    finally:
-        checkpointer.close()
-    return params, config, step
+    return _load(workdir, step, as_saved=False)
 
 
 def load_saved_params(workdir: str | os.PathLike, step: int | None = None
                       ) -> tuple[Any, ml_collections.ConfigDict, int]:
-    """(parameters, config, step) of a checkpoint of any objective (a task head's as well as
-    pretraining's), on this host's first device: the state is restored in the layout its own
-    metadata records (shapes and dtypes), whatever model and optimizer made it. Otherwise as
-    `load_trained_params` (the newest checkpoint that restores, or `step`; non-finite refused)."""
+    """As `load_trained_params`, for a checkpoint of any objective (a task head's as well as
+    pretraining's): the parameters are restored in the tree and dtypes the checkpoint records,
+    whatever model and optimizer made it."""
+    return _load(workdir, step, as_saved=True)
+
+
+def _load(workdir: str | os.PathLike, step: int | None, as_saved: bool) -> tuple[Any, ml_collections.ConfigDict, int]:
     checkpointer = Checkpointer(workdir, async_save=False)
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
     def restore(step: int) -> tuple[Any, ml_collections.ConfigDict]:
         config = ml_collections.ConfigDict(checkpointer.restore_config(step))
-        saved = ocp.StandardCheckpointer().metadata(os.path.join(checkpointer.directory, str(step), "state"))
-        tree = getattr(saved.item_metadata, "tree", saved.item_metadata)
-        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
-        params = checkpointer.restore(step, target)["params"]
+        if as_saved or not is_pretraining_run(config):
+            params = checkpointer.restore_params_as_saved(step)
+        else:
+            mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.local_devices()[:1])
+            init = pretraining_init(BertForPreTraining(bert_config(config)), config.data.max_seq_length,
+                                    config.data.max_predictions_per_seq)
+            optimizer, _ = make_optimizer(OptimizerConfig.from_config(config.optimizer), config.train.num_steps)
+            shardings = state_shardings(init, optimizer, mesh, config_rules(config))
+            params = checkpointer.restore(step, abstract_state(init, optimizer, shardings)).params
         check_finite_params(params, os.path.join(checkpointer.directory, str(step)))
         return params, config
 
@@ -79,6 +67,8 @@ def load_saved_params(workdir: str | os.PathLike, step: int | None = None
     finally:
         checkpointer.close()
     return params, config, step
+
+
 def is_pretraining_run(config: ml_collections.ConfigDict) -> bool:
     """Whether a run config trains `BertForPreTraining` (its parameters laid out as such), not
     another objective on the loop: a Sentence-BERT run's config has a `sbert` section."""

@@ -1,8 +1,9 @@
 """A fine-tuning work directory as a source for the task inference classes: a checkpoint of a task
 head's train state (scanned layers, AdamW's slots beside the parameters, as the training loop
 saves it) and the run's labels.json. Its parameters are those of a tiny random `transformers`
-`BertForSequenceClassification`, whose logits ours equal within 1e-5; a work directory of another
-head is refused by name."""
+`BertForSequenceClassification`, whose probabilities ours equal within 1e-5; a work directory of
+another head is refused by name. `bert-jax export` writes it as a `BertForSequenceClassification`
+with the run's labels, on which `pipeline("text-classification")` gives our labels and scores."""
 
 from __future__ import annotations
 
@@ -57,3 +58,19 @@ def test_a_fine_tuned_work_directory_predicts_as_transformers(tmp_path):
             np.testing.assert_allclose([s["score"] for s in scores], expected, atol=1e-5)
     with pytest.raises(ValueError, match="holds a sequence classification head; token classification"):
         TokenClassifier.load(workdir)
+
+    import transformers
+
+    from bert_jax.cli import main
+
+    assert main(["export", "--workdir", str(workdir), "--output", str(tmp_path / "export")]) == 0
+    written = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert written["architectures"] == ["BertForSequenceClassification"]
+    assert written["id2label"] == {"0": "x", "1": "y", "2": "z"}
+    assert written["problem_type"] == "single_label_classification"
+    pipeline = transformers.pipeline("text-classification", model=str(tmp_path / "export"), device="cpu")
+    for text, scores in zip(texts, got):
+        best = max(scores, key=lambda s: s["score"])
+        expected = pipeline(text)
+        expected = expected[0] if isinstance(expected, list) else expected
+        assert expected["label"] == best["label"] and abs(expected["score"] - best["score"]) <= 1e-5
