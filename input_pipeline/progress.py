@@ -189,7 +189,9 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        self._redirect.close()
+        if self._redirect is not None:  # None: closed before the error (a check after the work)
+            self._redirect.close()
+            self._redirect = None
         self._redirect = None  # closed: the `with` block's end logs nothing more
         now = time.perf_counter()
         seconds = now - self.start
@@ -215,7 +217,9 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        self._redirect.close()
+        if self._redirect is not None:  # None: closed before the error (a check after the work)
+            self._redirect.close()
+            self._redirect = None
 
     def _amount(self, value: float) -> str:
         if self.unit_scale:
