@@ -45,6 +45,7 @@ from bert_jax.inference.loading import load_for_inference
 from bert_jax.model import BertConfig
 from bert_jax.model.sentence import POOLINGS, SentenceConfig, l2_normalize, pool
 from input_pipeline.output_file import refuse_existing_file, write_output_file
+from input_pipeline.tasks.sentence_features import lower_case
 
 
 @dataclasses.dataclass
@@ -133,7 +134,7 @@ class SentenceEncoder(BucketedModel):
         # the model says so, and the prompt's length is [CLS] and its own tokens.
         texts = [prompt + text for text in texts]
         if sentence.do_lower_case:
-            prompt, texts = _lower(prompt), [_lower(text) for text in texts]
+            prompt, texts = lower_case(prompt), [lower_case(text) for text in texts]
         first_pooled = 1 + len(self.tokenizer.encode(prompt)) if prompt and not sentence.include_prompt else 0
         sequences = [single_sequence(self.tokenizer, text, self.buckets.max_length, truncate,
                                      what=f"text {i + 1}") for i, text in enumerate(texts)]
@@ -153,13 +154,6 @@ class SentenceEncoder(BucketedModel):
         return Encodings(vectors, token_ids, offsets, tokens, pooling, normalize)
 
 
-def _lower(text: str) -> str:
-    """Each character lower-cased on its own, as the `tokenizers` library's Lowercase normalizer
-    (which sentence-transformers' do_lower_case adds): `str.lower` would make a word's final
-    capital sigma a final sigma, which it does not."""
-    return "".join(c.lower() for c in text)
-
-
 def read_sentences(path: str | os.PathLike) -> list[str]:
     """The lines of a UTF-8 text file, one text each; every line counts (a blank one too), so
     that row i of the output is line i + 1 of the file."""
@@ -170,7 +164,7 @@ def read_sentences(path: str | os.PathLike) -> list[str]:
 def padded_mask_path(padded_tokens_path: str | os.PathLike) -> str:
     """Where `save_encodings` writes the mask of the padded token vectors: `x.npy` -> `x.mask.npy`."""
     path = os.fspath(padded_tokens_path)
-    return (path[:-len(".npy")] if path.endswith(".npy") else path) + ".mask.npy"
+    return (path.removesuffix(".npy")) + ".mask.npy"
 
 
 def encoding_files(sentence_path: str | os.PathLike, tokens_path: str | os.PathLike | None = None,

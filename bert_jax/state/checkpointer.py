@@ -200,7 +200,10 @@ class Checkpointer:
         checkpoint holds them, on this host's first device: for readers of a run whose model
         they do not build (a Sentence-BERT bi-encoder, a task head)."""
         _drop_closed_loop_echoes()
-        saved = ocp.StandardCheckpointer().metadata(os.path.join(self.directory, str(step), "state"))
+        path = os.path.join(self.directory, str(step), "state")
+        saved = ocp.StandardCheckpointer().metadata(path)
+        if saved.item_metadata is None or "params" not in saved.item_metadata.tree:
+            raise FileNotFoundError(f"{path} describes no parameters: the checkpoint is incomplete")
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         target = {"params": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
                                          saved.item_metadata.tree["params"])}

@@ -39,7 +39,8 @@ class SentenceFeatures:
 
 def lower_case(text: str) -> str:
     """Each character lower-cased on its own, as the `tokenizers` library's Lowercase normalizer
-    (which sentence-transformers' `do_lower_case` adds) and `bert-jax encode` do."""
+    (which sentence-transformers' `do_lower_case` adds) does, for training and `bert-jax encode`
+    alike: `str.lower` would make a word's final capital sigma a final sigma, which it does not."""
     return "".join(c.lower() for c in text)
 
 

@@ -1,6 +1,7 @@
 """`bert-jax sbert-train` end to end on tiny files and a tiny random BERT exported as a
-sentence-transformers directory (max pooling): for NLI (SNLI's TSV), STS (JSON Lines, scores 0-5)
-and triplets (CSV), the run starts from the directory's weights and pooling, pads each batch to
+sentence-transformers directory (max pooling): for NLI (SNLI's TSV), STS (JSON Lines, scores 0-5,
+from the NLI run's work directory as SBERT does) and triplets (CSV), the run starts from the
+source's weights and pooling, pads each batch to
 one of two length buckets and compiles at most one train step per bucket, evaluates during
 training and keeps the best evaluation's parameters; `SentenceEncoder` and `bert-jax encode` read
 the trained work directory with its pooling, and its sentence-transformers export encodes as
@@ -65,8 +66,8 @@ def files(tiny, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _command(objective: str, files: dict, workdir: Path, *extra: str) -> list[str]:
-    args = ["sbert-train", "--objective", objective, "--init-from", str(files["source"]),
+def _command(objective: str, files: dict, workdir: Path, *extra: str, init_from: Path | None = None) -> list[str]:
+    args = ["sbert-train", "--objective", objective, "--init-from", str(init_from or files["source"]),
             "--train", str(files[f"{objective}_train"]), "--eval", str(files[f"{objective}_eval"]),
             "--workdir", str(workdir)]
     if objective == "nli":
@@ -92,8 +93,10 @@ def test_each_objective_trains_evaluates_keeps_the_best_and_serves_its_pooling(f
     for objective in ("nli", "sts", "pairs"):
         workdir = tmp_path / objective
         caplog.clear()
+        # SBERT's recipe: STS from the NLI run, which hands on its weights and its pooling.
+        init_from = tmp_path / "nli" if objective == "sts" else None
         with caplog.at_level(logging.INFO, logger="bert_jax"):
-            assert main(_command(objective, files, workdir)) == 0
+            assert main(_command(objective, files, workdir, init_from=init_from)) == 0
         log = caplog.text
         # 18 labelled NLI pairs (6 without a gold label left out), 24 STS pairs and triplets: 5 or 6 steps an epoch.
         steps = {"nli": 10, "sts": 12, "pairs": 12}[objective]
