@@ -37,6 +37,8 @@ def write_output_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]
     Raises:
       FileExistsError: if `path` exists (or appears while writing) and not `overwrite`.
       IsADirectoryError: if `path` is a directory.
+      OSError: if writing fails (a full disk, a read-only directory), naming `path`; its errno
+        is the failure's.
     """
     path = os.fspath(path)
     refuse_existing_file(path, overwrite, flag)
@@ -51,6 +53,14 @@ def write_output_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]
             os.replace(tmp, path)
         else:
             _link_new(tmp, path, flag)
+    except FileExistsError:
+        raise  # (its message names the file already)
+    except OSError as e:
+        # A full disk or a read-only directory: by itself the error names no file, or the
+        # temporary one.
+        raise OSError(e.errno, f"writing {path} failed: {e.strerror or e}. Nothing was written "
+                      f"under that name{' (the file there is as it was)' if os.path.lexists(path) else ''}; "
+                      "free disk space or choose a writable directory, then rerun.") from e
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)

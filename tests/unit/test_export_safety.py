@@ -279,8 +279,11 @@ def test_a_failed_write_leaves_no_file_behind(existing, tmp_path):
         f.write(b"half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=f"writing {path} failed: No space left on device. Nothing was "
+                       f"written under that name{' [(]the file there is as it was[)]' if existing else ''}; "
+                       "free disk space") as failed:
         write_output_file(path, half_then_fail, overwrite=True)
+    assert failed.value.errno == 28
     assert tree(tmp_path) == ({"vectors.npy": b"old"} if existing else {})
 
 
