@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import SafetensorError
 from safetensors.numpy import save_file
 
 from bert_jax.convert import hf_export, sentence_transformers
@@ -183,14 +184,39 @@ def test_a_failed_export_leaves_the_target_as_it_was(kind, target, tmp_path, unc
 
     def disk_full(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"half a model")
-        raise OSError(28, "No space left on device")
+        # As safetensors reports it (before, the command ended in this traceback).
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
     module = hf_export if kind == "huggingface" else sentence_transformers
     monkeypatch.setattr(module, "save_file", disk_full)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(OSError, match=f"writing the export into {out} failed: No space left on "
+                                      f"device. {out} is as it was; free disk space") as failed:
         export(kind, out, uncased_vocab_path, seed=1, overwrite=True)
+    assert failed.value.errno == 28
     assert tree(out) == before
     assert leftovers(out, tmp_path) == []
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["new directory", "existing directory"])
+def test_an_export_into_a_directory_it_may_not_write_names_it(fresh, tmp_path, uncased_vocab_path,
+                                                              monkeypatch):
+    """A read-only directory: the message names --output, not the staging directory that could
+    not be made (simulated: tests may run as root, whom permissions do not stop)."""
+    out = tmp_path / "model"
+    if not fresh:
+        out.mkdir()
+    mkdir = Path.mkdir
+
+    def read_only(path, *args, **kwargs):
+        if STAGING_PREFIX in path.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(PermissionError, match=f"--output {out} cannot be written [(]Permission "
+                                              "denied making .*[)]; nothing was written"):
+        export("huggingface", out, uncased_vocab_path)
+    assert tree(out) == (None if fresh else {})
 
 
 def test_an_export_killed_while_renaming_is_replaced_by_the_next(tmp_path, uncased_vocab_path,
