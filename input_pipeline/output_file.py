@@ -20,13 +20,23 @@ from typing import BinaryIO
 
 def refuse_existing_file(path: str | os.PathLike, overwrite: bool, flag: str = "--output") -> None:
     """Raises FileExistsError (IsADirectoryError for a directory) if `path` exists and may not
-    be replaced: always for a directory, for a file unless `overwrite`."""
+    be replaced: always for a directory, for a file unless `overwrite`; FileNotFoundError or
+    PermissionError if its directory does not exist or may not be written. Commands call it
+    before their work, so that a path they cannot write stops them at once, not after hours."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{flag} {path} is a directory; give the path of a file to write.")
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{flag} {path} exists; pass --overwrite to replace it, or choose "
                               "another path. Nothing was written.")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{flag} {path}: its directory {directory} does not exist; create "
+                                "it first. Nothing was written.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{flag} {path}: its directory {directory} may not be "
+                              "written by this user; choose another path or fix the directory's "
+                              "permissions. Nothing was written.")
 
 
 def write_output_file(path: str | os.PathLike, write: Callable[[BinaryIO], None], *,

@@ -38,9 +38,8 @@ def test_a_failed_task_freed_with_the_error_is_logged_to_the_details_file_not_th
     handler = logging.StreamHandler(console)
     logging.getLogger().addHandler(handler)
     try:
-        with pytest.raises(RunStopped) as stopped:
-            with background_errors_to(str(details)):
-                _run_whose_write_task_failed_unwatched()
+        with pytest.raises(RunStopped) as stopped, background_errors_to(str(details)):
+            _run_whose_write_task_failed_unwatched()
         del stopped  # the last reference to the error: its frames and what they held are freed
         gc.collect()
     finally:

@@ -22,7 +22,7 @@ from bert_jax.inference.encode import Encodings, save_encodings
 from bert_jax.model import BertConfig
 from bert_jax.model.sentence import SentenceConfig
 from input_pipeline.output_file import write_output_file
-from input_pipeline.vocabulary.sentencepiece import train_sentencepiece
+from input_pipeline.vocabulary.sentencepiece import train_sentencepiece, train_sentencepiece_from_files
 from input_pipeline.vocabulary.wordpiece import train_vocab_from_files
 from tests.support.export_fixtures import CONFIG, perturbed_params
 
@@ -311,6 +311,29 @@ def test_a_failed_write_leaves_no_file_behind(existing, tmp_path):
         write_output_file(path, half_then_fail, overwrite=True)
     assert failed.value.errno == 28
     assert tree(tmp_path) == ({"vectors.npy": b"old"} if existing else {})
+
+
+@pytest.mark.parametrize("problem", ["missing", "read-only"])
+@pytest.mark.parametrize("output", ["vocab.txt", "spm.model"])
+def test_an_output_that_cannot_be_written_is_refused_before_any_reading(problem, output, tmp_path,
+                                                                        monkeypatch):
+    """Before, a read-only directory failed only when the trained vocab was written (hours
+    later for a large corpus), naming the temporary file. The input does not exist: reading it
+    would fail first. (The read-only case is simulated: tests may run as root.)"""
+    directory = tmp_path / "out"
+    if problem == "read-only":
+        directory.mkdir()
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: (
+            os.fspath(path) != str(directory) and access(path, mode, **kwargs)))
+    path, never_read = directory / output, [str(tmp_path / "corpus.txt")]
+    with pytest.raises(FileNotFoundError if problem == "missing" else PermissionError,
+                       match=f"--output {path}: its directory {directory} "
+                             + ("does not exist" if problem == "missing" else "may not be written")):
+        if output == "vocab.txt":
+            train_vocab_from_files(never_read, path, 100)
+        else:
+            train_sentencepiece_from_files(never_read, path, 100)
 
 
 def test_a_file_created_while_writing_is_not_replaced(tmp_path):
