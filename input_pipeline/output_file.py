@@ -20,13 +20,23 @@ from typing import BinaryIO
 
 def refuse_existing_file(path: str | os.PathLike, overwrite: bool, flag: str = "--output") -> None:
     """Raises FileExistsError (IsADirectoryError for a directory) if `path` exists and may not
-    be replaced: always for a directory, for a file unless `overwrite`."""
+    be replaced: always for a directory, for a file unless `overwrite`; FileNotFoundError or
+    PermissionError if its directory does not exist or may not be written. Commands call it
+    before their work, so that a path they cannot write stops them at once, not after hours."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{flag} {path} is a directory; give the path of a file to write.")
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{flag} {path} exists; pass --overwrite to replace it, or choose "
                               "another path. Nothing was written.")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{flag} {path}: its directory {directory} does not exist; create "
+                                "it first. Nothing was written.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{flag} {path}: its directory {directory} may not be "
+                              "written by this user; choose another path or fix the directory's "
+                              "permissions. Nothing was written.")
 
 
 def write_output_file(path: str | os.PathLike, write: Callable[[BinaryIO], None], *,
@@ -37,6 +47,8 @@ def write_output_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]
     Raises:
       FileExistsError: if `path` exists (or appears while writing) and not `overwrite`.
       IsADirectoryError: if `path` is a directory.
+      OSError: if writing fails (a full disk, a read-only directory), naming `path`; its errno
+        is the failure's.
     """
     path = os.fspath(path)
     refuse_existing_file(path, overwrite, flag)
@@ -51,6 +63,14 @@ def write_output_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]
             os.replace(tmp, path)
         else:
             _link_new(tmp, path, flag)
+    except FileExistsError:
+        raise  # (its message names the file already)
+    except OSError as e:
+        # A full disk or a read-only directory: by itself the error names no file, or the
+        # temporary one.
+        raise OSError(e.errno, f"writing {path} failed: {e.strerror or e}. Nothing was written "
+                      f"under that name{' (the file there is as it was)' if os.path.lexists(path) else ''}; "
+                      "free disk space or choose a writable directory, then rerun.") from e
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)

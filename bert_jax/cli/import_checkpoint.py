@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,17 +34,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> None:
     # Imported here, not above, so that `bert-jax --help` loads none of them (JAX and Flax take seconds).
+    from bert_jax.cli.logging_setup import background_errors_to
     from bert_jax.convert.hub import resolve_model
     from bert_jax.convert.sentence_transformers import import_sentence_transformers, is_sentence_transformers_directory
     from bert_jax.convert.workdir_import import import_to_workdir
 
     args.source = resolve_model(args.source)
-    if is_sentence_transformers_directory(args.source):  # its pooling etc. go to the run config
-        out, imported, _ = import_sentence_transformers(args.source, args.output, args.config, args.set,
-                                                        args.vocab, seed=args.seed)
-    else:
-        out, imported = import_to_workdir(args.source, args.output, args.config, args.set, args.vocab,
-                                          seed=args.seed)
+    # A full disk fails the checkpoint's array writes one by one, each with a traceback that
+    # orbax logs; the command ends with one message. The output directory does not exist yet.
+    details = os.path.join(tempfile.gettempdir(), f"bert-jax-import-{os.getpid()}-errors.log")
+    with background_errors_to(details):
+        if is_sentence_transformers_directory(args.source):  # its pooling etc. go to the run config
+            out, imported, _ = import_sentence_transformers(args.source, args.output, args.config,
+                                                            args.set, args.vocab, seed=args.seed)
+        else:
+            out, imported = import_to_workdir(args.source, args.output, args.config, args.set,
+                                              args.vocab, seed=args.seed)
     # The log line above names the source and the freshly initialized heads.
     print(f"wrote the work directory {out} (a checkpoint at step 0, {imported.config.num_layers} "
           f"layers of {imported.config.hidden_size}): `bert-jax export --workdir {out}` and "

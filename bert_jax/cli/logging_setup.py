@@ -4,12 +4,14 @@ run keeps the errors of its libraries' background threads to one line."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 from collections.abc import Iterator
 
 # The loggers of the libraries whose background threads report a failure that the run itself
-# then reports once, with what to do (orbax logs through absl).
-_LIBRARY_LOGGERS = ("absl", "orbax")
+# then reports once, with what to do (orbax logs through absl; asyncio reports orbax's array
+# writes that failed after orbax stopped waiting for them: "Task exception was never retrieved").
+_LIBRARY_LOGGERS = ("absl", "orbax", "asyncio")
 
 
 def configure_logging() -> None:
@@ -34,6 +36,13 @@ def background_errors_to(details_file: str) -> Iterator[None]:
     for each before the one message that says which step failed and what to do (the run stops
     at the next save or wait, `state.checkpointer.CheckpointError`). The file is opened for each
     error and its own write failures are ignored: on a full disk it may stay empty.
+
+    When the block raises, the failed run's objects are freed before the diversion ends: orbax's
+    write tasks that failed after it stopped waiting for them are reachable from the error's
+    frames, and asyncio logs each one ("Task exception was never retrieved", with a traceback)
+    only when it is freed; left to the interpreter, that was at exit, after the message. So
+    the frames of the error's tracebacks are cleared (their code and line numbers stay, for
+    BERT_JAX_TRACEBACK=1) and the garbage collected here.
     """
     import logging  # (here, as above)
     import traceback
@@ -68,7 +77,27 @@ def background_errors_to(details_file: str) -> Iterator[None]:
     previous, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
+    except BaseException as error:
+        _free_frames_of(error)
+        raise
     finally:
         sys.unraisablehook = previous
         for handler in handlers:
             handler.removeFilter(library_errors)
+
+
+def _free_frames_of(error: BaseException) -> None:
+    """Clears the local variables of the finished frames in the tracebacks of `error` and of the
+    errors it chains (`__cause__`, `__context__`), then collects the garbage, so that what only
+    those frames held (a failed run's checkpointer, orbax's tasks) is freed now."""
+    import traceback  # (here, as above)
+
+    pending, seen = [error], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)  # skips the frames still running (this one)
+        pending += [error.__cause__, error.__context__]
+    gc.collect()

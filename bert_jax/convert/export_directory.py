@@ -29,6 +29,7 @@ Every file written is made mode 0666 less the umask (safetensors and other write
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -41,6 +42,8 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from safetensors import SafetensorError
+
 from input_pipeline.shards.directory import process_is_running
 
 logger = logging.getLogger(__name__)
@@ -48,6 +51,9 @@ logger = logging.getLogger(__name__)
 MARKER_NAME = ".bert-jax-export.json"
 STAGING_PREFIX = ".bert-jax-export-"
 _MARKER_FORMAT = 1
+# The errors of a write that found no room or a read-only file system: the export stops with one
+# line naming its directory (safetensors reports them as "I/O error: ... (os error N)").
+_NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
 
 
 def _host() -> str:
@@ -124,21 +130,28 @@ class ExportDirectory:
           FileExistsError: the directory holds files no export wrote, or an earlier export and
             not `overwrite`, or files of one that were changed since, or another export is writing.
           NotADirectoryError: the output is a file.
+          PermissionError: the output (or its parent) may not be written, naming it.
           ValueError: its marker is damaged.
         """
         out = self.output_dir
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(f"{self.flag} {out} is a file, not a directory; nothing was written.")
         self._fresh = not out.exists()
-        if self._fresh:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_dead_staging()
-        if not self._fresh:
-            self._check_existing()
         where, _ = self._staging_pattern()
         name = (f".{out.name}" if self._fresh else "") + f"{STAGING_PREFIX}{_host()}-{os.getpid()}"
-        self.staging = where / name
-        self.staging.mkdir()
+        try:
+            if self._fresh:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_dead_staging()
+            if not self._fresh:
+                self._check_existing()
+            self.staging = where / name
+            self.staging.mkdir()
+        except PermissionError as e:
+            # Alone, it named the staging directory, a name the user never gave.
+            raise PermissionError(e.errno, f"{self.flag} {out} cannot be written ({e.strerror} "
+                                  f"making {e.filename or out}); nothing was written. Choose a directory "
+                                  "this user may write, or fix its permissions.") from e
         return self.staging
 
     def _check_existing(self) -> None:
@@ -286,8 +299,27 @@ def staged_export(output_dir: str | os.PathLike, *, overwrite: bool = False,
     target = ExportDirectory(output_dir, overwrite=overwrite, writer=writer, flag=flag)
     staging = target.prepare()
     try:
-        yield staging
+        try:
+            yield staging
+        except (OSError, SafetensorError) as e:
+            reason = _no_room(e)
+            if reason is None:
+                raise
+            raise OSError(reason[0], f"writing the export into {target.output_dir} failed: "
+                          f"{reason[1]}. {target.output_dir} is as it was; free disk space (or "
+                          f"choose another {flag}), then rerun.") from e
         target.commit()
     except BaseException:
         target.discard()
         raise
+
+
+def _no_room(error: OSError | SafetensorError) -> tuple[int, str] | None:
+    """(errno, what it means) when `error` is a write that found no room or a read-only file
+    system (`_NO_ROOM`), else None."""
+    if isinstance(error, OSError):
+        number = error.errno
+    else:
+        found = re.search(r"\(os error (\d+)\)", str(error))
+        number = int(found.group(1)) if found else None
+    return (number, os.strerror(number)) if number in _NO_ROOM else None

@@ -21,7 +21,7 @@ from bert_jax.config.validation import bert_config
 from bert_jax.convert.imported import ImportedModel, check_compatible, complete_params, in_layout
 from bert_jax.convert.sources import load_pretrained
 from bert_jax.model import BertConfig
-from bert_jax.state.checkpointer import Checkpointer
+from bert_jax.state.checkpointer import Checkpointer, CheckpointError
 from bert_jax.state.optimizer import make_optimizer
 from bert_jax.state.train_state import TrainState
 from input_pipeline.tokenizers.loading import load_tokenizer
@@ -67,6 +67,13 @@ def import_to_workdir(source: str | os.PathLike, output_dir: str | os.PathLike,
                               "or choose another --output. Nothing was written.") from None
     try:
         _write_workdir(tmp, output_dir, imported, config, model, seed)
+    except CheckpointError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # Its own message names the temporary directory and says to resume, which an import
+        # cannot: say what failed, where the user looks.
+        raise OSError(f"writing the work directory {output_dir} failed ({e.__cause__ or e}); "
+                      "nothing was written under that name. Free disk space or choose another "
+                      "--output, then rerun.") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
         raise

@@ -181,11 +181,12 @@ class StagedOutput:
           FileExistsError: the directory holds files create-data did not write, or an earlier
             run's output and not `overwrite`, or another create-data may be writing it.
           NotADirectoryError: the output is a file.
+          PermissionError: the output directory may not be written (or made), naming it.
         """
         out = self.output_dir
         if remote_files.exists(out) and not remote_files.isdir(out):
             raise NotADirectoryError(f"--output-dir {out} is a file, not a directory.")
-        remote_files.makedirs(out)
+        self._makedirs(out)
         self._remove_dead_runs_leftovers()
         names = [name for name in remote_files.listdir(out) if not name.startswith(STAGING_PREFIX)]
         manifest = _read(os.path.join(out, MANIFEST_NAME)) if MANIFEST_NAME in names else None
@@ -207,7 +208,7 @@ class StagedOutput:
                 f"({manifest.get('num_instances', '?')} instances in {len(listed)} shard files, "
                 f"listed by its {MANIFEST_NAME}); pass --overwrite to replace it (its own files "
                 "only, once the new ones are complete), or choose another --output-dir.")
-        remote_files.makedirs(self.staging)
+        self._makedirs(self.staging)
         # Two runs that start together both see each other's staging directory and stop: neither
         # goes on to replace what the other writes.
         others = [name for name in remote_files.listdir(out)
@@ -217,6 +218,17 @@ class StagedOutput:
             raise FileExistsError(f"another create-data started writing into {out} at the same "
                                   f"time ({os.path.join(out, others[0])}); run one at a time.")
         return self.staging
+
+    def _makedirs(self, path: str) -> None:
+        """Makes `path` (the output directory or the staging directory in it), naming
+        --output-dir when it may not be written (PermissionError alone named the staging
+        directory, a name the user never gave)."""
+        try:
+            remote_files.makedirs(path)
+        except PermissionError as e:
+            raise PermissionError(e.errno, f"--output-dir {self.output_dir} cannot be written "
+                                  f"({e.strerror} making {path}); nothing was written. Choose a "
+                                  "directory this user may write, or fix its permissions.") from e
 
     def _remove_dead_runs_leftovers(self) -> None:
         """Removes the staging directories of create-data runs of this host that no longer run,

@@ -76,9 +76,6 @@ def train_sentencepiece(texts: Iterable[str], model_path: str | os.PathLike, voc
     if max_sentences is not None and max_sentences < 1:
         raise ValueError(f"max_sentences={max_sentences}: must be at least 1, or None for all.")
     model_path = os.fspath(model_path)
-    out_dir = os.path.dirname(os.path.abspath(model_path))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"output directory does not exist: {out_dir}")
     refuse_existing_file(model_path, overwrite)
 
     sentences = _NonEmpty(texts)

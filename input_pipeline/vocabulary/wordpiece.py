@@ -35,7 +35,6 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from input_pipeline.output_file import refuse_existing_file, write_output_file
@@ -453,9 +452,6 @@ def train_vocab_from_files(inputs: Sequence[str], output_path: str, vocab_size: 
     """
     refuse_existing_file(output_path, overwrite)
     sources = expand_inputs(inputs, report)
-    out_dir = os.path.dirname(os.path.abspath(output_path))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"output directory does not exist: {out_dir}")
 
     basic = BasicTokenizer(do_lower_case=do_lower_case, strip_accents=strip_accents)
     word_counts: collections.Counter = collections.Counter()

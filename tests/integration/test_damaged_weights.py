@@ -4,16 +4,20 @@ import` and `fill-mask` with one line naming the file (and the tensor) and exit 
 directory's newest checkpoint that is damaged is passed over by every reader (one warning naming
 it and the step used, the directory untouched, no "Event loop is closed" echoes), while an asked-
 for damaged `--step` is an error; non-finite parameters in a checkpoint are named; and fill-mask
-`--truncate` keeps the tokens around the [MASK]s."""
+`--truncate` keeps the tokens around the [MASK]s. An import that a full disk stops is one clear
+error and leaves no directory behind."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import struct
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +26,7 @@ from bert_jax.cli import main
 from bert_jax.errors import DamagedWeights
 from tests.support.export_fixtures import CONFIG, perturbed_params
 
+REPO = Path(__file__).resolve().parents[2]
 NAN_BYTES = 100 * 1024
 
 
@@ -90,6 +95,25 @@ def test_a_damaged_safetensors_file_is_one_line_naming_it(hf_dir, tmp_path, caps
     assert line.startswith(f"bert-jax {command}: error: {damaged / 'model.safetensors'}: ")
     assert expected in line, line
     assert "score" not in captured.out and not (tmp_path / "workdir").exists()
+
+
+def test_import_on_a_full_disk_is_one_clear_error_and_leaves_nothing(hf_dir, tmp_path):
+    """A 300 kB file-size limit (a stand-in for a full disk) lets the vocab (232 kB) through and
+    fails the step-0 checkpoint's array writes. Before: 117 lines on stderr with orbax's
+    tracebacks, and 'stopped: saving a checkpoint (step 0) in OUTPUT.tmp-PID/checkpoints failed
+    ... rerun the same command to resume', which an import cannot."""
+    out = tmp_path / "workdir"
+    command = [sys.executable, str(REPO / "tests" / "support" / "file_size_limit.py"), "300000",
+               sys.executable, "-m", "bert_jax.cli", "import", "--from", str(hf_dir), "--output", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if not re.match(r"\d\d:\d\d:\d\d ", line)]
+    assert len(lines) <= 2 and "with their tracebacks: " in lines[0], lines
+    assert lines[-1].startswith(f"bert-jax import: error: writing the work directory {out} failed (")
+    assert "File too large" in lines[-1] and "Free disk space" in lines[-1]
+    assert os.listdir(tmp_path) == []  # no work directory, no temporary one beside it
 
 
 def test_fill_mask_on_nan_weights_exits_nonzero_with_one_line(hf_dir, tmp_path):

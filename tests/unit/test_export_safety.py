@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import SafetensorError
 from safetensors.numpy import save_file
 
 from bert_jax.convert import hf_export, sentence_transformers
@@ -21,7 +22,7 @@ from bert_jax.inference.encode import Encodings, save_encodings
 from bert_jax.model import BertConfig
 from bert_jax.model.sentence import SentenceConfig
 from input_pipeline.output_file import write_output_file
-from input_pipeline.vocabulary.sentencepiece import train_sentencepiece
+from input_pipeline.vocabulary.sentencepiece import train_sentencepiece, train_sentencepiece_from_files
 from input_pipeline.vocabulary.wordpiece import train_vocab_from_files
 from tests.support.export_fixtures import CONFIG, perturbed_params
 
@@ -183,14 +184,39 @@ def test_a_failed_export_leaves_the_target_as_it_was(kind, target, tmp_path, unc
 
     def disk_full(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"half a model")
-        raise OSError(28, "No space left on device")
+        # As safetensors reports it (before, the command ended in this traceback).
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
     module = hf_export if kind == "huggingface" else sentence_transformers
     monkeypatch.setattr(module, "save_file", disk_full)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(OSError, match=f"writing the export into {out} failed: No space left on "
+                                      f"device. {out} is as it was; free disk space") as failed:
         export(kind, out, uncased_vocab_path, seed=1, overwrite=True)
+    assert failed.value.errno == 28
     assert tree(out) == before
     assert leftovers(out, tmp_path) == []
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["new directory", "existing directory"])
+def test_an_export_into_a_directory_it_may_not_write_names_it(fresh, tmp_path, uncased_vocab_path,
+                                                              monkeypatch):
+    """A read-only directory: the message names --output, not the staging directory that could
+    not be made (simulated: tests may run as root, whom permissions do not stop)."""
+    out = tmp_path / "model"
+    if not fresh:
+        out.mkdir()
+    mkdir = Path.mkdir
+
+    def read_only(path, *args, **kwargs):
+        if STAGING_PREFIX in path.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(PermissionError, match=f"--output {out} cannot be written [(]Permission "
+                                              "denied making .*[)]; nothing was written"):
+        export("huggingface", out, uncased_vocab_path)
+    assert tree(out) == (None if fresh else {})
 
 
 def test_an_export_killed_while_renaming_is_replaced_by_the_next(tmp_path, uncased_vocab_path,
@@ -279,9 +305,35 @@ def test_a_failed_write_leaves_no_file_behind(existing, tmp_path):
         f.write(b"half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=f"writing {path} failed: No space left on device. Nothing was "
+                       f"written under that name{' [(]the file there is as it was[)]' if existing else ''}; "
+                       "free disk space") as failed:
         write_output_file(path, half_then_fail, overwrite=True)
+    assert failed.value.errno == 28
     assert tree(tmp_path) == ({"vectors.npy": b"old"} if existing else {})
+
+
+@pytest.mark.parametrize("problem", ["missing", "read-only"])
+@pytest.mark.parametrize("output", ["vocab.txt", "spm.model"])
+def test_an_output_that_cannot_be_written_is_refused_before_any_reading(problem, output, tmp_path,
+                                                                        monkeypatch):
+    """Before, a read-only directory failed only when the trained vocab was written (hours
+    later for a large corpus), naming the temporary file. The input does not exist: reading it
+    would fail first. (The read-only case is simulated: tests may run as root.)"""
+    directory = tmp_path / "out"
+    if problem == "read-only":
+        directory.mkdir()
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: (
+            os.fspath(path) != str(directory) and access(path, mode, **kwargs)))
+    path, never_read = directory / output, [str(tmp_path / "corpus.txt")]
+    with pytest.raises(FileNotFoundError if problem == "missing" else PermissionError,
+                       match=f"--output {path}: its directory {directory} "
+                             + ("does not exist" if problem == "missing" else "may not be written")):
+        if output == "vocab.txt":
+            train_vocab_from_files(never_read, path, 100)
+        else:
+            train_sentencepiece_from_files(never_read, path, 100)
 
 
 def test_a_file_created_while_writing_is_not_replaced(tmp_path):

@@ -312,7 +312,7 @@ def test_training_errors_name_the_problem(corpora, tmp_path):
         train_sentencepiece(["\u200b\u200b", "\u200c"], model, 100)
     with pytest.raises(ValueError, match="model_type"):
         train_sentencepiece(["text"], model, 100, model_type="wordpiece")
-    with pytest.raises(FileNotFoundError, match="output directory"):
+    with pytest.raises(FileNotFoundError, match="its directory .*no does not exist"):
         train_sentencepiece(["text"], tmp_path / "no" / "m.model", 100)
     with pytest.raises(TypeError, match="train_sentencepiece_from_files"):
         train_sentencepiece([bad], model, 100)

@@ -228,6 +228,26 @@ def test_two_runs_starting_together_both_stop(tmp_path, monkeypatch):
     assert os.listdir(out) == [other.name]  # Ours removed, the other's kept.
 
 
+@pytest.mark.parametrize("made", ["the output directory", "the staging directory"])
+def test_an_output_directory_that_may_not_be_written_is_named(tmp_path, monkeypatch, made):
+    """A read-only --output-dir (or its parent) fails in makedirs; the message names the
+    directory the user gave, not create-data's staging directory inside it. (Simulated: tests
+    may run as root, whom permissions do not stop.)"""
+    out = tmp_path / "out"
+    output = StagedOutput(out)
+    makedirs = remote_files.makedirs
+
+    def read_only(path):
+        if path == (str(out) if made == "the output directory" else output.staging):
+            raise PermissionError(13, "Permission denied", path)
+        makedirs(path)
+
+    monkeypatch.setattr(remote_files, "makedirs", read_only)
+    with pytest.raises(PermissionError, match=f"--output-dir {out} cannot be written "
+                                              r"\(Permission denied making .*\); nothing was written"):
+        output.prepare()
+
+
 def test_the_output_directory_on_a_remote_file_system():
     """Cloud Storage through tf.io.gfile (here its in-memory `ram://`), as the Beam runner uses it:
     the same refusals, and a replace that leaves only the new set."""
