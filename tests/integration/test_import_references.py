@@ -16,6 +16,7 @@ import pytest
 from bert_jax.convert.hf_export import export_to_huggingface
 from bert_jax.convert.imported import complete_params, flatten, in_layout, parameter_shapes
 from bert_jax.convert.sources import load_pretrained
+from bert_jax.convert.workdir_import import import_to_workdir
 from bert_jax.model import BertConfig, BertForPreTraining
 from tests.support.import_sources import HEADS, init_from_config, write_google_checkpoint
 
@@ -333,3 +334,23 @@ def test_cli_import_then_export_gives_back_the_minilm_tensors(minilm_dir, tmp_pa
     # An existing directory is never overwritten.
     assert main(["import", "--from", str(minilm_dir), "--output", str(workdir)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_import_to_workdir_leaves_a_directory_that_appeared_meanwhile_alone(minilm_dir, tmp_path, monkeypatch):
+    """A work directory made while the import was writing (a `pretrain` started there, holding its
+    lock): the import stops naming it, leaves it as it is and leaves no temporary directory."""
+    import bert_jax.convert.workdir_import as workdir_import
+
+    target = tmp_path / "w"
+    write = workdir_import._write_workdir
+
+    def meanwhile(*args, **kwargs):
+        write(*args, **kwargs)
+        target.mkdir()
+        (target / "run.lock").write_text("another run's")
+
+    monkeypatch.setattr(workdir_import, "_write_workdir", meanwhile)
+    with pytest.raises(FileExistsError, match=f"{target} appeared while importing"):
+        import_to_workdir(minilm_dir, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]
+    assert [p.name for p in target.iterdir()] == ["run.lock"]

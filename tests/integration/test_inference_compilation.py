@@ -1,6 +1,7 @@
 """Inference over many shapes: a stream of requests (fill-mask, encode, NSP) compiles once per
-bucket; a model without heads encodes and refuses head tasks; every inference subcommand has --help
-(subprocess)."""
+bucket; a text padded far (beside a long one) pools to the vectors it gets alone, and fill-mask
+answers a batch as it answers each text alone; a model without heads encodes and refuses head
+tasks; every inference subcommand has --help (subprocess)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import transformers
 
 from bert_jax.cli import main
 from bert_jax.inference.batching import ShapeBuckets, padded_batches, sequence_pair, single_sequence
-from bert_jax.inference.encode import SentenceEncoder
+from bert_jax.inference.encode import POOLINGS, SentenceEncoder
 from bert_jax.inference.fill_mask import FillMask
 from bert_jax.inference.next_sentence import NextSentencePredictor
 from tests.conftest import stdlib_docstring_lines
-from tests.support.inference_texts import SENTENCES
+from tests.support.inference_texts import MASKED_TEXTS, SENTENCES
 
 
 def test_a_bert_model_without_heads_encodes_and_refuses_head_tasks(tiny_trained_model, tmp_path, capsys):
@@ -124,3 +125,22 @@ def test_new_subcommands_have_help(subcommand):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"usage: bert-jax {subcommand}" in result.stdout and "--model" in result.stdout
+
+
+def test_pooling_ignores_padding(tiny_trained_model):
+    """A text alone and beside a much longer one (so padded far) gets the same vectors."""
+    encoder = SentenceEncoder.load(tiny_trained_model[0])
+    long_text = " ".join(SENTENCES * 6)
+    for pooling in POOLINGS:
+        alone = encoder([SENTENCES[0]], pooling=pooling).sentence_vectors[0]
+        padded = encoder([SENTENCES[0], long_text], pooling=pooling).sentence_vectors[0]
+        np.testing.assert_allclose(alone, padded, atol=1e-5, rtol=0, err_msg=pooling)
+
+
+def test_batches_give_the_same_answers_as_single_texts(tiny_trained_model):
+    workdir, _ = tiny_trained_model
+    fill_mask = FillMask.from_workdir(workdir)
+    batched = fill_mask(MASKED_TEXTS, top_k=3)
+    for text, expected in zip(MASKED_TEXTS, batched):
+        single = fill_mask(text, top_k=3)[0]
+        assert [[p["token"] for p in m] for m in single] == [[p["token"] for p in m] for m in expected]

@@ -100,15 +100,6 @@ def test_pipeline_decode_is_the_exported_tokenizers_decode(tmp_path, byte_fallba
             assert pipeline_decode(ours, ids, skip) == theirs.decode(ids, skip_special_tokens=skip), ids
 
 
-def test_batches_give_the_same_answers_as_single_texts(tiny_trained_model):
-    workdir, _ = tiny_trained_model
-    fill_mask = FillMask.from_workdir(workdir)
-    batched = fill_mask(TEXTS, top_k=3)
-    for text, expected in zip(TEXTS, batched):
-        single = fill_mask(text, top_k=3)[0]
-        assert [[p["token"] for p in m] for m in single] == [[p["token"] for p in m] for m in expected]
-
-
 def test_text_without_mask_is_refused(tiny_trained_model):
     with pytest.raises(ValueError, match="has no \\[MASK\\]"):
         FillMask.from_workdir(tiny_trained_model[0])("no mask here")

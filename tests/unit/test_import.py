@@ -242,23 +242,3 @@ def test_import_to_workdir_refuses_a_mismatching_override(minilm_dir, tmp_path):
     with pytest.raises(ValueError, match="model.num_layers: 3, the checkpoint's is 6"):
         import_to_workdir(minilm_dir, tmp_path / "w", overrides=["model.num_layers=3"])
     assert not (tmp_path / "w").exists()
-
-
-def test_import_to_workdir_leaves_a_directory_that_appeared_meanwhile_alone(minilm_dir, tmp_path, monkeypatch):
-    """A work directory made while the import was writing (a `pretrain` started there, holding its
-    lock): the import stops naming it, leaves it as it is and leaves no temporary directory."""
-    import bert_jax.convert.workdir_import as workdir_import
-
-    target = tmp_path / "w"
-    write = workdir_import._write_workdir
-
-    def meanwhile(*args, **kwargs):
-        write(*args, **kwargs)
-        target.mkdir()
-        (target / "run.lock").write_text("another run's")
-
-    monkeypatch.setattr(workdir_import, "_write_workdir", meanwhile)
-    with pytest.raises(FileExistsError, match=f"{target} appeared while importing"):
-        import_to_workdir(minilm_dir, target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]
-    assert [p.name for p in target.iterdir()] == ["run.lock"]

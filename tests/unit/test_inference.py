@@ -129,16 +129,6 @@ def test_work_directory_and_its_export_load_the_same_model(tiny_trained_model):
     np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
 
 
-def test_pooling_ignores_padding(tiny_trained_model):
-    """A text alone and beside a much longer one (so padded far) gets the same vectors."""
-    encoder = SentenceEncoder.load(tiny_trained_model[0])
-    long_text = " ".join(SENTENCES * 6)
-    for pooling in POOLINGS:
-        alone = encoder([SENTENCES[0]], pooling=pooling).sentence_vectors[0]
-        padded = encoder([SENTENCES[0], long_text], pooling=pooling).sentence_vectors[0]
-        np.testing.assert_allclose(alone, padded, atol=1e-5, rtol=0, err_msg=pooling)
-
-
 def test_too_long_inputs_are_refused_or_truncated(tiny_trained_model):
     encoder = SentenceEncoder.load(tiny_trained_model[0])
     too_long = " ".join(SENTENCES * 30)
