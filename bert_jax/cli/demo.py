@@ -19,13 +19,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--config", default="cpu_demo", help="config name in configs/ or path")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field, e.g. --set train.global_batch_size=16")
-    p.add_argument("--task", choices=("pretraining", "classification"), default="pretraining",
-                   help="classification: after pretraining, fine-tune on which standard-library package a "
+    p.add_argument("--task", choices=("pretraining", "classification", "retrieval"), default="pretraining",
+                   help="after pretraining, classification: fine-tune on which standard-library package a "
                    "docstring is from, starting from random weights, from the demo's pretraining and from "
-                   "MiniLM, next to the majority class")
+                   "MiniLM, next to the majority class; retrieval: find a function's documentation from "
+                   "its summary with BM25, and with the demo model and MiniLM before and after "
+                   "Sentence-BERT training")
+    p.add_argument("--no-minilm", action="store_true",
+                   help="with --task classification or retrieval: leave the packaged MiniLM out")
     p.add_argument("--finetune-set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="with --task classification: override a fine-tuning config field, "
-                   "e.g. --finetune-set train.num_epochs=1")
+                   help="with --task classification or retrieval: override a fine-tuning (or "
+                   "Sentence-BERT) config field, e.g. --finetune-set train.num_epochs=1")
     return p
 
 
@@ -46,7 +50,13 @@ def run(args: argparse.Namespace) -> None:
     options = DemoOptions(workdir=args.workdir, vocab_file=args.vocab, vocab_size=args.vocab_size,
                           dupe_factor=args.dupe_factor, config=args.config, overrides=tuple(overrides))
     if args.task == "classification":
-        from bert_jax.demos.classification import ClassificationDemoOptions, run_classification_demo
-        run_classification_demo(ClassificationDemoOptions(pretraining=options, overrides=tuple(args.finetune_set)))
+        from bert_jax.demos.classification import STARTS, ClassificationDemoOptions, run_classification_demo
+        starts = tuple(s for s in STARTS if not (args.no_minilm and s == "minilm"))
+        run_classification_demo(ClassificationDemoOptions(pretraining=options, starts=starts,
+                                                          overrides=tuple(args.finetune_set)))
+    elif args.task == "retrieval":
+        from bert_jax.demos.retrieval import RetrievalDemoOptions, run_retrieval_demo
+        run_retrieval_demo(RetrievalDemoOptions(pretraining=options, with_minilm=not args.no_minilm,
+                                                overrides=tuple(args.finetune_set)))
     else:
         run_demo(options)

@@ -130,6 +130,17 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
         results = json.loads((workdir / "classification" / start / "results.json").read_text())
         assert results["final"]["accuracy"] == scores[start] and results["train_examples"] == len(train_rows)
     assert "(c) fine-tuned from the demo's pretraining" in again.stdout and "pretraining " in again.stdout
+
+    # And the Sentence-BERT demo (without MiniLM here: the classification run above covers it).
+    retrieval = subprocess.run(command + ["--task", "retrieval", "--no-minilm", "--finetune-set", "train.num_steps=5",
+                                          "--finetune-set", "data.max_seq_length=32"], capture_output=True, text=True)
+    assert retrieval.returncode == 0, retrieval.stderr[-3000:]
+    scores = json.loads((workdir / "retrieval" / "scores.json").read_text())
+    assert list(scores) == ["bm25", "demo before", "demo after"]
+    assert all(0 <= m["recall@1"] <= m["mrr@10"] <= 1 for m in scores.values())
+    assert scores["demo before"] != scores["demo after"]  # trained: the vectors moved
+    assert json.loads((workdir / "retrieval" / "demo" / "config.json").read_text())["train"]["num_steps"] == 5
+    assert "Find a function's documentation from its summary" in retrieval.stdout
     assert re.search(r"pretrain: 30 steps in \dm\d\ds \([\d.]+ steps/s; 480 sequences", first.stderr)
 
 
