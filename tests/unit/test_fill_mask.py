@@ -1,7 +1,7 @@
 """Fill-mask from our checkpoint, and from its export, against `transformers`' fill-mask pipeline
 on the export: the same tokens, token strings and sequences (one mask or several), scores within
-1e-4; batches give the answers single texts do. The same with a SentencePiece vocab (an export
-imported back). From a Google TensorFlow checkpoint, and compiling once per bucket shape:
+1e-4. The same with a SentencePiece vocab (an export imported back). From a Google TensorFlow
+checkpoint, and compiling once per bucket shape with batches giving the answers single texts do:
 tests/integration/test_import_references.py and test_inference_compilation.py."""
 
 from __future__ import annotations
