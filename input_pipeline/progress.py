@@ -189,9 +189,8 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if self._redirect is not None:  # None: closed before the error (a check after the work)
+        if self._redirect is not None:  # None: closed already
             self._redirect.close()
-            self._redirect = None
         self._redirect = None  # closed: the `with` block's end logs nothing more
         now = time.perf_counter()
         seconds = now - self.start
