@@ -61,6 +61,8 @@ def _scalars(event_dir) -> dict[str, list[tuple[int, float]]]:
     for path in sorted(event_dir.glob("events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
+                if value.HasField("tensor") and value.metadata.plugin_data.plugin_name != "scalars":
+                    continue  # the config's text and hyperparameters
                 number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
                 values.setdefault(value.tag, []).append((event.step, number))
     return values
