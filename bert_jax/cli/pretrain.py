@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 import warnings
@@ -45,6 +46,14 @@ def run(args: argparse.Namespace) -> None:
     from bert_jax.config.files import load_config, to_json
 
     config = load_config(args.config, args.set)
+    if config.train.get("init_from"):
+        # The shape comes with the weights (as transformers' from_pretrained takes it), except
+        # what --set gives, which the import checks against the checkpoint.
+        from bert_jax.convert.sources import model_from_source
+
+        given = {item.partition("=")[0].strip() for item in args.set}
+        for change in model_from_source(config, given):
+            logging.getLogger("bert_jax").info("from train.init_from: %s", change)
     if args.print_config:
         print(to_json(config))
         return

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ import ml_collections
 from bert_jax.config.validation import bert_config
 from bert_jax.convert import google_checkpoint, hf_import
 from bert_jax.convert.hub import resolve_model
-from bert_jax.convert.imported import ImportedModel, check_compatible, flatten, in_layout
+from bert_jax.convert.imported import (FUNCTION_FIELDS, SHAPE_FIELDS, ImportedModel, check_compatible, flatten,
+                                       in_layout)
 from bert_jax.model import BertConfig, unscan_params
 from bert_jax.state.checkpointer import CHECKPOINT_DIR
 from bert_jax.state.trained_params import load_trained_params
@@ -67,7 +69,7 @@ def source_model(source: str | os.PathLike) -> SourceModel:
     """The model at `source` (as `load_pretrained` tells sources apart) read from its config file
     alone: a work directory's `config.json`, a Hugging Face directory's `config.json`, a Google
     checkpoint's `bert_config.json`. What a run starting from `source` takes its shape from."""
-    source = os.fspath(source)
+    source = resolve_model(source)
     if is_workdir(source):
         config = ml_collections.ConfigDict(_read_json(os.path.join(source, "config.json")))
         return SourceModel(dataclasses.replace(bert_config(config), scan_layers=False),
@@ -90,6 +92,24 @@ def source_model(source: str | os.PathLike) -> SourceModel:
 def source_config(source: str | os.PathLike) -> BertConfig:
     """The shape and function of the model at `source` (`source_model`)."""
     return source_model(source).config
+
+
+def model_from_source(config: ml_collections.ConfigDict, kept: Collection[str] = ()) -> list[str]:
+    """Sets the shape and function fields of `config.model` (`imported.SHAPE_FIELDS`,
+    `FUNCTION_FIELDS`) to those of the model at `config.train.init_from`, as `transformers`'
+    `from_pretrained` takes them from the checkpoint, except the fields named in `kept`
+    ("model.num_layers", ...: what the user set, which the import then checks against the
+    checkpoint). Returns "field: old -> new" for each field changed; nothing without init_from."""
+    if not config.train.get("init_from"):
+        return []
+    source = source_config(config.train.init_from)
+    changed = []
+    for field in SHAPE_FIELDS + FUNCTION_FIELDS:
+        new = getattr(source, field)
+        if f"model.{field}" not in kept and config.model[field] != new:
+            changed.append(f"model.{field}: {config.model[field]!r} -> {new!r}")
+            config.model[field] = new
+    return changed
 
 
 def _read_json(path: str) -> dict:

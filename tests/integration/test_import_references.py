@@ -354,3 +354,23 @@ def test_import_to_workdir_leaves_a_directory_that_appeared_meanwhile_alone(mini
         import_to_workdir(minilm_dir, target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]
     assert [p.name for p in target.iterdir()] == ["run.lock"]
+
+
+def test_pretrain_takes_the_shape_of_its_init_from_checkpoint_unless_set(minilm_dir, capsys, caplog):
+    """`bert-jax pretrain` with `train.init_from`: the model's shape and function come from the
+    checkpoint (MiniLM: 6 layers of 384, vocab 30,522), as `from_pretrained` takes them, except a
+    field given with --set, which is kept (and checked against the checkpoint at the import)."""
+    from bert_jax.cli import main
+
+    def effective_model(*overrides: str) -> dict:
+        sets = [item for value in (f"train.init_from={minilm_dir}", *overrides) for item in ("--set", value)]
+        assert main(["pretrain", "--config", "cpu_demo", *sets, "--print-config"]) == 0
+        return json.loads(capsys.readouterr().out)["model"]
+
+    with caplog.at_level(logging.INFO, logger="bert_jax"):
+        model = effective_model()
+    assert (model["num_layers"], model["hidden_size"], model["num_heads"], model["intermediate_size"],
+            model["vocab_size"], model["hidden_act"]) == (6, 384, 12, 1536, 30522, "gelu")
+    assert "from train.init_from: model.num_layers: 2 -> 6" in caplog.text
+    model = effective_model("model.num_layers=3")
+    assert model["num_layers"] == 3 and model["hidden_size"] == 384
