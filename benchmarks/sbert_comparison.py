@@ -287,21 +287,21 @@ def main() -> None:
 
     info = peer_timing.machine()
     pairs = stdlib_pairs(max(args.batch * args.train_batches, args.encode_texts))
+    versions = peer_timing.versions("jax", "jaxlib", "flax", "optax", "torch", "transformers",
+                                    "sentence-transformers", "numpy")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             directory = minilm_directory() if name == "minilm" else random_base_directory(Path(tmp) / "base")
             results.append(compare_model(name, directory, args, pairs))
-    versions = peer_timing.versions("jax", "jaxlib", "flax", "optax", "torch", "transformers",
-                                    "sentence-transformers", "numpy")
+            if args.json:  # after each model: a long run stopped later keeps what it measured
+                args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "machine": info,
+                                                 "versions": versions, "results": results}, indent=1, default=str))
     print(f"{peer_timing.describe(info, versions)}; torch threads {torch.get_num_threads()}")
     print(f"batch {args.batch}, at most {args.max_seq_length} tokens, our training padding: {args.padding}; "
           f"training: {args.rounds} passes of {args.train_batches} steps a side; encoding: {args.rounds} passes "
           f"of {args.encode_texts} texts a side")
     print_tables(results, args)
-    if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "machine": info,
-                                         "versions": versions, "results": results}, indent=1, default=str))
 
 
 if __name__ == "__main__":
