@@ -13,11 +13,16 @@ from tests.support.stdlib_corpus_files import HELD_OUT_PERCENT
 
 
 @pytest.fixture(scope="module")
-def modules() -> list[tuple[str, list[str]]]:
-    """(name relative to the standard library, sentences) of every module with prose."""
+def modules(stdlib_module_sentences) -> list[tuple[str, list[str]]]:
+    """(name relative to the standard library, sentences) of every module with prose. Each
+    module's `module_sentences` is parsed once a session (`stdlib_module_sentences`, which the
+    `stdlib_corpus` fixture fills while writing the corpus)."""
     root = stdlib_dir()
+    for path in module_files():
+        if path not in stdlib_module_sentences:
+            stdlib_module_sentences[path] = module_sentences(path)
     return [(path.relative_to(root).as_posix(), s) for path in module_files()
-            if (s := module_sentences(path))]
+            if (s := stdlib_module_sentences[path])]
 
 
 def documents(path) -> list[list[str]]:

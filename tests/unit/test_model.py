@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 
 from bert_jax.model import BertConfig, BertForPreTraining
-from tests.support.model_inputs import SMALL, small_inputs
 
 TINY = BertConfig(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
                   max_position_embeddings=64)
+# One input shape for every test: the model runs op by op, and each op compiles once per shape
+# (a new batch size costs seconds; no assertion here depends on it).
+BATCH, LENGTH = 2, 16
 
 
-def _init(config: BertConfig, batch: int = 2, length: int = 16):
+def _init(config: BertConfig, batch: int = BATCH, length: int = LENGTH):
     model = BertForPreTraining(config)
     ids = jnp.ones((batch, length), jnp.int32)
     params = nn.unbox(model.init(jax.random.key(0), ids, ids, ids)["params"])
@@ -35,19 +37,19 @@ def _random_inputs(rng: np.random.Generator, batch: int, length: int, vocab: int
 
 def test_output_shapes():
     model, params = _init(TINY)
-    ids, mask, seg = _random_inputs(np.random.default_rng(0), 3, 16, TINY.vocab_size)
-    positions = np.array([[1, 2, 3, 0, 0]] * 3, np.int32)
+    ids, mask, seg = _random_inputs(np.random.default_rng(0), BATCH, LENGTH, TINY.vocab_size)
+    positions = np.array([[1, 2, 3, 0, 0]] * BATCH, np.int32)
     out = model.apply({"params": params}, ids, mask, seg, positions)
-    assert out["mlm_logits"].shape == (3, 5, TINY.vocab_size)
-    assert out["nsp_logits"].shape == (3, 2)
+    assert out["mlm_logits"].shape == (BATCH, 5, TINY.vocab_size)
+    assert out["nsp_logits"].shape == (BATCH, 2)
     full = model.apply({"params": params}, ids, mask, seg)
-    assert full["mlm_logits"].shape == (3, 16, TINY.vocab_size)
+    assert full["mlm_logits"].shape == (BATCH, LENGTH, TINY.vocab_size)
     assert out["mlm_logits"].dtype == jnp.float32
 
 
 def test_masked_positions_match_full_sequence_logits():
     model, params = _init(TINY)
-    ids, mask, seg = _random_inputs(np.random.default_rng(1), 2, 16, TINY.vocab_size)
+    ids, mask, seg = _random_inputs(np.random.default_rng(1), BATCH, LENGTH, TINY.vocab_size)
     positions = np.array([[3, 1, 7], [0, 5, 5]], np.int32)
     at_positions = model.apply({"params": params}, ids, mask, seg, positions)["mlm_logits"]
     full = model.apply({"params": params}, ids, mask, seg)["mlm_logits"]
@@ -59,8 +61,8 @@ def test_padding_does_not_change_outputs():
     """Changing the tokens and segments of padded positions leaves every real position's
     output (and the pooled output) unchanged: padded keys get no attention."""
     model, params = _init(TINY)
-    rng = np.random.default_rng(2)
-    ids, mask, seg = _random_inputs(rng, 4, 16, TINY.vocab_size)
+    rng = np.random.default_rng(3)  # Both rows padded.
+    ids, mask, seg = _random_inputs(rng, BATCH, LENGTH, TINY.vocab_size)
     noisy_ids = np.where(mask == 1, ids, rng.integers(5, TINY.vocab_size, ids.shape)).astype(np.int32)
     noisy_seg = np.where(mask == 1, seg, 1).astype(np.int32)
     assert (noisy_ids != ids).any()
@@ -77,7 +79,7 @@ def test_padding_does_not_change_outputs():
 
 def test_dropout_only_when_not_deterministic():
     model, params = _init(TINY)
-    ids, mask, seg = _random_inputs(np.random.default_rng(3), 2, 16, TINY.vocab_size)
+    ids, mask, seg = _random_inputs(np.random.default_rng(3), BATCH, LENGTH, TINY.vocab_size)
     eval_a = model.apply({"params": params}, ids, mask, seg)
     eval_b = model.apply({"params": params}, ids, mask, seg, deterministic=True)
     np.testing.assert_array_equal(eval_a["nsp_logits"], eval_b["nsp_logits"])
@@ -92,7 +94,7 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     config = BertConfig(**{**TINY.__dict__, "dtype": "bfloat16"})
     model, params = _init(config)
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
-    ids, mask, seg = _random_inputs(np.random.default_rng(4), 2, 16, config.vocab_size)
+    ids, mask, seg = _random_inputs(np.random.default_rng(4), BATCH, LENGTH, config.vocab_size)
     out = model.apply({"params": params}, ids, mask, seg)
     full = BertForPreTraining(TINY).apply({"params": params}, ids, mask, seg)
     assert out["mlm_logits"].dtype == jnp.float32
@@ -142,11 +144,12 @@ def test_attention_cudnn_insists_on_cudnn_and_auto_falls_back_to_xla():
     benchmarks/gpu_suite.py.)"""
     from bert_jax.model.bert import cudnn_attention_supported
 
-    ids, mask, segments, positions = small_inputs()
+    ids, mask, segments = _random_inputs(np.random.default_rng(5), BATCH, LENGTH, TINY.vocab_size)
+    positions = np.array([[1, 2, 3]] * BATCH, np.int32)
     q = jnp.zeros((2, 8, 4, 16), jnp.bfloat16)
     assert cudnn_attention_supported(q) == (jax.default_backend() == "gpu")
     assert not cudnn_attention_supported(q.astype(jnp.float32))
-    cudnn = BertForPreTraining(dataclasses.replace(SMALL, attention="cudnn", dtype="bfloat16"))
+    cudnn = BertForPreTraining(dataclasses.replace(TINY, attention="cudnn", dtype="bfloat16"))
     if jax.default_backend() != "gpu":
         with pytest.raises(Exception, match="(?i)cudnn|gpu"):
             cudnn.init(jax.random.key(0), ids, mask, segments, positions)
@@ -154,10 +157,12 @@ def test_attention_cudnn_insists_on_cudnn_and_auto_falls_back_to_xla():
 
 def test_a_row_of_padding_alone_stays_finite():
     """The filler rows of a partial evaluation batch have no real token at all."""
-    ids, mask, segments, positions = small_inputs()
-    mask = mask.at[0].set(0)
+    ids, mask, segments = _random_inputs(np.random.default_rng(6), BATCH, LENGTH, TINY.vocab_size)
+    positions = np.array([[1, 2, 3]] * BATCH, np.int32)
+    mask[0] = 0
+    assert mask[1].any()
     for attention in ("auto", "plain"):
-        model = BertForPreTraining(dataclasses.replace(SMALL, attention=attention))
+        model = BertForPreTraining(dataclasses.replace(TINY, attention=attention))
         params = nn.unbox(model.init(jax.random.key(0), ids, mask, segments, positions)["params"])
         out = model.apply({"params": params}, ids, mask, segments, positions)
         assert np.isfinite(np.asarray(out["mlm_logits"])).all()

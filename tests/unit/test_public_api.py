@@ -1,7 +1,7 @@
 """The public Python API: every name in `bert_jax.__all__` is the object at its module path
 (written out again here, so a name pointing at the wrong object fails), unknown names raise a
-clear AttributeError, `dir(bert_jax)` lists the names, the README lists exactly them, and the
-calls of the README's notebook example work on the tiny corpus and model the other tests share.
+clear AttributeError, `dir(bert_jax)` lists the names and the README lists exactly them. The calls
+of the README's notebook example, on the tiny trained model: tests/integration/test_public_api_notebook.py.
 (That `import bert_jax` imports no JAX needs a fresh interpreter: tests/integration/test_cli.py.)"""
 
 from __future__ import annotations
@@ -104,29 +104,3 @@ def test_the_readme_lists_exactly_the_public_names():
     # Every `bert_jax.NAME` the README shows is public or a module.
     for name in set(re.findall(r"\bbert_jax\.([A-Za-z]\w*)", text)):
         assert name in bert_jax.__all__ or importlib.util.find_spec(f"bert_jax.{name}"), name
-
-
-def test_the_readme_notebook_calls_work_on_the_tiny_fixtures(tiny_corpus, tiny_trained_model, tmp_path):
-    """The example's calls, with its arguments, through `bert_jax`. The example trains for a minute;
-    here the model is `tiny_trained_model`, trained by the same `train_and_evaluate`."""
-    corpus, vocab = str(tiny_corpus["train_text"]), str(tmp_path / "vocab.txt")
-    bert_jax.train_vocab_from_files([corpus], vocab, vocab_size=2000)
-    assert Path(vocab).read_bytes() == tiny_corpus["vocab"].read_bytes()  # The fixture's, made alike.
-    manifest = bert_jax.create_pretraining_data(
-        [corpus], vocab, tmp_path / "shards",
-        bert_jax.CreationConfig(max_seq_length=64, max_predictions_per_seq=10))
-    assert manifest["num_instances"] > 0 and manifest["max_seq_length"] == 64
-    config = bert_jax.load_config("cpu_demo", ["data.train_files=shards", "data.vocab_file=vocab.txt",
-                                               "model.vocab_size=2000", "train.num_steps=200"])
-    assert (config.data.train_files, config.model.vocab_size, config.train.num_steps) == ("shards", 2000, 200)
-
-    workdir, export = tiny_trained_model
-    predictions = bert_jax.FillMask.load(workdir)(["Return the [MASK] of the list."], top_k=3)
-    assert [len(per_mask) for per_text in predictions for per_mask in per_text] == [3]
-    encoder = bert_jax.SentenceEncoder.load(workdir)
-    vectors = encoder(["Return a new list.", "Open the file."]).sentence_vectors
-    assert vectors.shape == (2, encoder.config.hidden_size)
-    params, model_config, _ = bert_jax.load_model(workdir)
-    vocab = tiny_corpus["vocab"]  # The example's vocab.txt, which trained this model.
-    out = bert_jax.export_to_huggingface(params, model_config, vocab, True, tmp_path / "hf")
-    assert (out / "model.safetensors").read_bytes() == (export / "model.safetensors").read_bytes()

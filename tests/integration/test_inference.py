@@ -170,12 +170,6 @@ def test_nsp_command_line(tiny_trained_model, tmp_path, capsys):
     assert "nowhere does not exist" in capsys.readouterr().err
 
 
-def test_encode_command_line_offers_every_pooling(capsys):
-    with pytest.raises(SystemExit):
-        main(["encode", "--help"])
-    assert "--pooling {" + ",".join(POOLINGS) + "}" in capsys.readouterr().out
-
-
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_encode_command_line(tiny_trained_model, transformers_encodings, pooling, tmp_path, capsys):
     """Every pooling the command offers, from the work directory: the .npy against
