@@ -49,67 +49,63 @@ def run(args: argparse.Namespace) -> None:
     if args.push_to_hub and (not looks_like_hub_repo_id(args.push_to_hub) or "@" in args.push_to_hub):
         raise ValueError(f"--push-to-hub {args.push_to_hub!r} is not a Hugging Face repo id (OWNER/NAME: "
                          "letters, digits, '-', '_', '.'); nothing was written.")
-    params, config, step = load_saved_params(args.workdir, args.step)
-    head = task_head_of(params)
-    if head is not None:  # a fine-tuning run: its head's transformers class, with its labels
-        if args.sentence_transformers:
-            raise ValueError(f"{args.workdir} holds a {head[0].replace('_', ' ')} head; "
-                             "--sentence-transformers exports sentence encoders only.")
-        out = _export_fine_tuned(args, head[0])
-        if args.push_to_hub:
-            print(f"pushed {out} to the Hugging Face Hub: {push_to_hub(out, args.push_to_hub, private=args.private or None)}")
-        return
-    with Progress("export", 1, unit="model") as progress:
-        progress.describe(f"writing step {step}")
-        sentence = sentence_config(config)
-        record = read_training_record(args.workdir, config, step)
-        vocab_file = args.vocab or config.data.vocab_file
-        as_sentence_transformers = args.sentence_transformers
-        if as_sentence_transformers is None:
-            # A head of its own (an imported sentence-transformers model's pooling, Normalize, prompts)
-            # would be lost in a BertForPreTraining directory: SentenceTransformer reads it as plain mean pooling.
-            as_sentence_transformers = sentence != SentenceConfig()
-        if as_sentence_transformers:
-            out = export_sentence_transformers(params, bert_config(config), vocab_file, config.data.do_lower_case,
-                                               sentence, args.output, overwrite=args.overwrite, record=record)
+    with Progress("export", 2, unit="stages") as progress:
+        progress.describe("restoring the checkpoint")
+        params, config, step = load_saved_params(args.workdir, args.step)
+        head = task_head_of(params)
+        if head is not None:  # a fine-tuning run: its head's transformers class, with its labels
+            if args.sentence_transformers:
+                raise ValueError(f"{args.workdir} holds a {head[0].replace('_', ' ')} head; "
+                                 "--sentence-transformers exports sentence encoders only.")
+            out, message = _export_fine_tuned(args, head[0], progress)
         else:
-            out = export_to_huggingface(params, bert_config(config), vocab_file, config.data.do_lower_case,
-                                        args.output, overwrite=args.overwrite, record=record)
+            progress.update(1)
+            progress.describe(f"writing step {step}")
+            sentence = sentence_config(config)
+            record = read_training_record(args.workdir, config, step)
+            vocab_file = args.vocab or config.data.vocab_file
+            as_sentence_transformers = args.sentence_transformers
+            if as_sentence_transformers is None:
+                # A head of its own (an imported sentence-transformers model's pooling, Normalize,
+                # prompts) would be lost in a BertForPreTraining directory: SentenceTransformer
+                # reads it as plain mean pooling.
+                as_sentence_transformers = sentence != SentenceConfig()
+            if as_sentence_transformers:
+                out = export_sentence_transformers(params, bert_config(config), vocab_file,
+                                                   config.data.do_lower_case, sentence, args.output,
+                                                   overwrite=args.overwrite, record=record)
+                why = ("" if args.sentence_transformers else
+                       " (its run config's sentence head; --no-sentence-transformers: a BertForPreTraining)")
+                message = f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}{why}"
+            else:
+                out = export_to_huggingface(params, bert_config(config), vocab_file, config.data.do_lower_case,
+                                            args.output, overwrite=args.overwrite, record=record)
+                message = f"exported step {step} of {args.workdir} to {out}"
         progress.update(1)
         progress.close(_written(out))
-    if as_sentence_transformers:
-        why = ("" if args.sentence_transformers else
-               " (its run config's sentence head; --no-sentence-transformers: a BertForPreTraining)")
-        print(f"exported step {step} of {args.workdir} as a sentence-transformers model to {out}{why}")
-    else:
-        print(f"exported step {step} of {args.workdir} to {out}")
+    print(message)
     if args.push_to_hub:  # only a complete export: the exporters return once it is in place
         url = push_to_hub(out, args.push_to_hub, private=args.private or None)
         print(f"pushed {out} to the Hugging Face Hub: {url}")
 
 
-def _export_fine_tuned(args: argparse.Namespace, kind: str) -> Path:
+def _export_fine_tuned(args: argparse.Namespace, kind: str, progress) -> tuple[Path, str]:
     """A fine-tuning run's model with its task head and labels (its best evaluation's parameters
-    where it kept them, else `--step` or the newest), as `transformers`' BertFor{SequenceClassification, TokenClassification,
-    QuestionAnswering}."""
+    where it kept them, else `--step` or the newest), as `transformers`' BertFor{Sequence
+    Classification, TokenClassification, QuestionAnswering}; returns the export and what to say."""
     from bert_jax.convert.hf_export import Labels, export_to_huggingface
     from bert_jax.inference.task_model import load_task_model
-    from input_pipeline.progress import Progress
 
-    with Progress("export", 2, unit="stages") as progress:
-        progress.describe("restoring the checkpoint")
-        task = load_task_model(args.workdir, kind, args.step)
-        progress.update(1)
-        labels = None
-        if kind != "question_answering":
-            problem_type = task.problem_type or "single_label_classification" * (kind == "sequence_classification")
-            labels = Labels(task.labels, problem_type)
-        out = export_to_huggingface(task.params, task.config, args.vocab or task.vocab_file,
-                                    task.do_lower_case, args.output, kind, labels, overwrite=args.overwrite)
-        progress.update(1)
-        progress.close(_written(out))
-    print(f"exported {task.source} as {kind.replace('_', ' ')} to {out}")
-    return out
+    task = load_task_model(args.workdir, kind, args.step)
+    progress.update(1)
+    progress.describe(f"writing {task.source}")
+    labels = None
+    if kind != "question_answering":
+        problem_type = task.problem_type or "single_label_classification" * (kind == "sequence_classification")
+        labels = Labels(task.labels, problem_type)
+    out = export_to_huggingface(task.params, task.config, args.vocab or task.vocab_file,
+                                task.do_lower_case, args.output, kind, labels, overwrite=args.overwrite)
+    return out, f"exported {task.source} as {kind.replace('_', ' ')} to {out}"
 
 
 def _written(directory) -> str:
