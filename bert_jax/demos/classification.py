@@ -27,11 +27,10 @@ from typing import Any
 
 from bert_jax.config.files import apply_overrides
 from bert_jax.config.finetuning import default_finetuning_config
-from bert_jax.config.validation import bert_config
 from bert_jax.convert.hf_export import export_to_huggingface
 from bert_jax.convert.imported import initial_params
+from bert_jax.convert.sources import source_model
 from bert_jax.demos.pretraining import DemoOptions, run_demo
-from bert_jax.state.trained_params import load_trained_params
 from bert_jax.state.workdir_lock import locked
 from bert_jax.tasks.finetuning import finetune
 from input_pipeline.shards.tfrecord import write_atomically
@@ -123,10 +122,9 @@ def _random_weights(demo_dir: Path, directory: Path) -> Path:
     Hugging Face directory so that it starts a run exactly as the pretrained ones do."""
     if (directory / "config.json").exists():
         return directory
-    _, config, _ = load_trained_params(demo_dir)
-    model = bert_config(config)
-    return export_to_huggingface(initial_params(model, seed=0), model, config.data.vocab_file,
-                                 config.data.do_lower_case, directory)
+    source = source_model(demo_dir)  # its config.json: the shape and tokenizer, no weights read
+    return export_to_huggingface(initial_params(source.config, seed=0), source.config, source.vocab_file,
+                                 source.do_lower_case, directory)
 
 
 def _config(data: dict[str, Path], source: Path, options: ClassificationDemoOptions):
